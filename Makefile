@@ -1,0 +1,37 @@
+# The two commands the README gives: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test setup fashion-mnist lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Real FashionMNIST from Debian (MIT licence): the offline default data of `make demo`.
+fashion-mnist:
+	@if [ ! -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+demo: setup fashion-mnist
+	$(PY) -m radae.train
+
+test: setup fashion-mnist
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check radae sweeps tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

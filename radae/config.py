@@ -1,0 +1,333 @@
+"""Typed run configuration: the single source of truth for every setting radae uses.
+
+One dataclass per concern (data, model, prior, loss, adversarial training, training, evaluation,
+baselines), nested in :class:`RunConfig`. Every field carries its help text, which the CLI shows.
+Invalid values raise :class:`ConfigError` at construction, naming the field
+(``loss.alpha must be in [0, 1], got 1.5``).
+
+Fields left at ``None`` take the paper's setting for the chosen dataset (``PAPER_DEFAULTS``)
+when the run config is built; the resolved values are what checkpoints, MLflow and Parquet store.
+
+Sweeps and the CLI change a config only through dotted keys that must exist::
+
+    cfg = apply_overrides(RunConfig(), {"loss.alpha": 0.9, "prior.num_modes": 25})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the offending field."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+# The paper's per-dataset settings (method.md, "Architectures and training"), used for fields
+# left at None. MNIST-like data: MLP nets, D = 10, K = 10, alpha 0.95; SVHN: conv, D = 100,
+# alpha 0.92; CelebA: conv, D = 64, K = 20, alpha 0.92.
+PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"model.arch": "mlp", "model.latent_dim": 10, "prior.num_modes": 10, "loss.alpha": 0.95},
+    "fashion-mnist": {"model.arch": "mlp", "model.latent_dim": 10, "prior.num_modes": 10, "loss.alpha": 0.95},
+    "svhn": {"model.arch": "conv", "model.latent_dim": 100, "prior.num_modes": 10, "loss.alpha": 0.92},
+    "celeba": {"model.arch": "conv", "model.latent_dim": 64, "prior.num_modes": 20, "loss.alpha": 0.92},
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = field(default="fashion-mnist", metadata=_help("dataset: mnist, fashion-mnist, svhn, celeba"))
+    data_dir: str | None = field(
+        default=None, metadata=_help("folder holding the raw dataset files (else $RADAE_DATA_DIR, system copies, download)")
+    )
+    val_size: int = field(
+        default=10000, metadata=_help("images held out of the training split for validation (datasets without an official one)")
+    )
+    train_limit: int | None = field(default=None, metadata=_help("use only the first N training images (quick runs)"))
+    download: bool = field(default=True, metadata=_help("allow a torchvision download when no local copy is found"))
+
+    def __post_init__(self) -> None:
+        _check(self.val_size >= 1, "data.val_size", "must be >= 1", self.val_size)
+        _check(self.train_limit is None or self.train_limit >= 1, "data.train_limit", "must be >= 1", self.train_limit)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = field(default="rae", metadata=_help("model: rae (robust GMM-prior autoencoder) or a baseline"))
+    arch: str | None = field(default=None, metadata=_help("encoder/decoder networks: mlp or conv (default: dataset's)"))
+    latent_dim: int | None = field(default=None, metadata=_help("latent dimension D (default: dataset's)"))
+
+    def __post_init__(self) -> None:
+        _check(self.latent_dim is None or self.latent_dim >= 1, "model.latent_dim", "must be >= 1", self.latent_dim)
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    num_modes: int | None = field(default=None, metadata=_help("number of GMM modes K; 1 is the unimodal prior"))
+    sigma: float = field(default=1.0, metadata=_help("shared isotropic std of every mode"))
+    placement: str = field(
+        default="auto", metadata=_help("mode means: onehot (K <= D), spread (any K), auto (onehot when K <= D)")
+    )
+    scale: float = field(default=10.0, metadata=_help("onehot: distance s of each mean from the origin"))
+    min_distance: float = field(default=6.0, metadata=_help("spread: smallest distance between means, in sigmas"))
+    seed: int = field(default=0, metadata=_help("spread: seed of the Sobol directions"))
+
+    def __post_init__(self) -> None:
+        _check(self.num_modes is None or self.num_modes >= 1, "prior.num_modes", "must be >= 1", self.num_modes)
+        _check(self.sigma > 0, "prior.sigma", "must be > 0", self.sigma)
+        _check(self.placement in ("auto", "onehot", "spread"), "prior.placement", "must be auto, onehot or spread", self.placement)
+        _check(self.scale > 0, "prior.scale", "must be > 0", self.scale)
+        _check(self.min_distance > 0, "prior.min_distance", "must be > 0", self.min_distance)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    alpha: float | None = field(default=None, metadata=_help("coupling strength alpha of eq. 7-8, in [0, 1]"))
+    rec_weight: float = field(default=500.0, metadata=_help("lambda_REC of eq. 9 (authors' MNIST value 500)"))
+    ks_weight: float | None = field(default=None, metadata=_help("lambda_KS of eq. 9 (default: eq. 10 heuristic)"))
+    cov_weight: float | None = field(default=None, metadata=_help("lambda_CV of eq. 9 (default: eq. 10 heuristic)"))
+    ks_mult: float = field(default=1.0, metadata=_help("multiplier on lambda_KS (what sweeps search)"))
+    cov_mult: float = field(default=1.0, metadata=_help("multiplier on lambda_CV (what sweeps search)"))
+    rec_mult: float = field(default=1.0, metadata=_help("multiplier on lambda_REC (what sweeps search)"))
+    weight_batches: int = field(default=100, metadata=_help("eq. 10: prior batches M averaged for the weights"))
+    coupled_weights: bool = field(
+        default=False, metadata=_help("eq. 10: draw the two prior batches coupled at alpha instead of independently")
+    )
+    latent_noise: float = field(default=0.1, metadata=_help("std of the latent noise xi added before decoding in training"))
+    adv_rec: bool = field(default=False, metadata=_help("also reconstruct x_adv towards x in L_REC"))
+
+    def __post_init__(self) -> None:
+        _check(self.alpha is None or 0.0 <= self.alpha <= 1.0, "loss.alpha", "must be in [0, 1]", self.alpha)
+        for name in ("rec_weight", "ks_weight", "cov_weight", "ks_mult", "cov_mult", "rec_mult", "latent_noise"):
+            value = getattr(self, name)
+            _check(value is None or value >= 0, f"loss.{name}", "must be >= 0", value)
+        _check(self.weight_batches >= 1, "loss.weight_batches", "must be >= 1", self.weight_batches)
+
+
+@dataclass(frozen=True)
+class AdvConfig:
+    method: str = field(default="fgsm", metadata=_help("adversarial training: fgsm (random start), pgd or none"))
+    eps: float = field(default=0.3, metadata=_help("L-inf radius of the training perturbation (pixels in [0, 1])"))
+    step_size: float = field(default=0.375, metadata=_help("FGSM step a (authors' MNIST value 0.375)"))
+    pgd_steps: int = field(default=5, metadata=_help("PGD: number of projected steps"))
+    pgd_step_size: float | None = field(default=None, metadata=_help("PGD: step size (default 2.5 * eps / steps)"))
+
+    def __post_init__(self) -> None:
+        _check(self.eps >= 0, "adv.eps", "must be >= 0", self.eps)
+        _check(self.step_size >= 0, "adv.step_size", "must be >= 0", self.step_size)
+        _check(self.pgd_steps >= 1, "adv.pgd_steps", "must be >= 1", self.pgd_steps)
+        _check(self.pgd_step_size is None or self.pgd_step_size > 0, "adv.pgd_step_size", "must be > 0", self.pgd_step_size)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=5, metadata=_help("training epochs (the paper: 100-500)"))
+    batch_size: int = field(default=100, metadata=_help("batch size N"))
+    lr: float = field(default=0.002, metadata=_help("Adam learning rate"))
+    lr_decay: float = field(default=0.5, metadata=_help("factor applied to the lr when the validation loss stalls"))
+    lr_patience: int = field(default=2, metadata=_help("epochs without validation improvement before the lr decays"))
+    min_lr: float = field(default=1e-5, metadata=_help("the lr never decays below this"))
+    max_steps_per_epoch: int | None = field(default=None, metadata=_help("cap on training steps per epoch (quick runs)"))
+    seed: int = field(default=0, metadata=_help("seed of every random stream (data order, noise, attacks)"))
+    device: str = field(default="auto", metadata=_help("cpu, cuda, cuda:N or auto (cuda when available)"))
+    step_mode: str = field(default="auto", metadata=_help("training step: eager, graph (CUDA graph) or auto"))
+    out_dir: str | None = field(default=None, metadata=_help("output folder (default runs/<dataset>-<model>)"))
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "must be >= 1", self.epochs)
+        _check(self.batch_size >= 2, "train.batch_size", "must be >= 2", self.batch_size)
+        _check(self.lr > 0, "train.lr", "must be > 0", self.lr)
+        _check(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]", self.lr_decay)
+        _check(self.lr_patience >= 0, "train.lr_patience", "must be >= 0", self.lr_patience)
+        _check(self.min_lr >= 0, "train.min_lr", "must be >= 0", self.min_lr)
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "train.max_steps_per_epoch",
+            "must be >= 1",
+            self.max_steps_per_epoch,
+        )
+        _check(self.step_mode in ("auto", "eager", "graph"), "train.step_mode", "must be auto, eager or graph", self.step_mode)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    images: int = field(default=100, metadata=_help("test images attacked"))
+    trials: int = field(default=10, metadata=_help("random starts per image and attack"))
+    levels: tuple[float, ...] = field(default=(1.0, 3.0, 5.0), metadata=_help("L2 attack budgets lambda (pixel units)"))
+    fid_samples: int = field(default=10000, metadata=_help("generated images per FID run"))
+    fid_runs: int = field(default=5, metadata=_help("FID repetitions (mean and std)"))
+    seed: int = field(default=0, metadata=_help("seed of image choice, targets and random starts"))
+
+    def __post_init__(self) -> None:
+        _check(self.images >= 1, "eval.images", "must be >= 1", self.images)
+        _check(self.trials >= 1, "eval.trials", "must be >= 1", self.trials)
+        _check(len(self.levels) >= 1, "eval.levels", "must name at least one lambda", self.levels)
+        for level in self.levels:
+            _check(level > 0, "eval.levels", "every lambda must be > 0", self.levels)
+        _check(self.fid_samples >= 2, "eval.fid_samples", "must be >= 2", self.fid_samples)
+        _check(self.fid_runs >= 1, "eval.fid_runs", "must be >= 1", self.fid_runs)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    beta: float = field(default=4.0, metadata=_help("beta-vae: weight of the KL term"))
+
+    def __post_init__(self) -> None:
+        _check(self.beta >= 0, "baseline.beta", "must be >= 0", self.beta)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    adv: AdvConfig = field(default_factory=AdvConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.data.name in PAPER_DEFAULTS, "data.name", f"must be one of {', '.join(PAPER_DEFAULTS)}", self.data.name)
+        # Fill the fields left at None with the dataset's paper settings, so a constructed
+        # RunConfig is always fully resolved.
+        for key, value in PAPER_DEFAULTS[self.data.name].items():
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) is None:
+                object.__setattr__(self, section, dataclasses.replace(getattr(self, section), **{name: value}))
+        if self.train.out_dir is None:
+            out = f"runs/{self.data.name}-{self.model.name}"
+            object.__setattr__(self, "train", dataclasses.replace(self.train, out_dir=out))
+        k, d = self.prior.num_modes, self.model.latent_dim
+        if self.prior.placement == "onehot":
+            _check(k <= d, "prior.num_modes", f"onehot placement needs K <= latent_dim ({d}); use prior.placement=spread", k)
+
+    @property
+    def placement(self) -> str:
+        """The mode placement actually used: ``auto`` becomes onehot when K <= D, else spread."""
+        if self.prior.placement != "auto":
+            return self.prior.placement
+        return "onehot" if self.prior.num_modes <= self.model.latent_dim else "spread"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (JSON-serialisable) of every field."""
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """Flat ``{"section.field": value}`` dict: MLflow params and Parquet columns."""
+        return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown sections or fields raise :class:`ConfigError`."""
+        flat = {f"{s}.{k}": v for s, sec in data.items() for k, v in _as_mapping(sec, s).items()}
+        return apply_overrides(cls(), flat)
+
+
+def _as_mapping(value: Any, section: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config section {section!r} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check(ok: bool, key: str, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {requirement}, got {value!r}")
+
+
+def section_types() -> dict[str, type]:
+    """Section name -> dataclass type."""
+    hints = typing.get_type_hints(RunConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(RunConfig)}
+
+
+def field_types(section_cls: type) -> dict[str, Any]:
+    """Field name -> resolved type hint of one section dataclass."""
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def known_keys() -> list[str]:
+    """Every dotted key a config accepts."""
+    return [f"{s}.{name}" for s, cls in section_types().items() for name in field_types(cls)]
+
+
+def coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert ``value`` (a CLI string, or a number from a sweep) to the type ``hint`` of ``key``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(key, value, inner[0])
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(coerce(key, v, args[0]) for v in items)
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return lowered in ("true", "1", "yes")
+            return bool(value)
+        if hint is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} expects {getattr(hint, '__name__', hint)}, got {value!r}") from None
+    return value
+
+
+def apply_overrides(base: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """A new config with ``{"section.field": value}`` overrides applied and validated.
+
+    Keys must exist (``loss.alfa`` raises, listing the section's fields). Fields the base took
+    from its dataset's defaults (``model.latent_dim`` ...) are derived again from the new
+    dataset, so ``{"data.name": "svhn"}`` gives SVHN's D = 100 and conv nets.
+    """
+    sections_by_name = section_types()
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in sections_by_name or not name:
+            raise ConfigError(f"unknown config key {key!r}; sections: {', '.join(sections_by_name)}")
+        hints = field_types(sections_by_name[section])
+        if name not in hints:
+            raise ConfigError(f"unknown config key {key!r}; fields of {section}: {', '.join(hints)}")
+        sections.setdefault(section, {})[name] = coerce(key, value, hints[name])
+    # Fields derived from the dataset or model name start over, so changing data.name or
+    # model.name re-derives them unless they are overridden too.
+    base = _unresolve(base)
+    replaced = {s: dataclasses.replace(getattr(base, s), **kw) for s, kw in sections.items()}
+    return dataclasses.replace(base, **replaced)
+
+
+def _unresolve(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with every dataset-resolved field that still equals its dataset default reset to None."""
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in PAPER_DEFAULTS[cfg.data.name].items():
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) == value:
+            changes.setdefault(section, {})[name] = None
+    if cfg.train.out_dir == f"runs/{cfg.data.name}-{cfg.model.name}":
+        changes.setdefault("train", {})["out_dir"] = None
+    sections = {s: dataclasses.replace(getattr(cfg, s), **kw) for s, kw in changes.items()}
+    # Bypass RunConfig.__post_init__, which would resolve the Nones again straight away.
+    new = object.__new__(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        object.__setattr__(new, f.name, sections.get(f.name, getattr(cfg, f.name)))
+    return new

@@ -1,0 +1,123 @@
+"""The Gaussian-mixture prior P on the latent space (method.md, "Prior").
+
+P = (1/K) sum_k N(mu_k, sigma^2 I) in R^D: equal weights, shared isotropic std. K = 1 is the
+unimodal prior N(0, sigma^2 I) (paper appendix A.1). Mode placements:
+
+- ``onehot``: mu_k = s * e_k (needs K <= D).
+- ``spread``: K quasi-random (scrambled Sobol) directions, mapped through the normal inverse CDF
+  so they are uniform on the sphere, normalised, then scaled so that the smallest distance
+  between two means is exactly ``min_distance * sigma``. Deterministic for a seed, any K.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from radae.registry import Registry
+
+PLACEMENTS: Registry = Registry("mode placement")
+
+
+@PLACEMENTS.register("onehot")
+def onehot_means(num_modes: int, latent_dim: int, scale: float, **_: object) -> torch.Tensor:
+    """mu_k = scale * e_k, shape (K, D)."""
+    if num_modes > latent_dim:
+        raise ValueError(f"onehot placement needs num_modes <= latent_dim, got K={num_modes} > D={latent_dim}")
+    means = torch.zeros(num_modes, latent_dim, dtype=torch.float64)
+    means[torch.arange(num_modes), torch.arange(num_modes)] = scale
+    return means
+
+
+@PLACEMENTS.register("spread")
+def spread_means(num_modes: int, latent_dim: int, sigma: float, min_distance: float, seed: int, **_: object) -> torch.Tensor:
+    """K Sobol directions on the unit sphere, scaled to a minimum pairwise distance of min_distance * sigma."""
+    engine = torch.quasirandom.SobolEngine(latent_dim, scramble=True, seed=seed)
+    u = engine.draw(num_modes, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
+    directions = math.sqrt(2.0) * torch.erfinv(2 * u - 1)  # standard-normal quantiles: isotropic
+    if latent_dim == 1:
+        directions = torch.linspace(-1.0, 1.0, num_modes, dtype=torch.float64)[:, None]
+    else:
+        directions = directions / directions.norm(dim=1, keepdim=True)
+    dist = torch.cdist(directions, directions)
+    dist.fill_diagonal_(math.inf)
+    closest = dist.min()
+    if not torch.isfinite(closest) or closest <= 1e-9:
+        raise ValueError(f"spread placement produced coinciding modes for K={num_modes}, D={latent_dim}, seed={seed}")
+    return directions * (min_distance * sigma / closest)
+
+
+class GMMPrior:
+    """Equal-weight Gaussian mixture with means ``means`` (K, D) and shared std ``sigma``.
+
+    Build one with :meth:`create`; every method is differentiable in ``z`` and runs on the
+    device of the means (move with :meth:`to`).
+    """
+
+    def __init__(self, means: torch.Tensor, sigma: float = 1.0) -> None:
+        if means.ndim != 2:
+            raise ValueError(f"means must be (K, D), got shape {tuple(means.shape)}")
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        self.means = means
+        self.sigma = float(sigma)
+
+    @classmethod
+    def create(
+        cls,
+        num_modes: int,
+        latent_dim: int,
+        sigma: float = 1.0,
+        placement: str = "auto",
+        scale: float = 10.0,
+        min_distance: float = 6.0,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> GMMPrior:
+        """Place K modes in D dimensions; ``auto`` is onehot when K <= D, else spread; K = 1 is N(0, sigma^2 I)."""
+        if num_modes < 1 or latent_dim < 1:
+            raise ValueError(f"need num_modes >= 1 and latent_dim >= 1, got K={num_modes}, D={latent_dim}")
+        if num_modes == 1:
+            means = torch.zeros(1, latent_dim, dtype=torch.float64)
+        else:
+            if placement == "auto":
+                placement = "onehot" if num_modes <= latent_dim else "spread"
+            means = PLACEMENTS.get(placement)(
+                num_modes=num_modes, latent_dim=latent_dim, scale=scale, sigma=sigma, min_distance=min_distance, seed=seed
+            )
+        return cls(means.to(dtype=dtype, device=device), sigma)
+
+    @property
+    def num_modes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def latent_dim(self) -> int:
+        return self.means.shape[1]
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GMMPrior:
+        return GMMPrior(self.means.to(device=device, dtype=dtype), self.sigma)
+
+    def cdf(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-dimension marginal CDF F_d(t) = (1/K) sum_k Phi((t - mu_kd) / sigma); shape of ``z`` (..., D)."""
+        t = (z.unsqueeze(-2) - self.means.to(z.dtype)) / self.sigma  # (..., K, D)
+        return (0.5 * (1.0 + torch.erf(t / math.sqrt(2.0)))).mean(dim=-2)
+
+    def mean(self) -> torch.Tensor:
+        """Mixture mean mubar, shape (D,)."""
+        return self.means.mean(dim=0)
+
+    def covariance(self) -> torch.Tensor:
+        """Sigma_P = sigma^2 I + (1/K) sum_k (mu_k - mubar)(mu_k - mubar)^T (law of total variance), (D, D)."""
+        centred = self.means - self.mean()
+        between = centred.T @ centred / self.num_modes
+        return self.sigma**2 * torch.eye(self.latent_dim, dtype=self.means.dtype, device=self.means.device) + between
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes: k ~ U{1..K}, z ~ N(mu_k, sigma^2 I); shape (n, D), on the means' device."""
+        device = self.means.device if generator is None else generator.device
+        k = torch.randint(self.num_modes, (n,), generator=generator, device=device)
+        noise = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.means.dtype)
+        return (self.means.to(device)[k] + self.sigma * noise).to(self.means.device)
