@@ -14,9 +14,18 @@ from, and its training objective:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from radae.registry import Registry
+
+if TYPE_CHECKING:
+    from radae.config import RunConfig
+
+# Autoencoder subclasses by model name (cfg.model.name); each provides ``from_config(cfg, image_shape)``.
+MODELS: Registry = Registry("model")
 
 
 @dataclass
@@ -31,6 +40,12 @@ class Autoencoder(nn.Module):
     """Base class: subclasses set ``self.encoder``, ``self.decoder`` and implement ``loss`` and ``sample_latent``."""
 
     latent_dim: int
+    image_shape: tuple[int, int, int]
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, image_shape: tuple[int, int, int]) -> Autoencoder:
+        """Build the model a run config describes for images of ``image_shape`` (C, H, W)."""
+        raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic code z = E(x), shape (N, D)."""
@@ -53,3 +68,8 @@ class Autoencoder(nn.Module):
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
         raise NotImplementedError
+
+
+def create_model(cfg: RunConfig, image_shape: tuple[int, int, int]) -> Autoencoder:
+    """The model ``cfg.model.name`` built from ``cfg`` (unknown names list the registered ones)."""
+    return MODELS.get(cfg.model.name).from_config(cfg, tuple(int(s) for s in image_shape))
