@@ -178,10 +178,49 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class BaselineConfig:
+    """Settings of the baseline models (docs/baselines.md); the robust autoencoder ignores them."""
+
+    likelihood: str = field(
+        default="bernoulli", metadata=_help("baselines' decoder likelihood: bernoulli (BCE summed over pixels) or gaussian")
+    )
+    likelihood_std: float = field(default=0.1, metadata=_help("gaussian likelihood: fixed pixel std (NLL = SSE / 2 std^2 + const)"))
     beta: float = field(default=4.0, metadata=_help("beta-vae: weight of the KL term"))
+    tc_alpha: float = field(default=1.0, metadata=_help("beta-tcvae: weight of the index-code mutual information"))
+    tc_beta: float = field(default=6.0, metadata=_help("beta-tcvae: weight of the total correlation"))
+    tc_gamma: float = field(default=1.0, metadata=_help("beta-tcvae: weight of the dimension-wise KL"))
+    dataset_size: int | None = field(
+        default=None, metadata=_help("beta-tcvae: N of the stratified-sampling weights (default: training split size)")
+    )
+    lip_encoder: float = field(default=5.0, metadata=_help("lipschitz-vae: Lipschitz constant of the encoder (mean and std)"))
+    lip_decoder: float = field(default=40.0, metadata=_help("lipschitz-vae: Lipschitz constant of the decoder logits"))
+    bjorck_iters: int = field(default=10, metadata=_help("lipschitz-vae: Bjorck orthonormalisation iterations per forward"))
+    min_std: float = field(default=0.01, metadata=_help("lipschitz-vae: lower bound of the encoder std"))
+    se_weight: float = field(default=1.0, metadata=_help("se: weight of the Sinkhorn term between clean and perturbed codes"))
+    se_perturbation: str = field(
+        default="adversarial", metadata=_help("se: perturbed input, adversarial (radae.perturb with adv.*) or random (U[-eps, eps])")
+    )
+    se_samples: int = field(default=8, metadata=_help("se: posterior samples per input in the Sinkhorn term"))
+    sinkhorn_eps: float = field(default=0.1, metadata=_help("se: entropic regularisation of the Sinkhorn distance"))
+    sinkhorn_iters: int = field(default=20, metadata=_help("se: Sinkhorn iterations"))
+    rho: float = field(default=0.975, metadata=_help("avae: coupling rho of the self-consistency term, in [0, 1)"))
+    avae_weight: float = field(default=1.0, metadata=_help("avae: weight of the self-consistency term"))
 
     def __post_init__(self) -> None:
-        _check(self.beta >= 0, "baseline.beta", "must be >= 0", self.beta)
+        _check(self.likelihood in ("bernoulli", "gaussian"), "baseline.likelihood", "must be bernoulli or gaussian", self.likelihood)
+        for name in ("likelihood_std", "lip_encoder", "lip_decoder", "min_std", "sinkhorn_eps"):
+            _check(getattr(self, name) > 0, f"baseline.{name}", "must be > 0", getattr(self, name))
+        for name in ("beta", "tc_alpha", "tc_beta", "tc_gamma", "se_weight", "avae_weight"):
+            _check(getattr(self, name) >= 0, f"baseline.{name}", "must be >= 0", getattr(self, name))
+        _check(self.dataset_size is None or self.dataset_size >= 2, "baseline.dataset_size", "must be >= 2", self.dataset_size)
+        for name in ("bjorck_iters", "se_samples", "sinkhorn_iters"):
+            _check(getattr(self, name) >= 1, f"baseline.{name}", "must be >= 1", getattr(self, name))
+        _check(
+            self.se_perturbation in ("adversarial", "random"),
+            "baseline.se_perturbation",
+            "must be adversarial or random",
+            self.se_perturbation,
+        )
+        _check(0.0 <= self.rho < 1.0, "baseline.rho", "must be in [0, 1)", self.rho)
 
 
 @dataclass(frozen=True)
