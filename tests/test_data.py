@@ -179,6 +179,62 @@ def test_split_get_to_and_float():
         Split(images, torch.arange(2))
 
 
+@pytest.fixture
+def loopback_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path / "served"``; yields (url, folder)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_goes_through_torchvision_into_the_cache(tmp_path, monkeypatch, loopback_server):
+    """The download path end to end, offline: torchvision fetches from a loopback mirror."""
+    import hashlib
+
+    import torchvision.datasets
+
+    import radae.data.mnist
+
+    url, served = loopback_server
+    arrays = write_mnist(served, n_train=12, n_test=4)
+    resources = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(served.iterdir())]
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [url])
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+    monkeypatch.setattr(radae.data.mnist.MNIST, "download_url", url)
+    monkeypatch.setattr(radae.data.mnist.MNIST, "system_dirs", ())
+    data = load_dataset(DataConfig(name="mnist", val_size=2, download=True))
+    assert data.source == str(tmp_path / "cache" / "radae" / "data" / "MNIST" / "raw")
+    np.testing.assert_array_equal(data.test.images[:, 0, 2:30, 2:30].numpy(), arrays["t10k"][0])
+    # A second load finds the cached copy without downloading.
+    monkeypatch.setattr(radae.data.mnist.MNIST, "download_url", "http://127.0.0.1:1/")
+    assert load_dataset(DataConfig(name="mnist", val_size=2, download=False)).source == data.source
+
+
+def test_unreachable_download_fails_fast_and_is_listed(tmp_path, monkeypatch):
+    import time
+
+    import radae.data.svhn
+
+    monkeypatch.setattr(radae.data.svhn.SVHN, "download_url", "http://127.0.0.1:1/housenumbers/")  # nothing listens
+    start = time.monotonic()
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="svhn", download=True))
+    assert time.monotonic() - start < 5
+    cache = tmp_path / "cache" / "radae" / "data"
+    assert f"2. torchvision download into {cache}: no network: 127.0.0.1:1 unreachable" in str(err.value)
+
+
 # --- SVHN ---------------------------------------------------------------------------------
 
 
