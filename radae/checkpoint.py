@@ -1,0 +1,96 @@
+"""Checkpoints: one self-describing file per run, written atomically, read with clear errors.
+
+A checkpoint is a dict saved with ``torch.save``::
+
+    {"format": "radae-checkpoint-v1", "config": cfg.to_dict(), "image_shape": (C, H, W),
+     "model": state_dict, "optimizer": ..., "scheduler": ..., "rng": {...},
+     "epoch": completed epochs, "best_val": float, ...}
+
+:func:`save_checkpoint` writes a temporary file in the same folder, fsyncs it and renames it over
+the target (``os.replace`` is atomic on POSIX), so a crash leaves either the old or the new file,
+never half of one. :func:`load_checkpoint` raises :class:`CheckpointError` naming the file when it
+is missing, truncated or corrupt, or not a radae checkpoint. :func:`load_model` rebuilds the model
+from the stored config and loads its weights strictly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radae.config import ConfigError, RunConfig
+from radae.models import Autoencoder, create_model
+
+FORMAT = "radae-checkpoint-v1"
+REQUIRED_KEYS = ("format", "config", "image_shape", "model")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` (``format`` added if absent) to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    # Make the rename itself durable.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``path``; :class:`CheckpointError` for missing, corrupt or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or garbage files
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt and cannot be read ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a radae checkpoint (expected format {FORMAT!r}, found {found!r})")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return state
+
+
+def config_of(state: dict[str, Any], path: str | os.PathLike[str] = "checkpoint") -> RunConfig:
+    """The :class:`RunConfig` stored in a loaded checkpoint."""
+    try:
+        return RunConfig.from_dict(state["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from err
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[RunConfig, Autoencoder]:
+    """(config, model in eval mode on ``device``) rebuilt from the checkpoint at ``path``."""
+    state = load_checkpoint(path, map_location="cpu")
+    cfg = config_of(state, path)
+    model = create_model(cfg, tuple(state["image_shape"]))
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not match the model its config describes: {err}") from err
+    return cfg, model.to(device).eval()

@@ -1,0 +1,115 @@
+"""Command-line options generated from the config dataclasses, shared by every radae entry point.
+
+Every field of a section becomes ``--section.field`` with its help text and default; a few
+common ones get short aliases (``--model``, ``--dataset``, ``--epochs`` ...). ``--config FILE.json``
+starts from a saved config (a run's ``config.json``); options given on the command line override
+it. Values are converted and checked by :func:`radae.config.apply_overrides`, and a bad value
+exits with status 2 and a message naming the field::
+
+    parser = build_parser(prog="python -m radae.train", description=__doc__)
+    cfg, args = parse_config(parser, argv)
+
+:func:`add_section_arguments` adds one section's fields to any parser (``radae.evaluate`` uses it
+for ``eval``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from radae.config import ConfigError, RunConfig, apply_overrides, field_types, section_types
+
+# Short options for the fields set most often.
+ALIASES: dict[str, str] = {
+    "model.name": "--model",
+    "data.name": "--dataset",
+    "train.epochs": "--epochs",
+    "data.data_dir": "--data-dir",
+    "train.out_dir": "--out-dir",
+    "train.device": "--device",
+    "train.seed": "--seed",
+}
+
+
+def _type_name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return f"{_type_name(args[0])},..."
+    if args:
+        return _type_name(args[0])
+    return getattr(hint, "__name__", str(hint)).upper()
+
+
+def add_section_arguments(parser: argparse.ArgumentParser, section: str, cls: type | None = None) -> None:
+    """Add ``--section.field`` for every field of the section's dataclass (values stay strings)."""
+    cls = cls or section_types()[section]
+    group = parser.add_argument_group(f"{section} options")
+    hints = field_types(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{section}.{f.name}"
+        names = [f"--{key}"] + ([ALIASES[key]] if key in ALIASES else [])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        shown = "dataset's" if default is None and section in ("model", "prior", "loss") else default
+        extra: dict[str, Any] = {}
+        if hints[f.name] is bool:
+            extra = {"nargs": "?", "const": "true"}
+        group.add_argument(
+            *names,
+            dest=key,
+            default=argparse.SUPPRESS,
+            metavar=_type_name(hints[f.name]),
+            help=f"{f.metadata.get('help', '')} (default: {shown})".replace("%", "%%"),
+            **extra,
+        )
+
+
+def build_parser(prog: str, description: str | None, sections: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """A parser with ``--config``, ``--resume`` and the fields of ``sections`` (default: all)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", metavar="FILE.json", help="start from a saved config (e.g. a run's config.json)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run whose checkpoint is in the output folder"
+    )
+    for section in sections or list(section_types()):
+        add_section_arguments(parser, section)
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``{"section.field": value}`` options actually given on the command line."""
+    return {k: v for k, v in vars(args).items() if "." in k}
+
+
+def load_config_file(path: str) -> RunConfig:
+    """A :class:`RunConfig` from a JSON file of nested sections; errors name the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--config {path}: cannot read a JSON config ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config sections")
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"--config {path}: {err}") from err
+
+
+def parse_config(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None, base: RunConfig | None = None
+) -> tuple[RunConfig, argparse.Namespace]:
+    """Parse ``argv`` into (config, namespace); invalid values exit 2 naming the field."""
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config_file(args.config) if getattr(args, "config", None) else (base or RunConfig())
+        cfg = apply_overrides(cfg, overrides_from_args(args))
+    except ConfigError as err:
+        parser.error(str(err))
+    return cfg, args

@@ -1,0 +1,351 @@
+"""The training loop behind ``python -m radae.train`` (CLI in :mod:`radae.train`).
+
+:func:`train` checks everything first (registry names, the output folder, the data), then runs
+``cfg.train.epochs`` epochs of Adam on ``model.loss`` (eq. 9 for the robust autoencoder) with the
+data resident on the device, validates each epoch on the same objective, lets
+``ReduceLROnPlateau`` decay the learning rate on the validation loss, and writes per epoch an
+atomic checkpoint, a line of ``metrics.jsonl`` and calls ``on_epoch``.
+
+Determinism: the model is initialised from ``torch.manual_seed(seed)``; batch order comes from a
+permutation generator and latent noise / attack starts from a noise generator, both on the
+device and both saved in the checkpoint with the global RNG state, so ``resume=True`` continues
+bit for bit (on CPU) where the interrupted run stopped. A non-finite loss raises
+:class:`TrainingDiverged` and never writes a checkpoint, so the last good one survives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from radae.checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
+from radae.config import ConfigError, RunConfig
+from radae.models import MODELS, NETWORKS, Autoencoder, create_model
+from radae.perturb import PERTURBATIONS
+from radae.plots import save_reconstructions, save_samples
+from radae.registry import Registry
+from radae.trainsteps import STEP_MODES, resolve_step_mode
+
+# Fields that may change between an interrupted run and its resumption (train longer, move the
+# data, change device); every other field must match the checkpoint's config.
+RESUMABLE_CHANGES = frozenset({"train.epochs", "train.device", "data.data_dir", "data.download"})
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says when and which part."""
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot be used for this run (another run's checkpoint, nothing to resume)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced: the folder, the checkpoint, the summary and per-epoch metrics."""
+
+    out_dir: Path
+    checkpoint: Path
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"train.device must be cpu, cuda, cuda:N or auto, got {name!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {name!r} but no CUDA device is available")
+    return device
+
+
+def _check_name(registry: Registry, name: str, key: str) -> None:
+    if name not in registry:
+        raise ConfigError(f"{key} {name!r} is unknown; known: {', '.join(registry.names())}")
+
+
+def validate(cfg: RunConfig) -> torch.device:
+    """Check the names the registries resolve and the device; returns the device."""
+    _check_name(MODELS, cfg.model.name, "model.name")
+    _check_name(NETWORKS, cfg.model.arch, "model.arch")
+    _check_name(PERTURBATIONS, cfg.adv.method, "adv.method")
+    device = resolve_device(cfg.train.device)
+    resolve_step_mode(cfg.train.step_mode, device)
+    return device
+
+
+def differing_fields(a: RunConfig, b: RunConfig, ignore: frozenset[str] = RESUMABLE_CHANGES) -> list[str]:
+    """Dotted keys whose values differ between two configs (except ``ignore``)."""
+    fa, fb = a.flat(), b.flat()
+    return [k for k in fa if k not in ignore and fa[k] != fb.get(k)]
+
+
+def check_out_dir(cfg: RunConfig, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (or None for a fresh run); refuses to overwrite any run."""
+    out = Path(cfg.train.out_dir)
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.exists():
+        if resume:
+            raise RunFolderError(f"nothing to resume: {ckpt} does not exist (train.out_dir={out})")
+        return None
+    try:
+        state = load_checkpoint(ckpt)
+    except CheckpointError as err:
+        raise RunFolderError(
+            f"output folder {out} holds an unusable checkpoint; choose another out_dir. {err}"
+        ) from err
+    stored = config_of(state, ckpt)
+    diff = differing_fields(stored, cfg)
+    if diff:
+        shown = ", ".join(f"{k}={stored.flat()[k]!r} (now {cfg.flat()[k]!r})" for k in diff[:5])
+        raise RunFolderError(
+            f"output folder {out} holds another run's checkpoint (its config differs in {shown}); "
+            "choose another out_dir (--out-dir) or remove that folder"
+        )
+    if not resume:
+        raise RunFolderError(
+            f"output folder {out} already holds this run's checkpoint (epoch {state.get('epoch')}); "
+            "pass --resume to continue it or choose another out_dir (--out-dir)"
+        )
+    return state
+
+
+def _load_data(cfg: RunConfig, device: torch.device, data: Any) -> Any:
+    """Splits on ``device``: the caller's, or loaded from cfg.data (DataError before any training)."""
+    if data is None:
+        from radae.data import load_dataset  # noqa: PLC0415  (I/O only once the config is known good)
+
+        data = load_dataset(cfg.data, device)
+    if data.info.name != cfg.data.name:
+        raise ConfigError(f"data.name is {cfg.data.name!r} but the data passed in is {data.info.name!r}")
+    if len(data.train) < cfg.train.batch_size:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(data.train)} training images")
+    return data.to(device)
+
+
+def _rng_state(generators: dict[str, torch.Generator], device: torch.device) -> dict[str, Any]:
+    state = {name: gen.get_state() for name, gen in generators.items()}
+    state["torch"] = torch.get_rng_state()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device) -> None:
+    for name, gen in generators.items():
+        gen.set_state(state[name])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _first_non_finite(values: torch.Tensor, names: list[str]) -> tuple[int, str] | None:
+    """(row, part name) of the first non-finite entry of ``values`` (steps, parts), or None."""
+    bad = ~torch.isfinite(values)
+    if not bad.any():
+        return None
+    row = int(bad.any(dim=1).nonzero()[0])
+    return row, names[int(bad[row].nonzero()[0])]
+
+
+@torch.no_grad()
+def evaluate_objective(model: Autoencoder, split: Any, batch_size: int, seed: int) -> dict[str, float]:
+    """The training objective (and its parts) on ``split`` in eval mode, plus the clean rec MSE.
+
+    A fresh generator seeded with ``seed`` draws the noise and attack starts, so values are
+    comparable across epochs. Full batches only (the eq. 10 weights assume batch size N), unless
+    the split is smaller than one batch.
+    """
+    was_training = model.training
+    model.eval()
+    device = split.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    n = len(split)
+    size = min(batch_size, n)
+    sums: dict[str, torch.Tensor] = {}
+    batches = n // size
+    for b in range(batches):
+        x = split.get(torch.arange(b * size, (b + 1) * size, device=device))
+        out = model.loss(x, generator)
+        values = {"loss": out.total, **out.parts, "rec_mse": F.mse_loss(model.reconstruct(x), x)}
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().float()
+    model.train(was_training)
+    return {key: float(total) / batches for key, total in sums.items()}
+
+
+def _print_epoch(m: dict[str, Any], epochs: int) -> None:
+    parts = " ".join(f"{k[6:]} {m[k]:.4g}" for k in m if k.startswith("train_") and k != "train_loss")
+    print(
+        f"epoch {m['epoch']}/{epochs}  train loss {m['train_loss']:.4f} ({parts})  "
+        f"val loss {m['val_loss']:.4f}  val rec MSE {m['val_rec_mse']:.5f}  lr {m['lr']:.2e}  "
+        f"{m['epoch_seconds']:.1f}s  {m['steps_per_second']:.1f} steps/s",
+        flush=True,
+    )
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, Any], str], None] | None = None,
+    data: Any = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the model ``cfg`` describes; see the module docstring. Returns a :class:`TrainResult`."""
+    device = validate(cfg)
+    state = check_out_dir(cfg, resume)
+    data = _load_data(cfg, device, data)
+    out = Path(cfg.train.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
+    paths["config.json"].write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    model = create_model(cfg, data.info.image_shape).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.train.lr_decay, patience=cfg.train.lr_patience, min_lr=cfg.train.min_lr
+    )
+    generators = {
+        "perm": torch.Generator(device=device).manual_seed(seed),
+        "noise": torch.Generator(device=device).manual_seed(seed + 1),
+    }
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val, wall_before = 1, math.inf, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], generators, device)
+        history = list(state.get("history", []))
+        start_epoch, best_val = int(state["epoch"]) + 1, float(state["best_val"])
+        wall_before = float(state.get("wall_seconds", 0.0))
+    # metrics.jsonl always mirrors the checkpoint's history (an interruption between the two writes
+    # cannot leave a missing or duplicated line).
+    paths["metrics.jsonl"].write_text("".join(json.dumps(m) + "\n" for m in history))
+
+    step_fn = STEP_MODES.get(resolve_step_mode(cfg.train.step_mode, device))(model, optimizer)
+    n_train, batch = len(data.train), cfg.train.batch_size
+    steps = n_train // batch
+    if cfg.train.max_steps_per_epoch is not None:
+        steps = min(steps, cfg.train.max_steps_per_epoch)
+    if progress:
+        print(
+            f"training {cfg.model.name} on {cfg.data.name} ({n_train} train / {len(data.val)} val images, "
+            f"{steps} steps per epoch) on {device}; outputs in {out}",
+            flush=True,
+        )
+    t_run = time.perf_counter()
+    for epoch in range(start_epoch, cfg.train.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n_train, generator=generators["perm"], device=device)
+        rows: list[torch.Tensor] = []
+        names: list[str] = []
+        for i in range(steps):
+            values = step_fn(data.train.get(perm[i * batch : (i + 1) * batch]), generators["noise"])
+            names = list(values)
+            rows.append(torch.stack([v.detach().float() for v in values.values()]))
+            if device.type == "cpu" or (i + 1) % 50 == 0 or i + 1 == steps:
+                bad = _first_non_finite(torch.stack(rows[-50:]), names)
+                if bad is not None:
+                    step = len(rows) - min(len(rows), 50) + bad[0] + 1
+                    raise TrainingDiverged(
+                        f"non-finite training loss at epoch {epoch}, step {step}: part {bad[1]!r} is not finite; "
+                        f"stopped without writing a checkpoint (the last good one, if any, is {paths['checkpoint.pt']})"
+                    )
+        train_means = torch.stack(rows).mean(dim=0).tolist()
+        val = evaluate_objective(model, data.val, batch, seed + 2)
+        bad_val = [k for k, v in val.items() if not math.isfinite(v)]
+        if bad_val:
+            raise TrainingDiverged(
+                f"non-finite validation {', '.join(bad_val)} at epoch {epoch}; stopped without writing a checkpoint"
+            )
+        scheduler.step(val["loss"])
+        best_val = min(best_val, val["loss"])
+        seconds = time.perf_counter() - t0
+        metrics = {
+            "epoch": epoch,
+            **{f"train_{k}": v for k, v in zip(names, train_means, strict=True)},
+            **{f"val_{k}": v for k, v in val.items()},
+            "lr": optimizer.param_groups[0]["lr"],
+            "best_val": best_val,
+            "steps": steps,
+            "epoch_seconds": seconds,
+            "steps_per_second": steps / seconds,
+        }
+        history.append(metrics)
+        save_checkpoint(
+            paths["checkpoint.pt"],
+            {
+                "config": cfg.to_dict(),
+                "image_shape": tuple(data.info.image_shape),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(generators, device),
+                "epoch": epoch,
+                "best_val": best_val,
+                "history": history,
+                "wall_seconds": wall_before + time.perf_counter() - t_run,
+            },
+        )
+        with open(paths["metrics.jsonl"], "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        if progress:
+            _print_epoch(metrics, cfg.train.epochs)
+        if on_epoch is not None:
+            on_epoch(metrics, str(paths["checkpoint.pt"]))
+    return _finish(cfg, model, data, history, paths, device, wall_before + time.perf_counter() - t_run, progress)
+
+
+def _finish(
+    cfg: RunConfig,
+    model: Autoencoder,
+    data: Any,
+    history: list[dict[str, Any]],
+    paths: dict[str, Path],
+    device: torch.device,
+    wall: float,
+    progress: bool,
+) -> TrainResult:
+    """Figures, test reconstruction error and ``summary.json``."""
+    out = paths["checkpoint.pt"].parent
+    paths["samples.png"] = save_samples(model, out / "samples.png", seed=cfg.train.seed)
+    test_images = data.test.get(torch.arange(min(len(data.test), 32), device=device))
+    paths["reconstructions.png"] = save_reconstructions(model, test_images, out / "reconstructions.png")
+    test = evaluate_objective(model, data.test, cfg.train.batch_size, cfg.train.seed + 3)
+    best = min(history, key=lambda m: m["val_loss"]) if history else {}
+    summary = {
+        "final": history[-1] if history else {},
+        "best_val": best.get("val_loss"),
+        "best_epoch": best.get("epoch"),
+        "test_rec_mse": test["rec_mse"],
+        "test_loss": test["loss"],
+        "epochs": len(history),
+        "wall_seconds": wall,
+        "device": str(device),
+        "data_source": getattr(data, "source", None),
+        "paths": {name: str(path) for name, path in paths.items()},
+    }
+    paths["summary.json"].write_text(json.dumps(summary, indent=2) + "\n")
+    if progress:
+        print(
+            f"done in {wall:.0f}s: test rec MSE {test['rec_mse']:.5f}; outputs in {out}/ "
+            f"({', '.join(sorted(p.name for p in paths.values()))})",
+            flush=True,
+        )
+    return TrainResult(out_dir=out, checkpoint=paths["checkpoint.pt"], summary=summary, history=history)

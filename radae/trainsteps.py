@@ -1,0 +1,51 @@
+"""Training-step implementations by name (``train.step_mode``), so faster ones can plug in.
+
+A step factory takes ``(model, optimizer)`` and returns ``step(x, generator) -> dict`` that runs
+one optimisation step on the batch ``x`` and returns the scalar tensors ``{"loss": total,
+**parts}`` (detached; the trainer checks them for NaN/inf and averages them per epoch).
+
+- ``eager``: plain PyTorch (zero_grad, ``model.loss``, backward, ``optimizer.step``).
+- ``auto``: ``graph`` on CUDA when such a step is registered (issue 5's CUDA-graph step),
+  otherwise ``eager``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from radae.config import ConfigError
+from radae.models import Autoencoder
+from radae.registry import Registry
+
+Step = Callable[[torch.Tensor, "torch.Generator | None"], dict[str, torch.Tensor]]
+STEP_MODES: Registry = Registry("training step mode")
+
+
+@STEP_MODES.register("eager")
+def eager_step(model: Autoencoder, optimizer: torch.optim.Optimizer) -> Step:
+    """One plain PyTorch optimisation step per call."""
+
+    def step(x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        out = model.loss(x, generator)
+        out.total.backward()
+        optimizer.step()
+        return {"loss": out.total.detach(), **{k: v.detach() for k, v in out.parts.items()}}
+
+    return step
+
+
+def resolve_step_mode(mode: str, device: torch.device) -> str:
+    """The registered step mode to use: ``auto`` picks ``graph`` on CUDA when available, else ``eager``."""
+    if mode == "auto":
+        return "graph" if device.type == "cuda" and "graph" in STEP_MODES else "eager"
+    if mode not in STEP_MODES:
+        raise ConfigError(
+            f"train.step_mode {mode!r} is not available here; available: {', '.join(STEP_MODES.names())}, auto"
+        )
+    return mode
+
+
+# Faster step implementations register themselves on import; add their imports here.
