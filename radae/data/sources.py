@@ -117,7 +117,7 @@ def locate(source: DatasetSource, cfg: DataConfig) -> tuple[Path, dict[str, Path
     listing = "\n".join(f"  {i}. {line}" for i, line in enumerate(tried, 1))
     raise DataError(
         f"no {source.info.name} data found. Tried, in order:\n{listing}\n"
-        f"Put the raw files ({source.describe()}) in a folder and set data.data_dir or "
+        f"Put the raw files ({source.describe()}) in a folder and pass it as --data-dir (data.data_dir) or set "
         "RADAE_DATA_DIR to it (docs/data.md lists the accepted layouts)."
     )
 
