@@ -7,7 +7,7 @@ Importing a model module registers it in MODELS: add one import per model module
 
 # Model modules (each registers itself in MODELS on import). Baselines (issue 6) go here too,
 # one line per module, e.g. ``vae``.
-from radae.models import rae  # noqa: F401  (registers "rae")
+from radae.models import baselines, rae  # noqa: F401  (register "rae" and the six baselines of issue 6)
 from radae.models.base import MODELS, Autoencoder, LossOutput, create_model
 from radae.models.networks import NETWORKS, build_networks
 
