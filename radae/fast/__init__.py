@@ -1,0 +1,15 @@
+"""Speed (issue 5): the CUDA-graph training step and packed trials (docs/speed.md).
+
+- :mod:`radae.fast.graph_step`: step mode ``graph`` of :mod:`radae.trainsteps` (importing it
+  registers the mode) and :func:`make_train_step` (the step of ``cfg.train.step_mode``).
+- :mod:`radae.fast.packed` / :mod:`radae.fast.packed_train`: several robust-autoencoder trials of
+  one architecture trained together with ``torch.func.vmap`` (:func:`train_packed`,
+  :class:`PackConfig`); per-trial results, metrics and checkpoints stay separate.
+- :mod:`radae.fast.functional`, :mod:`radae.fast.adam`: the eq. 9 objective and Adam as pure
+  functions of stacked tensors, which the packed trainer vmaps.
+"""
+
+from radae.fast.graph_step import GraphStep, make_train_step
+from radae.fast.packed import PackConfig, PackedModels, check_packable
+
+__all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_train_step"]
