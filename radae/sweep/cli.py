@@ -1,0 +1,125 @@
+"""Command line shared by the sweep scripts in ``sweeps/`` (each passes its definition file).
+
+    python sweeps/alpha_modes.py --smoke-test                     # local Ray, services from env
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python sweeps/search.py \\
+        --num-samples 64 --concurrency 4 --mlflow-uri http://127.0.0.1:5000
+    python sweeps/search.py --sweep-id search-20261125-1200 --resume
+
+Storage comes from ``RADAE_S3_ENDPOINT``/``RADAE_S3_BUCKET``/``RADAE_S3_PREFIX`` and the AWS
+credential variables (``cluster/start_stack.sh`` writes them to ``.stack/env``), overridable by
+``--endpoint``/``--bucket``/``--prefix``. ``--set key=value`` changes the base config by dotted key.
+Exit status: 0 done, 2 bad input (named), 1 the sweep finished with failed trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from radae.config import ConfigError
+from radae.sweep.definition import DefinitionError, load_definition
+from radae.sweep.settings import SettingsError, StorageSettings, scrub
+
+
+def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke-test", action="store_true", help="tiny version of the sweep (the definition's smoke section)")
+    p.add_argument("--definition", help="sweep definition YAML (default: the script's)")
+    p.add_argument("--sweep-id", help="sweep id (default <name>-<UTC time>); required with --resume")
+    p.add_argument("--resume", action="store_true", help="restore an interrupted sweep (Tuner.restore) with its Optuna state")
+    p.add_argument("--num-samples", type=int, help="trials to run (default: the definition's)")
+    p.add_argument("--concurrency", type=int, default=1, help="trials running at once (GPUs available on a GPU cluster)")
+    p.add_argument("--executor", default="torch", help="torch (Ray Train TorchTrainer per trial) or direct (in the Tune trial)")
+    p.add_argument("--workers", type=int, default=1, help="Ray Train workers per trial (torch executor)")
+    p.add_argument("--gpu", choices=("auto", "yes", "no"), default="auto", help="a GPU per trial worker (auto: if the cluster has GPUs)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (each resumes from its last checkpoint)")
+    p.add_argument("--objective", choices=("scalar", "pareto"), help="override the definition's objective mode")
+    p.add_argument("--ray-address", default=None, help="Ray cluster (default $RAY_ADDRESS, else a local 2-CPU Ray)")
+    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
+    p.add_argument("--experiment", default="radae-sweeps", help="MLflow experiment")
+    p.add_argument("--endpoint", help="S3 endpoint URL (default $RADAE_S3_ENDPOINT)")
+    p.add_argument("--bucket", help="S3 bucket (default $RADAE_S3_BUCKET)")
+    p.add_argument("--prefix", help="key prefix in the bucket (default $RADAE_S3_PREFIX or radae)")
+    p.add_argument("--study-db", default=os.environ.get("RADAE_OPTUNA_DB", "~/.radae/optuna.db"), help="Optuna SQLite file (absolute path: jobs run in a temporary working dir)")
+    p.add_argument("--work-dir", default=os.environ.get("RADAE_WORK_DIR", "~/.radae/trials"), help="local folder of the trials' training outputs")
+    p.add_argument("--state-dir", default=os.environ.get("RADAE_SWEEP_STATE_DIR"), help="folder for pid/progress files (operators, fault tests)")
+    p.add_argument("--data-dir", help="dataset folder (sets data.data_dir; default $RADAE_DATA_DIR)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config field by dotted key")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    if args.data_dir:
+        out["data.data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    return out
+
+
+def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc: str | None = None) -> int:
+    """Parse, validate (before any trial), run; returns the exit status."""
+    from radae.sweep.preflight import PreflightError
+    from radae.sweep.runner import SweepError, SweepOptions, run_sweep
+    from radae.sweep.space import SpaceError
+
+    parser = build_parser(Path(sys.argv[0]).name, doc)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        overrides = _overrides(args)
+        raw_path = args.definition or default_definition
+        defn = load_definition(raw_path, smoke=args.smoke_test, extra=overrides)
+        if args.objective and args.objective != defn.objective.name:
+            from dataclasses import replace
+
+            from radae.sweep.objective import make_objective
+
+            if defn.scheduler and args.objective != "scalar":
+                raise DefinitionError(f"{raw_path}: its ASHA scheduler needs the scalar objective")
+            defn = replace(defn, objective=make_objective(args.objective, defn.objective.fid_weight))
+        if args.resume and not args.sweep_id:
+            raise SettingsError("--resume needs --sweep-id (the id printed when the sweep started)")
+        if not args.mlflow_uri:
+            raise SettingsError("no MLflow tracking URI: pass --mlflow-uri or set MLFLOW_TRACKING_URI")
+        if args.num_samples is not None and args.num_samples < 1:
+            raise SettingsError(f"--num-samples must be >= 1, got {args.num_samples}")
+        if args.concurrency < 1:
+            raise SettingsError(f"--concurrency must be >= 1, got {args.concurrency}")
+        storage = StorageSettings.from_env(endpoint=args.endpoint, bucket=args.bucket, prefix=args.prefix)
+        sweep_id = args.sweep_id or f"{defn.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        opts = SweepOptions(
+            sweep_id=sweep_id, storage=storage, tracking_uri=args.mlflow_uri, experiment=args.experiment,
+            ray_address=args.ray_address, num_samples=args.num_samples, concurrency=args.concurrency,
+            executor=args.executor, num_workers=args.workers, use_gpu={"auto": None, "yes": True, "no": False}[args.gpu],
+            max_failures=args.max_failures, resume=args.resume, study_db=str(Path(args.study_db).expanduser().resolve()),
+            work_dir=args.work_dir, state_dir=args.state_dir, overrides=overrides,
+        )
+        from radae.sweep.trainable import EXECUTORS
+
+        EXECUTORS.get(opts.executor)
+    except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError) as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return 2
+    if args.state_dir:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.state_dir) / "driver.pid").write_text(str(os.getpid()))
+    print(f"sweep {sweep_id}: {defn.num_samples if not args.num_samples else args.num_samples} trials of {defn.name} "
+          f"({defn.objective.name} objective), storage {storage}, MLflow {args.mlflow_uri}", flush=True)
+    try:
+        table = run_sweep(defn, opts)
+    except (PreflightError, SweepError) as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return 2
+    statuses = table.column("status").to_pylist() if table.num_rows else []
+    print(f"sweep {sweep_id} done: {table.num_rows} rows in {storage.uri('results', f'sweep={sweep_id}')} "
+          f"({', '.join(f'{s}: {statuses.count(s)}' for s in sorted(set(statuses)))})", flush=True)
+    return 0 if all(s == "completed" for s in statuses) else 1

@@ -1,0 +1,137 @@
+"""Sweep definitions (``sweeps/*.yaml``): base overrides, search space, objective, scheduler.
+
+A definition never holds defaults of its own: ``base`` is a set of dotted overrides applied to
+``RunConfig()`` and ``space`` names dotted keys (style rule 2). ``smoke`` replaces ``base`` keys,
+the ``space`` and ``num_samples`` for ``--smoke-test``::
+
+    name: alpha-modes
+    objective: {mode: scalar, fid_weight: 0.1}
+    base: {data.name: mnist, train.epochs: 20}
+    space:
+      loss.alpha: {type: grid, values: [0.1, 0.5, 0.9, 0.95, 1.0]}
+    scheduler: {type: asha, metric: val_loss, mode: min, grace_period: 2}   # optional, scalar only
+    smoke: {base: {train.epochs: 1}, space: {...}, num_samples: 2}
+
+:func:`load_definition` validates everything (unknown keys, impossible ranges, scheduler on a
+two-objective sweep) before any trial starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radae.config import ConfigError, RunConfig, apply_overrides
+from radae.sweep.objective import OBJECTIVES, Objective, make_objective
+from radae.sweep.space import SearchSpace, SpaceError
+
+TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke"}
+SMOKE_KEYS = {"base", "space", "num_samples", "scheduler"}
+SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor"}
+
+
+class DefinitionError(ValueError):
+    """An invalid sweep definition; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class SweepDefinition:
+    name: str
+    objective: Objective
+    base: dict[str, Any]
+    space: SearchSpace
+    num_samples: int
+    scheduler: dict[str, Any] | None = None
+    description: str = ""
+    source: str = field(default="", compare=False)
+
+    def base_config(self, extra: Mapping[str, Any] | None = None) -> RunConfig:
+        """``RunConfig()`` with the definition's base overrides, then ``extra`` (the CLI's --set)."""
+        return apply_overrides(RunConfig(), {**self.base, **(extra or {})})
+
+    def describe(self) -> dict[str, Any]:
+        """Flat description for the parent MLflow run."""
+        out = {"sweep.name": self.name, "sweep.objective": self.objective.name, "sweep.fid_weight": self.objective.fid_weight,
+               "sweep.num_samples": self.num_samples, "sweep.scheduler": (self.scheduler or {}).get("type", "none")}
+        out.update({f"base.{k}": v for k, v in self.base.items()})
+        out.update({f"space.{k}": repr(v) for k, v in self.space.params.items()})
+        return out
+
+
+def load_definition(path: str | Path, *, smoke: bool = False, extra: Mapping[str, Any] | None = None) -> SweepDefinition:
+    """Read, merge (``smoke``) and validate a definition file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise DefinitionError(f"{path}: cannot read sweep definition: {exc}") from None
+    return parse_definition(raw, smoke=smoke, extra=extra, source=str(path))
+
+
+def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] | None = None, source: str = "<dict>") -> SweepDefinition:
+    def fail(msg: str) -> DefinitionError:
+        return DefinitionError(f"{source}: {msg}")
+
+    if not isinstance(raw, Mapping):
+        raise fail("a sweep definition must be a mapping")
+    unknown = set(raw) - TOP_KEYS
+    if unknown:
+        raise fail(f"unknown fields {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    base = dict(raw.get("base") or {})
+    space_spec = dict(raw.get("space") or {})
+    num_samples = raw.get("num_samples")
+    scheduler = raw.get("scheduler")
+    if smoke:
+        sm = raw.get("smoke")
+        if not isinstance(sm, Mapping):
+            raise fail("--smoke-test needs a 'smoke' section")
+        if set(sm) - SMOKE_KEYS:
+            raise fail(f"unknown smoke fields {sorted(set(sm) - SMOKE_KEYS)}; allowed: {sorted(SMOKE_KEYS)}")
+        base.update(sm.get("base") or {})
+        space_spec = dict(sm.get("space") or space_spec)
+        num_samples = sm.get("num_samples", num_samples)
+        scheduler = sm.get("scheduler", scheduler)
+    obj = raw.get("objective") or {}
+    if obj.get("mode") not in OBJECTIVES:
+        raise fail(f"objective.mode must be one of {OBJECTIVES.names()}, got {obj.get('mode')!r}")
+    try:
+        objective = make_objective(obj["mode"], float(obj.get("fid_weight", 0.1)))
+        space = SearchSpace.from_dict(space_spec)
+        base_cfg = apply_overrides(RunConfig(), {**base, **(extra or {})})
+        space.validate(base_cfg)
+    except (SpaceError, ConfigError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if not space.params:
+        raise fail("the search space is empty")
+    if num_samples is None:
+        if not space.is_grid:
+            raise fail("num_samples is required unless every parameter is a grid")
+        num_samples = space.grid_size()
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise fail(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    if space.is_grid and num_samples > space.grid_size():
+        raise fail(f"num_samples {num_samples} exceeds the grid's {space.grid_size()} points")
+    if scheduler is not None:
+        if not isinstance(scheduler, Mapping) or scheduler.get("type") != "asha":
+            raise fail("scheduler must be {type: asha, metric: ..., mode: min|max}")
+        if set(scheduler) - SCHEDULER_KEYS:
+            raise fail(f"unknown scheduler fields {sorted(set(scheduler) - SCHEDULER_KEYS)}")
+        if objective.name != "scalar":
+            raise fail("ASHA early stopping needs the scalar objective (one metric)")
+        if scheduler.get("mode") not in ("min", "max") or not scheduler.get("metric"):
+            raise fail("scheduler needs metric (a per-epoch metric) and mode (min or max)")
+        scheduler = dict(scheduler)
+    return SweepDefinition(
+        name=str(raw.get("name") or Path(source).stem),
+        objective=objective,
+        base=base,
+        space=space,
+        num_samples=num_samples,
+        scheduler=scheduler,
+        description=str(raw.get("description") or ""),
+        source=source,
+    )

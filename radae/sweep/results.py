@@ -1,0 +1,140 @@
+"""One Parquet object per trial in S3-compatible storage, partitioned by sweep; read a sweep back.
+
+Layout (hive-style, so Spark/DuckDB/pyarrow datasets see a ``sweep`` partition column)::
+
+    s3://BUCKET/PREFIX/results/sweep=<sweep_id>/trial=<trial_id>.parquet
+
+The key is a pure function of (sweep, trial), and a trial's row is written with one PUT that
+replaces any earlier object, so a retried, restored or repeated sweep overwrites its rows: it
+never duplicates or loses one. Every row is passed through :func:`radae.sweep.settings.scrub`.
+
+Row columns: ``sweep_id``, ``trial_id``, ``status`` (completed, pruned, error), timings
+(``started_at``, ``finished_at`` in Unix seconds, ``train_seconds``, ``eval_seconds``,
+``wall_seconds``), ``attempt``, ``resumed_from_epoch``, ``config.<section.field>`` for the
+resolved RunConfig, ``param.<key>`` for the sampled values and ``metric.<name>`` for every final
+metric (evaluation metrics plus ``robustness``, ``fid``, ``score``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from radae.sweep.settings import StorageSettings, scrub
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ResultsError(RuntimeError):
+    """A results object could not be read or written; the message names its key."""
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not _ID.match(value or ""):
+        raise ResultsError(f"{kind} {value!r} must match [A-Za-z0-9_.-]+ (it is part of an object key)")
+    return value
+
+
+def sweep_dir(settings: StorageSettings, sweep_id: str) -> str:
+    """``bucket/prefix/results/sweep=<id>`` (pyarrow path, no scheme)."""
+    return settings.key("results", f"sweep={_check_id('sweep id', sweep_id)}", with_bucket=True)
+
+
+def trial_path(settings: StorageSettings, sweep_id: str, trial_id: str) -> str:
+    """Deterministic object path of one trial's row."""
+    return f"{sweep_dir(settings, sweep_id)}/trial={_check_id('trial id', trial_id)}.parquet"
+
+
+def make_row(
+    *,
+    sweep_id: str,
+    trial_id: str,
+    status: str,
+    config: Mapping[str, Any],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    timings: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A flat row; tuples become lists, non-scalar metrics are JSON strings."""
+    row: dict[str, Any] = {"sweep_id": sweep_id, "trial_id": trial_id, "status": status}
+    row.update(timings)
+    row.update(extra or {})
+    row.update({f"config.{k}": list(v) if isinstance(v, tuple) else v for k, v in config.items()})
+    row.update({f"param.{k}": v for k, v in params.items()})
+    for name, value in metrics.items():
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, int | float | str) and value is not None:
+            value = json.dumps(value, default=str)
+        row[f"metric.{name}"] = value
+    return row
+
+
+def write_row(settings: StorageSettings, row: Mapping[str, Any]) -> str:
+    """Write ``row`` (scrubbed) as the trial's Parquet object; returns its ``s3://`` URI."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    clean = scrub(dict(row), settings.secrets())
+    path = trial_path(settings, clean["sweep_id"], clean["trial_id"])
+    table = pa.Table.from_pylist([clean])
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    fs = settings.pyarrow_fs()
+    try:
+        # One PUT of the whole object: readers see the old row or the new one, never half.
+        with fs.open_output_stream(path) as out:
+            out.write(buf.getvalue())
+    except OSError as exc:
+        raise ResultsError(f"cannot write s3://{path}: {exc}") from exc
+    return f"s3://{path}"
+
+
+def read_row(settings: StorageSettings, sweep_id: str, trial_id: str) -> dict[str, Any] | None:
+    """The trial's stored row, or None when it has none yet."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs = settings.pyarrow_fs()
+    path = trial_path(settings, sweep_id, trial_id)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_file(path) as f:
+        return pq.read_table(f).to_pylist()[0]
+
+
+def list_rows(settings: StorageSettings, sweep_id: str) -> list[str]:
+    """Paths of the sweep's trial objects, sorted."""
+    import pyarrow.fs as pafs
+
+    fs = settings.pyarrow_fs()
+    base = sweep_dir(settings, sweep_id)
+    if fs.get_file_info(base).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+    return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+
+def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False):
+    """Every trial row of ``sweep_id`` as one ``pyarrow.Table`` (or pandas DataFrame).
+
+    Rows are unified by column name (a column missing from one trial, e.g. metrics of a pruned
+    trial, is null there) and sorted by trial id.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs = settings.pyarrow_fs()
+    tables = []
+    for path in list_rows(settings, sweep_id):
+        with fs.open_input_file(path) as f:
+            tables.append(pq.read_table(f))
+    if not tables:
+        table = pa.table({"sweep_id": pa.array([], pa.string()), "trial_id": pa.array([], pa.string())})
+    else:
+        table = pa.concat_tables(tables, promote_options="permissive").sort_by("trial_id")
+    return table.to_pandas() if as_pandas else table

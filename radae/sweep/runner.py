@@ -1,0 +1,205 @@
+"""Builds and runs (or resumes) a sweep: searcher, scheduler, limits and retries in one place.
+
+:func:`run_sweep` runs the preflight checks, connects to Ray, opens the sweep's parent MLflow run,
+builds the Tuner (:func:`build_tuner`) with :class:`RowsCallback` and fits it. With
+``resume=True`` it restores the interrupted sweep with ``Tuner.restore(path, trainable,
+resume_errored=True)`` from ``bucket/prefix/ray/tune/<sweep_id>`` (built here: the hint Ray prints
+drops the endpoint); the OptunaSearch state (and its SQLite study) comes back with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radae.sweep import results
+from radae.sweep.definition import SweepDefinition
+from radae.sweep.objective import FINAL_KEY
+from radae.sweep.preflight import preflight
+from radae.sweep.searcher import build_searcher
+from radae.sweep.settings import StorageSettings
+from radae.sweep.trainable import SweepContext, run_trial
+
+log = logging.getLogger(__name__)
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot start or resume; the message says why."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How and where to run a sweep (the CLI's options; the trial config lives in the definition)."""
+
+    sweep_id: str
+    storage: StorageSettings
+    tracking_uri: str
+    experiment: str = "radae-sweeps"
+    ray_address: str | None = None
+    num_samples: int | None = None
+    concurrency: int = 1
+    executor: str = "torch"
+    num_workers: int = 1
+    use_gpu: bool | None = None
+    max_failures: int = 2
+    resume: bool = False
+    study_db: str = "~/.radae/optuna.db"
+    work_dir: str = "~/.radae/trials"
+    state_dir: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    local_cpus: int = 2
+
+
+def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
+    """(storage_path, filesystem, experiment path) of the sweep's Tune experiment."""
+    storage_path, fs = storage.ray_storage("tune")
+    return storage_path, fs, f"{storage_path}/{sweep_id}"
+
+
+def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
+    from radae.sweep.space import SearchSpace
+    from radae.sweep.trainable import apply_overrides_base
+
+    params = {k: v for k, v in trial.config.items() if k in ctx.space}
+    cfg = SearchSpace.from_dict(ctx.space).to_config(apply_overrides_base(ctx.base), params)
+    last = dict(trial.last_result or {})
+    metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    now = time.time()
+    row = results.make_row(
+        sweep_id=ctx.sweep_id, trial_id=trial.trial_id, status=status, config=cfg.flat(), params=params, metrics=metrics,
+        timings={"started_at": None, "finished_at": now, "wall_seconds": None, "train_seconds": None, "eval_seconds": None},
+        extra={"resumed_from_epoch": None, "executor": ctx.executor},
+    )
+    results.write_row(ctx.settings(), row)
+
+
+def _rows_callback(ctx: SweepContext):
+    from ray.tune import Callback
+
+    class RowsCallback(Callback):
+        """Driver side: rows for trials that never reach their own (pruned by ASHA, failed for good)."""
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if not (trial.last_result or {}).get(FINAL_KEY):
+                _status_row(ctx, trial, "pruned")
+                _end_trial_run(ctx, trial.trial_id, "KILLED")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            _status_row(ctx, trial, "error")
+            _end_trial_run(ctx, trial.trial_id, "FAILED")
+
+    return RowsCallback()
+
+
+def _end_trial_run(ctx: SweepContext, trial_id: str, status: str) -> None:
+    from radae.sweep.tracking import TRIAL_TAG, Tracker
+
+    tracker = Tracker(ctx.tracking_uri, ctx.experiment)
+    for run in tracker.trial_runs(ctx.sweep_id):
+        if run.data.tags.get(TRIAL_TAG) == trial_id:
+            tracker.end(run.info.run_id, status)
+
+
+def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext):
+    """The Tuner (fresh or restored) of this sweep."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    trainable = tune.with_parameters(run_trial, ctx=ctx)
+    if opts.executor == "torch":
+        # The Tune function only waits on the TorchTrainer, whose worker holds the CPU/GPU.
+        trainable = tune.with_resources(trainable, {"cpu": 0.01})
+    else:
+        trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if ctx.use_gpu else 0})
+    storage_path, fs, exp_path = tune_path(opts.storage, opts.sweep_id)
+    exists = tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
+    if opts.resume:
+        if not exists:
+            raise SweepError(f"--resume: no sweep {opts.sweep_id!r} to restore at s3://{exp_path}")
+        log.info("restoring sweep %s from s3://%s", opts.sweep_id, exp_path)
+        return tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
+    if exists:
+        raise SweepError(f"sweep {opts.sweep_id!r} already exists at s3://{exp_path}; pass --resume or a new --sweep-id")
+    scheduler = None
+    if defn.scheduler:
+        s = defn.scheduler
+        scheduler = ASHAScheduler(metric=s["metric"], mode=s["mode"], max_t=ctx_epochs(ctx), time_attr="epoch",
+                                  grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)))
+    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=opts.num_samples or defn.num_samples,
+            max_concurrent_trials=opts.concurrency,
+        ),
+        run_config=tune.RunConfig(
+            name=opts.sweep_id,
+            storage_path=storage_path,
+            storage_filesystem=fs,
+            failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+            callbacks=[_rows_callback(ctx)],
+            verbose=1,
+        ),
+    )
+
+
+def ctx_epochs(ctx: SweepContext) -> int:
+    from radae.sweep.trainable import apply_overrides_base
+
+    return apply_overrides_base(ctx.base).train.epochs
+
+
+def connect_ray(opts: SweepOptions) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = opts.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+    if address == "local":
+        ray.init(address="local", num_cpus=opts.local_cpus, include_dashboard=False, ignore_reinit_error=True)
+    else:
+        ray.init(address=address, ignore_reinit_error=True)
+
+
+def run_sweep(defn: SweepDefinition, opts: SweepOptions):
+    """Preflight, connect, track, fit (or restore); returns the sweep's results table."""
+    import ray
+
+    from radae.sweep.tracking import Tracker
+
+    preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
+    connect_ray(opts)
+    use_gpu = opts.use_gpu if opts.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+    tracker = Tracker(opts.tracking_uri, opts.experiment)
+    parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
+    storage = opts.storage.public()
+    ctx = SweepContext(
+        sweep_id=opts.sweep_id, base={**defn.base, **opts.overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
+        objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
+        tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
+        work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
+        use_gpu=use_gpu, state_dir=opts.state_dir,
+    )
+    tuner = build_tuner(defn, opts, ctx)
+    grid = tuner.fit()
+    table = results.read_sweep(opts.storage, opts.sweep_id)
+    errors = [r for r in grid if r.error is not None]
+    tracker.log_metrics(parent, {"trials": table.num_rows, "errored": len(errors)})
+    tracker.end(parent, "FAILED" if errors else "FINISHED")
+    return table
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from radae.sweep.space import SPECS
+
+    kind = next(name for name in SPECS.names() if type(spec) is SPECS.get(name))
+    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items() if k != "key"}
+    return {"type": kind, **fields}

@@ -1,0 +1,252 @@
+"""The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
+
+    python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2]
+    source .stack/env          # RADAE_S3_*, AWS_* credentials, MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD
+    python -m radae.sweep.stack status
+    python -m radae.sweep.stack stop
+
+Every service gets free loopback ports (checked before starting, so parallel stacks do not
+collide) and runs in its own process group, recorded in ``<state-dir>/state.json``. ``stop``
+signals exactly those process groups (SIGTERM, then SIGKILL after a grace period): never
+``ray stop``, which would stop every Ray cluster on the machine. The Ray head runs with
+``--block`` so its whole cluster lives in that one group. Credentials are random per stack
+(moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port", "--object-manager-port",
+                  "--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+
+
+class StackError(RuntimeError):
+    """A service of the stack did not start; the message names it and its log."""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _bin(name: str) -> str:
+    """``name`` from this interpreter's venv (the stack must use the project's environment)."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = open(log, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with status {proc.returncode}; see {log}:\n{log.read_text()[-2000:]}")
+        if check():
+            return
+        time.sleep(0.3)
+    raise StackError(f"{what} not ready after {timeout:.0f} s; see {log}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def stop_group(pgid: int, grace: float = 15.0) -> None:
+    """SIGTERM the process group ``pgid`` (one we started), SIGKILL what remains after ``grace`` s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            if not group_alive(pgid):
+                return
+            time.sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process of group ``pgid`` is left."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def group_rss_mib(pgid: int) -> float:
+    """Resident memory of every process of group ``pgid``, MiB."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 2**20
+
+
+def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae") -> dict[str, Any]:
+    """Start moto, MLflow and a Ray head; write ``state.json`` and ``env``; returns the state."""
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if (state_dir / "state.json").exists():
+        old = json.loads((state_dir / "state.json").read_text())
+        if any(group_alive(s["pgid"]) for s in old["services"].values()):
+            raise StackError(f"a stack is already running from {state_dir} (stop it first)")
+    ports = {"s3": free_port(), "mlflow": free_port(), "ray": free_port(), "dashboard": free_port()}
+    key, secret = "radae" + secrets.token_hex(6), secrets.token_urlsafe(24)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
+    base_env = {**os.environ, **creds, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    state: dict[str, Any] = {"services": {}, "ports": ports, "state_dir": str(state_dir)}
+    procs: dict[str, subprocess.Popen] = {}
+
+    def record(name: str, proc: subprocess.Popen) -> None:
+        procs[name] = proc
+        state["services"][name] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / f"{name}.log")}
+        (state_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+    try:
+        log = state_dir / "s3.log"
+        record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, log))
+        _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], log, 30)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                     region_name="us-east-1").create_bucket(Bucket=bucket)
+
+        log = state_dir / "mlflow.log"
+        mlflow_env = {**base_env, "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
+               "--artifacts-destination", f"s3://{bucket}/{prefix}/mlflow", "--host", "127.0.0.1",
+               "--port", str(ports["mlflow"]), "--workers", "1"]
+        record("mlflow", _spawn(cmd, mlflow_env, log))
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['mlflow']}/health"), "MLflow server", procs["mlflow"], log, 90)
+
+        log = state_dir / "ray.log"
+        # A short temp dir: Ray's unix socket paths must stay under 107 characters.
+        temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
+        state["ray_temp_dir"] = temp_dir
+        extra = dict(zip(RAY_PORT_FLAGS[2:], (str(free_port()) for _ in RAY_PORT_FLAGS[2:]), strict=True))
+        cmd = [_bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
+               "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
+               f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
+        record("ray", _spawn(cmd, base_env, log))
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version"), "Ray head", procs["ray"], log, 90)
+    except BaseException:
+        stop(state_dir)
+        raise
+    env = {
+        "RADAE_S3_ENDPOINT": endpoint, "RADAE_S3_BUCKET": bucket, "RADAE_S3_PREFIX": prefix, **creds,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}", "MLFLOW_DISABLE_TELEMETRY": "true",
+        "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}", "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
+        "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+    }
+    env_file = state_dir / "env"
+    env_file.touch(mode=0o600)
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    state["env"] = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2))
+    return state
+
+
+def load_env(state_dir: Path) -> dict[str, str]:
+    """The ``KEY=VALUE`` pairs of ``<state-dir>/env`` (what ``source .stack/env`` exports)."""
+    out = {}
+    for line in (state_dir / "env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        out[key] = value
+    return out
+
+
+def stop(state_dir: Path) -> list[str]:
+    """Stop the recorded process groups (Ray first); returns the services stopped."""
+    path = state_dir / "state.json"
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    stopped = []
+    for name in ("ray", "mlflow", "s3"):
+        svc = state["services"].get(name)
+        if svc:
+            stop_group(int(svc["pgid"]))
+            stopped.append(name)
+    if state.get("ray_temp_dir"):
+        shutil.rmtree(state["ray_temp_dir"], ignore_errors=True)
+    path.unlink()
+    return stopped
+
+
+def status(state_dir: Path) -> dict[str, Any]:
+    path = state_dir / "state.json"
+    if not path.exists():
+        return {}
+    state = json.loads(path.read_text())
+    return {name: {"pgid": s["pgid"], "alive": group_alive(s["pgid"]), "rss_mib": round(group_rss_mib(s["pgid"]))}
+            for name, s in state["services"].items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m radae.sweep.stack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("start", "stop", "status"))
+    p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
+    p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
+    p.add_argument("--bucket", default="radae", help="S3 bucket to create")
+    args = p.parse_args(argv)
+    if args.command == "start":
+        try:
+            state = start(args.state_dir, args.num_cpus, args.bucket)
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        env = state["env"]
+        print(f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
+              f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})\nnext: source {args.state_dir}/env")
+    elif args.command == "stop":
+        print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")
+    else:
+        print(json.dumps(status(args.state_dir), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

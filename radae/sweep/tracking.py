@@ -1,0 +1,108 @@
+"""MLflow tracking: one parent run per sweep, one nested run per trial.
+
+Runs are found again by tags before they are created (``radae.sweep_id``, ``radae.trial_id``,
+``radae.role``), so a retried trial or a resumed sweep logs into the same runs instead of
+creating duplicates. Nested runs carry ``mlflow.parentRunId`` (how the MLflow UI nests them).
+Params are the trial's resolved config (``cfg.flat()``), scrubbed of credentials; metrics are
+logged per epoch (step = epoch) and once at the end; artifacts are the checkpoint, the evaluation
+JSON and the attack/sample grids.
+
+Everything goes through ``MlflowClient`` with an explicit run id: no global active run, so the
+same code works on the driver, in a Tune trainable and in a Ray Train worker.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from radae.sweep.settings import scrub
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+SWEEP_TAG, TRIAL_TAG, ROLE_TAG = "radae.sweep_id", "radae.trial_id", "radae.role"
+PARENT_TAG = "mlflow.parentRunId"
+_PARAM_MAX = 6000  # MLflow's limit on a param value
+
+
+class Tracker:
+    """MLflow client bound to one tracking URI and experiment (created if missing)."""
+
+    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps") -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+
+    def _find(self, **tags: str) -> str | None:
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([self.experiment_id], filter_string=query, max_results=2)
+        return runs[0].info.run_id if runs else None
+
+    def parent_run(self, sweep_id: str, description: Mapping[str, Any]) -> str:
+        """Find or create the sweep's parent run; logs the sweep description as params."""
+        run_id = self._find(**{SWEEP_TAG: sweep_id, ROLE_TAG: "sweep"})
+        if run_id is None:
+            tags = {SWEEP_TAG: sweep_id, ROLE_TAG: "sweep", "mlflow.runName": f"sweep-{sweep_id}"}
+            run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
+            self.log_params(run_id, description)
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        return run_id
+
+    def trial_run(self, parent_id: str, sweep_id: str, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
+        """Find or create the trial's nested run under ``parent_id``; logs ``params`` once."""
+        run_id = self._find(**{SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id})
+        if run_id is None:
+            all_tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial", PARENT_TAG: parent_id,
+                        "mlflow.runName": f"{sweep_id}-{trial_id}"}
+            all_tags.update({k: str(v) for k, v in scrub(dict(tags)).items()})
+            run_id = self.client.create_run(self.experiment_id, tags=all_tags).info.run_id
+            self.log_params(run_id, params)
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        return run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        clean = scrub(dict(params))
+        batch = [Param(str(k), str(v)[:_PARAM_MAX]) for k, v in clean.items()]
+        for i in range(0, len(batch), 100):
+            self.client.log_batch(run_id, params=batch[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+        """Log the finite numeric entries of ``metrics`` at ``step``."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(str(k), float(v), now, int(step))
+            for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+        ]
+        for i in range(0, len(batch), 500):
+            self.client.log_batch(run_id, metrics=batch[i : i + 500])
+
+    def log_artifacts(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder (through the tracking server's artifact proxy)."""
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        elif path.is_file():
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def trial_runs(self, sweep_id: str) -> list[Any]:
+        """Every nested trial run of ``sweep_id``."""
+        query = f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{ROLE_TAG}` = 'trial'"
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10000)
