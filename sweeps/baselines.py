@@ -1,0 +1,228 @@
+"""The paper's comparison: the robust GMM autoencoder and its six baselines, trained and evaluated alike.
+
+Definition: ``sweeps/baselines.yaml`` (a grid over ``model.name``; the base fixes the dataset,
+epochs and evaluation, so every model gets exactly the same protocol). Examples::
+
+    python sweeps/baselines.py --smoke-test                       # ~1-2 min on 2 CPU cores
+    python sweeps/baselines.py --data-dir ../shared/data/mnist --set train.epochs=5
+    python sweeps/baselines.py --models rae vae avae --out runs/baselines
+    python sweeps/baselines.py --s3                               # rows to S3 ($RADAE_S3_* settings)
+    python sweeps/baselines.py --ray --smoke-test [radae.sweep.cli options]   # the same grid on Ray
+
+Without ``--ray`` the models run one after the other in this process: ``radae.train.train``, then
+``radae.evaluate.evaluate`` on the checkpoint, then one Parquet row per model in the schema of
+every radae sweep (:func:`radae.sweep.results.make_row`: ``config.*`` from ``cfg.flat()``,
+``param.model.name``, ``metric.*`` = the evaluation metrics plus ``robustness``, ``fid`` and
+``score``), at ``OUT/results/sweep=<id>/trial=<model>.parquet`` (the S3 layout, locally) or, with
+``--s3``, through :func:`radae.sweep.results.write_row`. The Lipschitz-VAE row also carries its
+certified bound on the max-damage L2 at each lambda (``certified_maxdmg_l2_recx_recxa_l<lambda>``).
+
+It ends by printing a table laid out like the paper's: models as rows; latent-attack MS-SSIM
+(x_t, recon x_a) and max-damage MS-SSIM (recon x, recon x_a) at each lambda; FID (the feature
+network is named in the header), with the paper's MNIST numbers beside where the paper has them.
+Exit status: 0 all models done, 1 some failed (their rows have status error), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+DEFINITION = Path(__file__).with_suffix(".yaml")
+# method.md "Reference numbers (paper appendix, MNIST)": latent l1/3/5, max damage l1/3/5, FID.
+PAPER_MNIST = {
+    "vae": ((0.55, 0.78, 0.89), (0.64, 0.27, 0.08), 43.21),
+    "beta-tcvae": ((0.53, 0.69, 0.83), (0.73, 0.38, 0.28), 45.61),
+    "avae": ((0.49, 0.59, 0.62), (0.80, 0.65, 0.59), 48.47),
+    "rae": ((0.38, 0.47, 0.60), (0.92, 0.82, 0.69), 39.37),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sweeps/baselines.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke-test", action="store_true", help="tiny version (the definition's smoke section)")
+    p.add_argument("--models", nargs="+", help="subset of the grid's models (default: all)")
+    p.add_argument("--out", default="runs/baselines", help="local folder: training runs and results/ Parquet rows")
+    p.add_argument("--sweep-id", help="sweep id (default baselines[-smoke]-<UTC time>)")
+    p.add_argument("--data-dir", help="dataset folder (sets data.data_dir)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config field by dotted key")
+    p.add_argument("--s3", action="store_true", help="write rows to S3 (StorageSettings.from_env) instead of --out")
+    p.add_argument("--ray", action="store_true", help="run the grid on Ray via radae.sweep.cli (remaining options go there)")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from radae.config import ConfigError
+
+    out: dict[str, str] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    if args.data_dir:
+        out["data.data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    return out
+
+
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
+    """Train ``cfg``'s model, evaluate its checkpoint; the final metrics (evaluation + objective + timings)."""
+    from radae.checkpoint import load_model
+    from radae.evaluate import evaluate
+    from radae.train import train
+    from radae.trainer import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    t0 = time.time()
+    result = train(cfg, data=data, progress=progress)
+    t1 = time.time()
+    _, model = load_model(result.checkpoint, device=device)
+    evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=Path(cfg.train.out_dir) / "eval", progress=False)
+    t2 = time.time()
+    final = {
+        **_numeric(evaluation.metrics),
+        **objective.derive(evaluation.metrics, cfg.eval.levels),
+        "epoch": float(len(result.history)),
+        "train_seconds": t1 - t0,
+        "eval_seconds": t2 - t1,
+        "evaluated": 1.0,
+    }
+    if hasattr(model, "certified_bounds"):
+        from radae.sweep.objective import level_tag
+
+        for level in cfg.eval.levels:
+            bound = model.certified_bounds(level)["reconstruction_l2_bound"]
+            final[f"certified_maxdmg_l2_recx_recxa_l{level_tag(level)}"] = bound
+    return final
+
+
+def write_local(out: Path, row: Mapping[str, Any]) -> Path:
+    """The row as ``out/results/sweep=<id>/trial=<trial>.parquet`` (S3 layout), replacing any earlier one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from radae.sweep.settings import scrub
+
+    path = out / "results" / f"sweep={row['sweep_id']}" / f"trial={row['trial_id']}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(pa.Table.from_pylist([scrub(dict(row))]), tmp)
+    tmp.replace(path)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) and math.isfinite(value) else "-"
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], levels: Sequence[float]) -> str:
+    """Paper-style table: models x (latent MS-SSIM per lambda, max-damage MS-SSIM per lambda, FID)."""
+    from radae.sweep.objective import FID_KEYS, LATENT_KEY, MAXDAMAGE_KEY, level_tag
+
+    tags = [level_tag(lv) for lv in levels]
+    fid_key = next((k for k in FID_KEYS if any(f"metric.{k}" in r for r in rows)), FID_KEYS[-1])
+    header = (
+        f"{'model':<14} | latent MS-SSIM(x_t, rec x_a) l={'/'.join(tags)} (lower better) | "
+        f"max-damage MS-SSIM(rec x, rec x_a) l={'/'.join(tags)} (higher better) | {fid_key}"
+    )
+    lines = [header, "-" * len(header)]
+    paper_levels = tuple(levels) == (1.0, 3.0, 5.0)
+    for r in rows:
+        name = r["trial_id"]
+        if r.get("status") != "completed":
+            lines.append(f"{name:<14} | {r.get('status')}: {r.get('error', '')[:90]}")
+            continue
+        lat = " / ".join(_fmt(r.get(f"metric.{LATENT_KEY.format(level=t)}")) for t in tags)
+        dmg = " / ".join(_fmt(r.get(f"metric.{MAXDAMAGE_KEY.format(level=t)}")) for t in tags)
+        lines.append(f"{name:<14} | {lat:<55} | {dmg:<66} | {_fmt(r.get(f'metric.{fid_key}'))}")
+        if paper_levels and name in PAPER_MNIST and r.get("config.data.name") == "mnist":
+            p_lat, p_dmg, p_fid = PAPER_MNIST[name]
+            lat_p = " / ".join(f"{v:.2f}" for v in p_lat)
+            dmg_p = " / ".join(f"{v:.2f}" for v in p_dmg)
+            lines.append(f"{'  (paper)':<14} | {lat_p:<55} | {dmg_p:<66} | {p_fid:.2f} (Inception)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, rest = build_parser().parse_known_args(argv)
+    if args.ray:
+        from radae.sweep.cli import main as ray_main
+
+        forwarded = [*rest, *(["--smoke-test"] if args.smoke_test else []), *[f"--set={s}" for s in args.set]]
+        forwarded += ["--data-dir", args.data_dir] if args.data_dir else []
+        return ray_main(DEFINITION, forwarded, doc=__doc__)
+    if rest:
+        print(f"error: unrecognised arguments {rest} (they are only accepted with --ray)", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from radae.config import ConfigError
+    from radae.data import DataError, load_dataset
+    from radae.sweep import results
+    from radae.sweep.definition import DefinitionError, load_definition
+    from radae.sweep.settings import SettingsError, StorageSettings
+    from radae.trainer import resolve_device
+
+    torch.set_num_threads(1)
+    try:
+        defn = load_definition(DEFINITION, smoke=args.smoke_test, extra=_overrides(args))
+        base = defn.base_config(_overrides(args))
+        models = [p["model.name"] for p in defn.space.grid_points()]
+        unknown = sorted(set(args.models or []) - set(models))
+        if unknown:
+            raise ConfigError(f"--models {unknown} are not in the grid ({', '.join(models)})")
+        models = [m for m in models if not args.models or m in args.models]
+        storage = StorageSettings.from_env() if args.s3 else None
+        data = load_dataset(base.data, resolve_device(base.train.device))
+    except (DefinitionError, ConfigError, SettingsError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sweep_id = args.sweep_id or f"{defn.name}{'-smoke' if args.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    out = Path(args.out)
+    print(f"sweep {sweep_id}: {', '.join(models)} on {base.data.name} ({data}), {base.train.epochs} epoch(s) each", flush=True)
+    rows = []
+    for name in models:
+        cfg = defn.space.to_config(base, {"model.name": name})
+        cfg = _with_out_dir(cfg, out / sweep_id / name)
+        started = time.time()
+        extra: dict[str, Any] = {"executor": "sequential"}
+        try:
+            final, status = run_model(cfg, data, defn.objective), "completed"
+        except Exception as exc:  # one failing model must not hide the others' rows
+            traceback.print_exc()
+            final, status = {}, "error"
+            extra["error"] = f"{type(exc).__name__}: {exc}"
+        finished = time.time()
+        row = results.make_row(
+            sweep_id=sweep_id, trial_id=name, status=status, config=cfg.flat(), params={"model.name": name}, metrics=final,
+            timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
+                     "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds")},
+            extra=extra,
+        )
+        where = results.write_row(storage, row) if storage else write_local(out, row)
+        print(f"{name}: {status} in {finished - started:.0f}s; row {where}", flush=True)
+        rows.append({**row, **extra})
+    print()
+    print(format_table(rows, base.eval.levels))
+    return 0 if all(r["status"] == "completed" for r in rows) else 1
+
+
+def _with_out_dir(cfg, path: Path):
+    from radae.config import apply_overrides
+
+    return apply_overrides(cfg, {"train.out_dir": str(path)})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
