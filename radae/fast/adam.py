@@ -65,8 +65,9 @@ class StackedAdam:
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(g, 1.0 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(self.eps)
-            p.sub_(step_size.view(shape) * m / denom)
+            # p -= step_size * m / denom, with step_size folded into denom (one temporary).
+            denom = v.sqrt().div_(bias2_sqrt.view(shape)).add_(self.eps).div_(step_size.view(shape))
+            p.addcdiv_(m, denom, value=-1.0)
 
     def member_state_dict(self, index: int, names: list[str], lr: float | None = None) -> dict:
         """Member ``index``'s state as ``torch.optim.Adam(model.parameters()).state_dict()``.

@@ -1,0 +1,190 @@
+"""``train_packed``: :func:`radae.trainer.train` for several configs at once, one result per trial.
+
+    from radae.fast import PackConfig, train_packed
+    results = train_packed([cfg_a, cfg_b, cfg_c], pack=PackConfig(noise="member"))
+    results[1].summary["best_val"]          # trial b's, exactly as train(cfg_b) reports it
+
+Each member keeps what :func:`radae.trainer.train` would give it: initial weights from
+``torch.manual_seed(train.seed)``, its own batch order (perm generator, seed) and noise (noise
+generator, seed + 1), its own ``ReduceLROnPlateau`` on its own validation loss, and in its own
+``train.out_dir`` the same files (``checkpoint.pt`` in the trainer's format, ``metrics.jsonl``,
+``config.json``, ``summary.json``, figures). A member's checkpoint resumes in the single-trial
+trainer. ``on_epoch(member, metrics, checkpoint_path)`` is called per member after each epoch.
+
+A member whose loss turns non-finite stops (its last good checkpoint stays); the others go on;
+its result's ``summary`` has ``status: "diverged"`` and the ``error``. Members that finish have
+``status: "ok"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radae.checkpoint import save_checkpoint
+from radae.config import RunConfig
+from radae.fast.packed import PackConfig, PackedModels, check_packable
+from radae.models import create_model
+from radae.trainer import TrainResult, _finish, _load_data, _rng_state, check_out_dir, validate
+
+OnEpoch = Callable[[int, dict[str, Any], str], None]
+
+
+class _Member:
+    """Per-trial bookkeeping: generators, scheduler (on a one-tensor stand-in optimizer), files."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        self.cfg, seed = cfg, cfg.train.seed
+        self.perm = torch.Generator(device=device).manual_seed(seed)
+        self.noise = torch.Generator(device=device).manual_seed(seed + 1)
+        self.lr_holder = torch.optim.Adam([torch.zeros(1)], lr=cfg.train.lr)
+        t = cfg.train
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.lr_holder, mode="min", factor=t.lr_decay, patience=t.lr_patience, min_lr=t.min_lr
+        )
+        out = Path(t.out_dir)
+        self.paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
+        self.history: list[dict[str, Any]] = []
+        self.best_val = math.inf
+        self.error: str | None = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.lr_holder.param_groups[0]["lr"])
+
+
+def _validate(pm: PackedModels, split: Any, batch: int, seeds: list[int]) -> list[dict[str, float]]:
+    """Per member, :func:`radae.trainer.evaluate_objective`'s values (fresh generator seeded ``seed``)."""
+    gens = [torch.Generator(device=pm.device).manual_seed(s) for s in seeds]
+    n = len(split)
+    size = min(batch, n)
+    batches = n // size
+    sums: dict[str, torch.Tensor] = {}
+    for b in range(batches):
+        x = split.get(torch.arange(b * size, (b + 1) * size, device=pm.device))
+        xs = x.unsqueeze(0).expand(len(pm), *x.shape)
+        for key, value in pm.objective(xs, pm.draw(gens, size)).items():
+            sums[key] = sums.get(key, 0.0) + value.detach().float()
+    means = {k: (v / batches).tolist() for k, v in sums.items()}
+    return [{k: means[k][m] for k in means} for m in range(len(pm))]
+
+
+def train_packed(
+    cfgs: list[RunConfig],
+    *,
+    data: Any = None,
+    pack: PackConfig | None = None,
+    on_epoch: OnEpoch | None = None,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Train every config of one pack together; returns one :class:`TrainResult` per config, in order."""
+    pack = pack or PackConfig()
+    check_packable(cfgs)
+    device = validate(cfgs[0])
+    for cfg in cfgs:
+        check_out_dir(cfg, resume=False)
+    data = _load_data(cfgs[0], device, data)
+    models = []
+    for cfg in cfgs:
+        torch.manual_seed(cfg.train.seed)
+        models.append(create_model(cfg, data.info.image_shape).to(device))
+    pm = PackedModels(models, cfgs, [c.train.lr for c in cfgs], pack)
+    members = [_Member(cfg, device) for cfg in cfgs]
+    for mb in members:
+        mb.paths["config.json"].parent.mkdir(parents=True, exist_ok=True)
+        mb.paths["config.json"].write_text(json.dumps(mb.cfg.to_dict(), indent=2) + "\n")
+        mb.paths["metrics.jsonl"].write_text("")
+    t_cfg = cfgs[0].train
+    n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
+    steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
+    if progress:
+        print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}", flush=True)
+    shape = tuple(data.info.image_shape)
+    t_run = time.perf_counter()
+    for epoch in range(1, t_cfg.epochs + 1):
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(n_train, generator=mb.perm, device=device) for mb in members])
+        rows: list[torch.Tensor] = []
+        names: list[str] = []
+        for i in range(steps):
+            idx = perms[:, i * batch : (i + 1) * batch].reshape(-1)
+            x = data.train.get(idx).view(size, batch, *shape)
+            values = pm.step(x, pm.draw([mb.noise for mb in members], batch))
+            names = list(values)
+            rows.append(torch.stack([v.float() for v in values.values()], dim=1))  # (M, parts)
+        train_means = torch.stack(rows).mean(dim=0)  # (M, parts)
+        val = _validate(pm, data.val, batch, [c.train.seed + 2 for c in cfgs])
+        seconds = time.perf_counter() - t0
+        for m, mb in enumerate(members):
+            if mb.error is None:
+                _end_epoch(m, mb, pm, models[m], names, train_means[m], val[m], epoch, steps, seconds, shape, t_run)
+                if mb.error is None and on_epoch is not None:
+                    on_epoch(m, mb.history[-1], str(mb.paths["checkpoint.pt"]))
+        if progress:
+            shown = "  ".join(f"[{m}] {mb.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged" for m, mb in enumerate(members))
+            print(f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}", flush=True)
+        if all(mb.error is not None for mb in members):
+            break
+    wall = time.perf_counter() - t_run
+    results = []
+    for m, mb in enumerate(members):
+        if mb.error is not None:
+            summary = {"status": "diverged", "error": mb.error, "epochs": len(mb.history), "device": str(device)}
+            results.append(TrainResult(Path(mb.cfg.train.out_dir), mb.paths["checkpoint.pt"], summary, mb.history))
+            continue
+        res = _finish(mb.cfg, pm.load_into(m, models[m]), data, mb.history, dict(mb.paths), device, wall, progress)
+        res.summary.update({"status": "ok", "pack_size": size})
+        mb.paths["summary.json"].write_text(json.dumps(res.summary, indent=2) + "\n")
+        results.append(res)
+    return results
+
+
+def _end_epoch(
+    m: int, mb: _Member, pm: PackedModels, model: torch.nn.Module, names: list[str], train_row: torch.Tensor,
+    val: dict[str, float], epoch: int, steps: int, seconds: float, shape: tuple[int, ...], t_run: float,
+) -> None:  # fmt: skip
+    """Member ``m``'s scheduler step, metrics line and checkpoint (or its divergence)."""
+    train_vals = train_row.tolist()
+    bad = [n for n, v in zip(names, train_vals, strict=True) if not math.isfinite(v)]
+    bad += [f"val_{k}" for k, v in val.items() if not math.isfinite(v)]
+    if bad:
+        mb.error = f"non-finite {', '.join(bad)} at epoch {epoch}; stopped (the last good checkpoint is {mb.paths['checkpoint.pt']})"
+        return
+    mb.scheduler.step(val["loss"])
+    pm.adam.lr[m] = mb.lr
+    mb.best_val = min(mb.best_val, val["loss"])
+    metrics = {
+        "epoch": epoch,
+        **{f"train_{k}": v for k, v in zip(names, train_vals, strict=True)},
+        **{f"val_{k}": v for k, v in val.items()},
+        "lr": mb.lr,
+        "best_val": mb.best_val,
+        "steps": steps,
+        "epoch_seconds": seconds,
+        "steps_per_second": steps / seconds,
+        "pack_size": len(pm),
+    }
+    mb.history.append(metrics)
+    save_checkpoint(
+        mb.paths["checkpoint.pt"],
+        {
+            "config": mb.cfg.to_dict(),
+            "image_shape": shape,
+            "model": pm.load_into(m, model).state_dict(),
+            "optimizer": pm.adam.member_state_dict(m, pm.names, lr=mb.lr),
+            "scheduler": mb.scheduler.state_dict(),
+            "rng": _rng_state({"perm": mb.perm, "noise": mb.noise}, pm.device),
+            "epoch": epoch,
+            "best_val": mb.best_val,
+            "history": mb.history,
+            "wall_seconds": time.perf_counter() - t_run,
+        },
+    )
+    with open(mb.paths["metrics.jsonl"], "a") as handle:
+        handle.write(json.dumps(metrics) + "\n")
