@@ -77,8 +77,9 @@ def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
     """Train ``cfg``'s model, evaluate its checkpoint; the final metrics (evaluation + objective + timings)."""
-    from radae.checkpoint import load_model
     from radae.evaluate import evaluate
+
+    from radae.checkpoint import load_model
     from radae.train import train
     from radae.trainer import resolve_device
 

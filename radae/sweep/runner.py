@@ -129,7 +129,8 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext):
     if defn.scheduler:
         s = defn.scheduler
         scheduler = ASHAScheduler(metric=s["metric"], mode=s["mode"], max_t=ctx_epochs(ctx), time_attr="epoch",
-                                  grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)))
+                                  grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)),
+                                  stop_last_trials=False)
     searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed)
     return tune.Tuner(
         trainable,
@@ -160,6 +161,8 @@ def connect_ray(opts: SweepOptions) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Per-epoch results cannot carry the objective (it needs the final evaluation).
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     address = opts.ray_address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":
         ray.init(address="local", num_cpus=opts.local_cpus, include_dashboard=False, ignore_reinit_error=True)

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 class PruneAwareOptunaSearch(OptunaSearch):
     """OptunaSearch telling Optuna PRUNED for trials that ended before their final evaluation."""
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # Per-epoch results carry training metrics only; the objective exists once evaluated.
+        if isinstance(self.metric, str) and self.metric in result:
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or result.get(FINAL_KEY):
             super().on_trial_complete(trial_id, result=result, error=error)

@@ -31,13 +31,21 @@ _PARAM_MAX = 6000  # MLflow's limit on a param value
 class Tracker:
     """MLflow client bound to one tracking URI and experiment (created if missing)."""
 
-    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps") -> None:
+    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps", artifact_location: str | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        if found is None:
+            try:
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_location)
+            except Exception:  # another trial created it first
+                found = self.client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+        if found is not None:
+            self.experiment_id = found.experiment_id
 
     def _find(self, **tags: str) -> str | None:
         query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())

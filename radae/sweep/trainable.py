@@ -199,7 +199,8 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     final = {
         **_numeric(evaluation.metrics),
         **objective.derive(evaluation.metrics, cfg.eval.levels),
-        "epoch": float(len(result.history)),
+        # Not "epoch": ASHA's time attribute, which must not see the final report.
+        "epochs_trained": float(len(result.history)),
         "train_seconds": t1 - t0,
         "eval_seconds": t2 - t1,
         "resumed_from_epoch": float(resumed_from),

@@ -1,0 +1,90 @@
+"""Storage settings: environment, derived Ray/pyarrow/boto3/MLflow settings, secrets never shown."""
+
+import logging
+import pickle
+
+import pytest
+
+from radae.sweep.settings import MASK, SettingsError, StorageSettings, scrub
+
+ENV = {
+    "RADAE_S3_ENDPOINT": "http://127.0.0.1:9999",
+    "RADAE_S3_BUCKET": "sweeps",
+    "RADAE_S3_PREFIX": "/team/radae/",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY123",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+}
+
+
+def test_from_env_and_precedence():
+    s = StorageSettings.from_env(ENV)
+    assert (s.endpoint, s.bucket, s.prefix, s.region) == ("http://127.0.0.1:9999", "sweeps", "team/radae", "us-east-1")
+    assert s.access_key == ENV["AWS_ACCESS_KEY_ID"]
+    # RADAE_S3_* wins over AWS_*, explicit arguments win over both.
+    s2 = StorageSettings.from_env({**ENV, "RADAE_S3_ACCESS_KEY_ID": "radaekey0001"}, bucket="other")
+    assert s2.access_key == "radaekey0001" and s2.bucket == "other"
+    with pytest.raises(SettingsError, match="RADAE_S3_BUCKET"):
+        StorageSettings.from_env({"RADAE_S3_ENDPOINT": "http://127.0.0.1:9"})
+    with pytest.raises(SettingsError, match="endpoint"):
+        StorageSettings.from_env({**ENV, "RADAE_S3_ENDPOINT": "127.0.0.1:9000"})
+    with pytest.raises(SettingsError, match="bucket"):
+        StorageSettings(bucket="a/b")
+
+
+def test_repr_and_str_hide_credentials(caplog):
+    s = StorageSettings.from_env(ENV)
+    for text in (repr(s), str(s), str(s.public())):
+        assert ENV["AWS_SECRET_ACCESS_KEY"] not in text and ENV["AWS_ACCESS_KEY_ID"] not in text
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("radae.test").info("storage %s %r %s", s, s, s.public())
+    assert ENV["AWS_SECRET_ACCESS_KEY"] not in caplog.text
+    assert "sweeps" in repr(s) and "127.0.0.1:9999" in repr(s)
+
+
+def test_derived_client_settings_agree():
+    s = StorageSettings.from_env(ENV)
+    kw = s.boto3_kwargs()
+    assert kw["endpoint_url"] == "http://127.0.0.1:9999" and kw["aws_secret_access_key"] == ENV["AWS_SECRET_ACCESS_KEY"]
+    fs = s.pyarrow_fs()
+    options = fs.__reduce__()[1][0]
+    assert (options["endpoint_override"], options["scheme"], options["region"]) == ("127.0.0.1:9999", "http", "us-east-1")
+    path, ray_fs = s.ray_storage("tune")
+    assert path == "sweeps/team/radae/ray/tune" and "://" not in path  # pyarrow fs + path without scheme
+    assert s.uri("results", "sweep=a") == "s3://sweeps/team/radae/results/sweep=a"
+    assert s.mlflow_client_env() == {"MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9999"}
+    assert s.server_env()["AWS_SECRET_ACCESS_KEY"] == ENV["AWS_SECRET_ACCESS_KEY"]
+    assert "AWS_SECRET_ACCESS_KEY" not in s.mlflow_client_env()
+
+
+def test_ray_filesystem_pickle_holds_no_secret_when_the_environment_has_it(monkeypatch):
+    s = StorageSettings.from_env(ENV)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV["AWS_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV["AWS_SECRET_ACCESS_KEY"])
+    _, fs = s.ray_storage()
+    assert ENV["AWS_SECRET_ACCESS_KEY"].encode() not in pickle.dumps(fs)
+    # Without them in the environment the credentials must travel with the filesystem.
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    _, fs = s.ray_storage()
+    assert ENV["AWS_SECRET_ACCESS_KEY"].encode() in pickle.dumps(fs)
+
+
+def test_scrub_removes_secrets_everywhere(monkeypatch):
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    s = StorageSettings.from_env(ENV)
+    secret = ENV["AWS_SECRET_ACCESS_KEY"]
+    record = {
+        "data.data_dir": f"/data?key={secret}",
+        "nested": {"aws_secret_access_key": "anything", "list": [secret, ("x", secret)], "n": 3},
+        "session_token": "tok-123456",
+        "note": "fine",
+        "empty_token": None,
+    }
+    clean = scrub(record, s.secrets())
+    assert secret not in repr(clean)
+    assert clean["data.data_dir"] == f"/data?key={MASK}"
+    assert clean["nested"]["aws_secret_access_key"] == MASK and clean["session_token"] == MASK
+    assert clean["nested"]["list"] == [MASK, ("x", MASK)] and clean["nested"]["n"] == 3
+    assert clean["note"] == "fine" and clean["empty_token"] is None
+    # Secrets of the environment are scrubbed even when not passed explicitly.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-only-secret-value")
+    assert scrub("x env-only-secret-value y") == f"x {MASK} y"

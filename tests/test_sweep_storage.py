@@ -1,0 +1,117 @@
+"""Parquet rows in a real S3 server (moto_server on a free loopback port) and the preflight checks."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from radae.sweep import results
+from radae.sweep.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
+from radae.sweep.settings import StorageSettings
+from radae.sweep.stack import free_port, port_open
+
+KEY, SECRET = "radaetestkey01", "test-secret-Zq8Rw1XyVb6"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A real moto S3 server on 127.0.0.1 with one bucket; stopped by its PID afterwards."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    moto = Path(sys.executable).parent / "moto_server"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.time() + 30
+    while not port_open(port):
+        assert proc.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.2)
+    settings = StorageSettings(bucket="radae-test", endpoint=f"http://127.0.0.1:{port}", prefix="unit",
+                               access_key=KEY, secret_key=SECRET)
+    settings.boto3_client().create_bucket(Bucket="radae-test")
+    yield settings
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def row(trial, status="completed", score=0.5, **extra):
+    return results.make_row(
+        sweep_id="sw-1", trial_id=trial, status=status,
+        config={"loss.alpha": 0.9, "eval.levels": (1.0, 3.0, 5.0), "data.train_limit": None},
+        params={"loss.alpha": 0.9}, metrics={"score": score, "fid": 12.5, "evaluated": True},
+        timings={"started_at": 1.0, "finished_at": 2.0}, extra=extra,
+    )
+
+
+def test_rows_round_trip_one_object_per_trial(s3):
+    uri = results.write_row(s3, row("t_00001"))
+    assert uri == "s3://radae-test/unit/results/sweep=sw-1/trial=t_00001.parquet"
+    results.write_row(s3, row("t_00002", score=0.7))
+    table = results.read_sweep(s3, "sw-1")
+    assert table.num_rows == 2 and table.column("trial_id").to_pylist() == ["t_00001", "t_00002"]
+    assert table.column("metric.score").to_pylist() == [0.5, 0.7]
+    assert table.column("config.eval.levels").to_pylist()[0] == [1.0, 3.0, 5.0]
+    assert table.column("metric.evaluated").to_pylist() == [1.0, 1.0]
+    df = results.read_sweep(s3, "sw-1", as_pandas=True)
+    assert list(df["status"]) == ["completed", "completed"]
+
+
+def test_rewriting_a_trial_replaces_its_row(s3):
+    for score in (0.1, 0.2, 0.3):  # a retried or restored trial writes again
+        results.write_row(s3, row("t_00003", score=score))
+    results.write_row(s3, row("t_00003", score=0.9))
+    table = results.read_sweep(s3, "sw-1")
+    trials = table.column("trial_id").to_pylist()
+    assert trials.count("t_00003") == 1
+    assert table.column("metric.score").to_pylist()[trials.index("t_00003")] == 0.9
+    assert results.read_row(s3, "sw-1", "t_00003")["metric.score"] == 0.9
+    assert results.read_row(s3, "sw-1", "t_99999") is None
+
+
+def test_rows_of_different_shapes_unify(s3):
+    results.write_row(s3, results.make_row(sweep_id="sw-2", trial_id="a", status="pruned", config={"loss.alpha": 0.5},
+                                           params={}, metrics={"val_loss": 1.5}, timings={}))
+    results.write_row(s3, {**row("b"), "sweep_id": "sw-2"})
+    table = results.read_sweep(s3, "sw-2")
+    assert table.num_rows == 2
+    assert table.column("metric.score").to_pylist() == [None, 0.5]
+    assert table.column("status").to_pylist() == ["pruned", "completed"]
+    assert results.read_sweep(s3, "no-such-sweep").num_rows == 0
+
+
+def test_no_secret_reaches_parquet(s3):
+    leaky = row("t_secret", note=f"endpoint with {SECRET}")
+    leaky["config.data.data_dir"] = f"/mnt/{KEY}/{SECRET}"
+    leaky["aws_secret_access_key"] = SECRET
+    results.write_row(s3, leaky)
+    raw = s3.boto3_client().get_object(Bucket="radae-test", Key="unit/results/sweep=sw-1/trial=t_secret.parquet")["Body"].read()
+    assert SECRET.encode() not in raw and KEY.encode() not in raw
+    stored = results.read_row(s3, "sw-1", "t_secret")
+    assert stored["aws_secret_access_key"] == "***" and stored["config.data.data_dir"] == "/mnt/***/***"
+
+
+def test_bad_ids_cannot_escape_the_prefix(s3):
+    with pytest.raises(results.ResultsError, match="trial id"):
+        results.trial_path(s3, "sw-1", "../x")
+
+
+def test_preflight_finds_each_bad_service(s3):
+    assert check_storage(s3) is None
+    missing = StorageSettings(bucket="no-such-bucket", endpoint=s3.endpoint, access_key=KEY, secret_key=SECRET)
+    assert "bucket 'no-such-bucket' does not exist" in check_storage(missing)
+    dead = StorageSettings(bucket="radae-test", endpoint=f"http://127.0.0.1:{free_port()}", access_key=KEY, secret_key=SECRET)
+    t0 = time.time()
+    assert "unreachable" in check_storage(dead, timeout=2) and time.time() - t0 < 5
+    assert "MLflow server" in check_mlflow(f"http://127.0.0.1:{free_port()}", timeout=2)
+    assert "must be http" in check_mlflow("file:///tmp/mlruns")
+    assert "Ray cluster at" in check_ray(f"127.0.0.1:{free_port()}", timeout=2)
+    assert "host:port" in check_ray("nonsense")
+    assert check_ray(None) is None and check_ray("local") is None
+    with pytest.raises(PreflightError) as info:
+        preflight(missing, f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}", timeout=2)
+    message = str(info.value)
+    assert "no-such-bucket" in message and "MLflow" in message and "Ray" in message and SECRET not in message

@@ -1,0 +1,44 @@
+"""MLflow bookkeeping: one parent per sweep, one nested run per trial, found again, no secrets."""
+
+import pytest
+
+from radae.config import RunConfig
+from radae.sweep.tracking import PARENT_TAG, ROLE_TAG, TRIAL_TAG, Tracker
+
+
+@pytest.fixture
+def tracker(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    return Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "unit", artifact_location=str(tmp_path / "artifacts"))
+
+
+def test_parent_and_nested_runs_are_found_again(tracker, tmp_path, monkeypatch):
+    secret = "sEcReT-value-for-test-9"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    parent = tracker.parent_run("sw", {"sweep.name": "x", "storage": f"key {secret}"})
+    assert tracker.parent_run("sw", {}) == parent  # a resumed sweep reuses its parent
+    cfg = RunConfig()
+    params = {**cfg.flat(), "data.data_dir": f"/data/{secret}"}
+    run = tracker.trial_run(parent, "sw", "t1", params, {"param.loss.alpha": 0.5})
+    again = tracker.trial_run(parent, "sw", "t1", params, {"param.loss.alpha": 0.5})  # a retried trial
+    other = tracker.trial_run(parent, "sw", "t2", params, {})
+    assert again == run and other != run
+    runs = tracker.trial_runs("sw")
+    assert sorted(r.data.tags[TRIAL_TAG] for r in runs) == ["t1", "t2"]
+    stored = tracker.client.get_run(run)
+    assert stored.data.tags[PARENT_TAG] == parent and stored.data.tags[ROLE_TAG] == "trial"
+    assert stored.data.params["loss.alpha"] == str(cfg.loss.alpha) and len(stored.data.params) == len(params)
+    assert secret not in repr(stored.data.params) and stored.data.params["data.data_dir"] == "/data/***"
+    assert secret not in repr(tracker.client.get_run(parent).data.params)
+
+    tracker.log_metrics(run, {"val_loss": 2.0, "epoch": 1, "note": "x", "nan": float("nan")}, step=1)
+    tracker.log_metrics(run, {"val_loss": 1.5, "epoch": 2}, step=2)
+    history = tracker.client.get_metric_history(run, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(1, 2.0), (2, 1.5)]
+    assert "nan" not in tracker.client.get_run(run).data.metrics
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text("{}")
+    tracker.log_artifacts(run, tmp_path / "eval", "eval")
+    assert [a.path for a in tracker.client.list_artifacts(run, "eval")] == ["eval/metrics.json"]
+    tracker.end(run)
+    assert tracker.client.get_run(run).info.status == "FINISHED"
