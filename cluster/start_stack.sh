@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Start the local sweep stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts)
+# and a Ray head, each on a free port, PIDs recorded in the state dir (default .stack).
+#   cluster/start_stack.sh [--state-dir DIR] [--num-cpus N]
+#   source .stack/env
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+exec "$PY" -m radae.sweep.stack start "$@"

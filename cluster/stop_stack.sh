@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Stop the local sweep stack: signals only the process groups recorded by start_stack.sh
+# (never `ray stop`, which would stop every Ray cluster on the machine).
+#   cluster/stop_stack.sh [--state-dir DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+exec "$PY" -m radae.sweep.stack stop "$@"

@@ -1,0 +1,101 @@
+"""Every shipped cluster file is valid: the launcher YAML against Ray's own schema, the manifests' structure."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import ray
+import yaml
+
+CLUSTER = Path(__file__).parents[1] / "cluster"
+MANIFESTS = sorted((CLUSTER / "k8s").glob("*.yaml"))
+
+
+def load_all(path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def test_launcher_yaml_matches_the_schema_shipped_with_ray():
+    schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+    config = yaml.safe_load((CLUSTER / "ray-cluster-gpu.yaml").read_text())
+    jsonschema.validate(config, schema)
+    types = config["available_node_types"]
+    assert config["head_node_type"] in types
+    gpu = [t for t in types.values() if t["resources"].get("GPU", 0) >= 1]
+    assert gpu and all(t["max_workers"] <= config["max_workers"] for t in gpu)
+    assert ray.__version__ in config["docker"]["image"]
+    # A broken config must fail the same validation (the test can fail).
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**config, "available_node_types": {"x": {"resources": {"GPU": -1}}}}, schema)
+
+
+def test_manifests_have_the_required_structure():
+    docs = [d for p in MANIFESTS for d in load_all(p) if d["kind"] != "Kustomization"]
+    kinds = {d["kind"] for d in docs}
+    assert {"RayCluster", "Deployment", "Service", "Secret", "PersistentVolumeClaim", "Namespace", "Job"} <= kinds
+    for d in docs:
+        assert d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), d
+        if d["kind"] != "Namespace":
+            assert d["metadata"].get("namespace") == "radae", d["metadata"]["name"]
+    kustomize = yaml.safe_load((CLUSTER / "k8s" / "kustomization.yaml").read_text())
+    assert all((CLUSTER / "k8s" / r).exists() for r in kustomize["resources"])
+
+
+def _containers(doc):
+    if doc["kind"] == "RayCluster":
+        spec = doc["spec"]
+        pods = [spec["headGroupSpec"]["template"]] + [g["template"] for g in spec["workerGroupSpecs"]]
+    elif doc["kind"] in ("Deployment", "Job"):
+        pods = [doc["spec"]["template"]]
+    else:
+        return []
+    return [c for pod in pods for c in pod["spec"]["containers"]]
+
+
+def test_images_are_pinned_and_ports_agree_with_services():
+    docs = [d for p in MANIFESTS for d in load_all(p)]
+    secret_keys = {k for d in docs if d["kind"] == "Secret" for k in d["stringData"]}
+    ports_by_app = {}
+    for d in docs:
+        for c in _containers(d):
+            image = c["image"]
+            assert ":" in image and not image.endswith(":latest"), image
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == "radae-s3" and ref["key"] in secret_keys
+        if d["kind"] == "Deployment":
+            labels = d["spec"]["template"]["metadata"]["labels"]
+            assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            ports_by_app[labels["app"]] = {p["containerPort"] for c in _containers(d) for p in c.get("ports", [])}
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        app = svc["spec"]["selector"]["app"]
+        assert app in ports_by_app, f"service {svc['metadata']['name']} selects no deployment"
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in ports_by_app[app], (svc["metadata"]["name"], port)
+
+
+def test_raycluster_matches_the_ray_version_and_the_services():
+    (rc,) = [d for p in MANIFESTS for d in load_all(p) if d["kind"] == "RayCluster"]
+    assert rc["apiVersion"] == "ray.io/v1" and rc["spec"]["rayVersion"] == ray.__version__
+    for c in _containers(rc):
+        assert f":{ray.__version__}" in c["image"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["RADAE_S3_ENDPOINT"] == "http://minio:9000" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert "AWS_SECRET_ACCESS_KEY" in env and env["AWS_SECRET_ACCESS_KEY"] is None  # from the Secret, never inline
+    workers = rc["spec"]["workerGroupSpecs"]
+    assert any(c["resources"]["limits"].get("nvidia.com/gpu") == "1" for g in workers for c in g["template"]["spec"]["containers"])
+    docs = [d for p in MANIFESTS for d in load_all(p)]
+    services = {d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]} for d in docs if d["kind"] == "Service"}
+    assert 9000 in services["minio"] and 5000 in services["mlflow"]
+    (mlflow,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow"]
+    args = _containers(mlflow)[0]["args"]
+    assert args[args.index("--port") + 1] == "5000" and args[args.index("--artifacts-destination") + 1].startswith("s3://radae/")
+
+
+def test_stack_scripts_never_stop_every_ray_cluster():
+    for script in CLUSTER.glob("*.sh"):
+        text = script.read_text()
+        assert "ray stop" not in text.replace("never `ray stop`", ""), script
+        assert "radae.sweep.stack" in text
