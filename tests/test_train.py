@@ -1,0 +1,201 @@
+"""The trainer on real MNIST: learning, exact resume, divergence handling, run folders, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from radae.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from radae.config import ConfigError, DataConfig, RunConfig, apply_overrides
+from radae.models import LossOutput, create_model
+from radae.models.rae import RobustGMMAE
+from radae.train import RunFolderError, TrainingDiverged, main, train
+from radae.trainer import evaluate_objective, reconstruction_mse
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+pytestmark = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"real MNIST not found at {MNIST_DIR}")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """2,000 real MNIST training images, 500 validation and the first 500 test images; loaded once."""
+    from radae.data import Split, Splits, load_dataset
+
+    full = load_dataset(DataConfig(name="mnist", data_dir=str(MNIST_DIR), train_limit=2000, val_size=500), "cpu")
+    test = Split(full.test.images[:500], full.test.labels[:500])
+    return Splits(full.train, full.val, test, full.info, full.source)
+
+
+@pytest.fixture(scope="module")
+def trained(mnist, tmp_path_factory):
+    """One finished quick run (K = 3, alpha 0.9) shared by the tests that only read its folder."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = quick_config(out, **{"prior.num_modes": 3, "loss.alpha": 0.9})
+    return cfg, train(cfg, data=mnist, progress=False)
+
+
+def quick_config(out_dir: Path, **overrides: object) -> RunConfig:
+    base = {
+        "data.name": "mnist",
+        "data.data_dir": str(MNIST_DIR),
+        "data.train_limit": 2000,
+        "data.val_size": 500,
+        "train.max_steps_per_epoch": 10,
+        "train.epochs": 1,
+        "train.device": "cpu",
+        "train.out_dir": str(out_dir),
+        "loss.weight_batches": 10,
+    }
+    return apply_overrides(RunConfig(), {**base, **overrides})
+
+
+def test_one_short_epoch_lowers_the_loss_and_writes_every_output(mnist, tmp_path: Path) -> None:
+    cfg = quick_config(tmp_path / "run", **{"train.max_steps_per_epoch": 20})
+    torch.manual_seed(cfg.train.seed)
+    untrained = evaluate_objective(create_model(cfg, mnist.info.image_shape), mnist.val, 100, seed=0)
+    seen: list[tuple[dict, str]] = []
+    result = train(cfg, data=mnist, on_epoch=lambda m, p: seen.append((m, p)), progress=False)
+    after = result.history[-1]
+    assert after["val_loss"] < 0.7 * untrained["loss"]
+    assert after["val_rec_mse"] < untrained["rec_mse"]
+    out = tmp_path / "run"
+    for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json", "samples.png", "reconstructions.png"):
+        assert (out / name).is_file(), name
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines == result.history and len(lines) == 1
+    assert seen == [(after, str(out / "checkpoint.pt"))]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["best_val"] == after["val_loss"]
+    assert RunConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(mnist, tmp_path: Path) -> None:
+    full = train(quick_config(tmp_path / "full", **{"train.epochs": 2}), data=mnist, progress=False)
+
+    cfg = quick_config(tmp_path / "cut", **{"train.epochs": 2})
+
+    def stop_after_first(metrics: dict, _path: str) -> None:
+        if metrics["epoch"] == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(cfg, data=mnist, on_epoch=stop_after_first, progress=False)
+    resumed = train(cfg, data=mnist, resume=True, progress=False)
+
+    a = load_checkpoint(full.checkpoint)["model"]
+    b = load_checkpoint(resumed.checkpoint)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    timing = ("epoch_seconds", "steps_per_second")
+    strip = [{k: v for k, v in m.items() if k not in timing} for m in (full.history, resumed.history) for m in m]
+    assert strip[:2] == strip[2:]
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mnist, tmp_path: Path, monkeypatch) -> None:
+    cfg = quick_config(tmp_path / "run", **{"train.epochs": 2})
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    saved: dict[str, bytes] = {}
+    original = RobustGMMAE.loss
+
+    def nan_rec(self, x, generator=None):
+        out = original(self, x, generator)
+        parts = {**out.parts, "rec": out.parts["rec"] * float("nan")}
+        return LossOutput(out.total * float("nan"), parts)
+
+    def poison_after_first(_metrics: dict, _path: str) -> None:
+        saved["bytes"] = ckpt.read_bytes()
+        monkeypatch.setattr(RobustGMMAE, "loss", nan_rec)
+
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1: loss, rec not finite"):
+        train(cfg, data=mnist, on_epoch=poison_after_first, progress=False)
+    assert ckpt.read_bytes() == saved["bytes"]
+    assert load_checkpoint(ckpt)["epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_cli_exits_non_zero_on_divergence(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(
+        RobustGMMAE, "loss", lambda self, x, generator=None: LossOutput(self.encode(x).sum() * float("inf"), {})
+    )
+    args = ["--dataset", "mnist", "--data-dir", str(MNIST_DIR), "--data.train_limit", "200", "--data.val_size", "100"]
+    code = main([*args, "--out-dir", str(tmp_path / "run"), "--device", "cpu", "--loss.weight_batches", "1"])
+    assert code == 3
+    assert "not finite" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_output_folder_of_another_run_is_refused_before_training(mnist, trained, tmp_path: Path) -> None:
+    cfg, result = trained
+    out = result.out_dir
+    before = (out / "checkpoint.pt").read_bytes()
+    calls: list[int] = []
+    with pytest.raises(RunFolderError, match=rf"{out} holds another run's checkpoint.*train.lr"):
+        train(
+            apply_overrides(cfg, {"train.lr": 0.01}), data=mnist, on_epoch=lambda m, p: calls.append(1), progress=False
+        )
+    with pytest.raises(RunFolderError, match="pass --resume"):
+        train(cfg, data=mnist, progress=False)
+    with pytest.raises(RunFolderError, match="nothing to resume"):
+        train(quick_config(tmp_path / "empty"), data=mnist, resume=True, progress=False)
+    assert calls == [] and (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_bad_names_fail_before_any_output(tmp_path: Path) -> None:
+    for key, value, known in [
+        ("model.name", "nope", "rae"),
+        ("adv.method", "cw", "fgsm"),
+        ("model.arch", "vit", "mlp"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{key} '{value}' is unknown; known: .*{known}"):
+            train(quick_config(tmp_path / "run", **{key: value}), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_round_trip_through_load_model(mnist, trained) -> None:
+    cfg, result = trained
+    loaded_cfg, model = load_model(result.checkpoint)
+    assert loaded_cfg == cfg and not model.training
+    state = load_checkpoint(result.checkpoint)["model"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    # The reloaded model reproduces the trained model's final test reconstruction error.
+    assert reconstruction_mse(model, mnist.test, 100) == pytest.approx(result.summary["test_rec_mse"], rel=1e-6)
+
+
+def test_damaged_or_foreign_checkpoints_raise_checkpoint_error(mnist, trained, tmp_path: Path) -> None:
+    cfg, result = trained
+    data = result.checkpoint.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=rf"{truncated} is truncated or corrupt"):
+        load_model(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match=rf"{foreign} is not a radae checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    # A truncated checkpoint in the output folder stops a new run there with the file named.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(data[:100])
+    with pytest.raises(RunFolderError, match=rf"{tmp_path / 'run'} holds an unusable checkpoint.*truncated or corrupt"):
+        train(apply_overrides(cfg, {"train.out_dir": str(tmp_path / "run")}), data=mnist, progress=False)
+
+
+def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"config": {}, "image_shape": (1, 2, 2), "model": {}, "epoch": 1})
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017  (pickling a lambda fails inside torch.save)
+        save_checkpoint(path, {"config": {}, "model": lambda: None})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
