@@ -11,5 +11,6 @@
 
 from radae.fast.graph_step import GraphStep, make_train_step
 from radae.fast.packed import PackConfig, PackedModels, check_packable
+from radae.fast.packed_train import train_packed
 
-__all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_train_step"]
+__all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_train_step", "train_packed"]
