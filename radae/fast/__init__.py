@@ -7,10 +7,23 @@
   :class:`PackConfig`); per-trial results, metrics and checkpoints stay separate.
 - :mod:`radae.fast.functional`, :mod:`radae.fast.adam`: the eq. 9 objective and Adam as pure
   functions of stacked tensors, which the packed trainer vmaps.
+
+``train_packed`` is imported on first use: :mod:`radae.trainsteps` imports this package to
+register the graph step, and ``packed_train`` imports :mod:`radae.trainer`, which imports
+:mod:`radae.trainsteps`.
 """
+
+from typing import Any
 
 from radae.fast.graph_step import GraphStep, make_train_step
 from radae.fast.packed import PackConfig, PackedModels, check_packable
-from radae.fast.packed_train import train_packed
 
 __all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_train_step", "train_packed"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train_packed":
+        from radae.fast.packed_train import train_packed
+
+        return train_packed
+    raise AttributeError(f"module 'radae.fast' has no attribute {name!r}")
