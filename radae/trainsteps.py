@@ -49,3 +49,4 @@ def resolve_step_mode(mode: str, device: torch.device) -> str:
 
 
 # Faster step implementations register themselves on import; add their imports here.
+from radae.fast import graph_step  # noqa: E402,F401  (registers "graph", issue 5)
