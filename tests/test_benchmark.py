@@ -1,0 +1,49 @@
+"""benchmarks/throughput.py --quick runs end to end on the CPU and its table and JSON parse.
+
+The quick run is a correctness check of the benchmark (every row is produced, rates are
+positive, the ratios are the ratios of the printed rates); it is not a timing assertion: CPU
+speed on a shared CI machine is not a property of the code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_and_its_output_parses(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--device", "cpu", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for key in ("plain_steps_per_s", "radae_steps_per_s", "packed_model_steps_per_s", "pgd_over_fgsm_cost", "peak_memory_mb"):
+        assert math.isfinite(r[key]) and r[key] > 0, key
+    assert r["ratio_radae_over_plain"] == pytest.approx(r["radae_steps_per_s"] / r["plain_steps_per_s"])
+    assert r["ratio_packed_over_plain"] == pytest.approx(r["packed_model_steps_per_s"] / r["plain_steps_per_s"])
+    assert r["pack_size"] == 4 and r["quick"] is True and r["step_mode_radae"] == "eager"
+    assert r["data"].startswith(("real MNIST", "random"))
+    # PGD (5 steps) costs more than FGSM (1 step): each extra step is a forward and a backward pass.
+    assert r["pgd_over_fgsm_cost"] > 1.0
+    # the printed table carries the same numbers
+    table = proc.stdout
+    rows = dict(re.findall(r"^(\(\w\)[^\n]*?)\s{2,}([\d,.]+)x?\s*$", table, flags=re.M))
+    plain = next(v for k, v in rows.items() if k.startswith("(a)"))
+    assert float(plain.replace(",", "")) == pytest.approx(r["plain_steps_per_s"], rel=1e-2)
+    assert "evaluation protocol" in table and "FID" in table
+    for key, note in (("eval_protocol_s", "eval_protocol"), ("fid_s", "fid")):
+        if r[key] is None:
+            assert r[note].startswith("skipped"), r[note]
+        else:
+            assert r[key] > 0, key
