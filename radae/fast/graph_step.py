@@ -151,3 +151,45 @@ def graph_step(model: Autoencoder, optimizer: torch.optim.Optimizer) -> Step:
         return holder[0](x, generator)
 
     return step
+
+
+class PackedGraph:
+    """A pack's whole step (noise draws, vmapped eq. 9 gradients, stacked Adam) as one CUDA graph.
+
+    Same recipe as :class:`GraphStep`: a static batch buffer (M, N, C, H, W), warm-up on a side
+    stream then a restore of parameters, Adam state and generators, and every member generator
+    registered with the graph. ``pm.adam.lr`` is read by the graph, so per-member lr changes
+    (``pm.adam.lr[m] = ...``, in place) apply to later replays.
+    """
+
+    def __init__(self, pm, generators: list[torch.Generator], example: torch.Tensor, warmup: int = 3):
+        if example.device.type != "cuda":
+            raise ConfigError(f"train.step_mode graph needs a CUDA device, got {example.device}")
+        self.pm, self.generators = pm, generators
+        self.static_x = example.detach().clone()
+        batch = example.shape[1]
+        state = [*pm.params.values(), *pm.adam.exp_avg.values(), *pm.adam.exp_avg_sq.values(), pm.adam.step]
+        saved, gen_states = [t.detach().clone() for t in state], [g.get_state() for g in generators]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                pm.step(self.static_x, pm.draw(generators, batch))
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():
+            for t, s in zip(state, saved, strict=True):
+                t.copy_(s)
+        for g, s in zip(generators, gen_states, strict=True):
+            g.set_state(s)
+        self.graph = torch.cuda.CUDAGraph()
+        for g in {id(g): g for g in generators}.values():
+            self.graph.register_generator_state(g)
+        with torch.cuda.graph(self.graph):
+            self.static_out = pm.step(self.static_x, pm.draw(generators, batch))
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.shape != self.static_x.shape:
+            raise ValueError(f"a captured pack step takes batches of shape {tuple(self.static_x.shape)}, got {tuple(x.shape)}")
+        self.static_x.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return {k: v.clone() for k, v in self.static_out.items()}

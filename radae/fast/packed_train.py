@@ -28,10 +28,12 @@ from typing import Any
 import torch
 
 from radae.checkpoint import save_checkpoint
-from radae.config import RunConfig
+from radae.config import ConfigError, RunConfig
+from radae.fast.graph_step import PackedGraph
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 from radae.models import create_model
 from radae.trainer import TrainResult, _finish, _load_data, _rng_state, check_out_dir, validate
+from radae.trainsteps import resolve_step_mode
 
 OnEpoch = Callable[[int, dict[str, Any], str], None]
 
@@ -87,6 +89,9 @@ def train_packed(
     pack = pack or PackConfig()
     check_packable(cfgs)
     device = validate(cfgs[0])
+    mode = resolve_step_mode(cfgs[0].train.step_mode, device)
+    if mode == "graph" and device.type != "cuda":
+        raise ConfigError(f"train.step_mode graph needs a CUDA device, got {device}; use eager or auto")
     for cfg in cfgs:
         check_out_dir(cfg, resume=False)
     data = _load_data(cfgs[0], device, data)
@@ -104,8 +109,9 @@ def train_packed(
     n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
     steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
     if progress:
-        print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}", flush=True)
+        print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps", flush=True)
     shape = tuple(data.info.image_shape)
+    graphed: PackedGraph | None = None
     t_run = time.perf_counter()
     for epoch in range(1, t_cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -115,7 +121,11 @@ def train_packed(
         for i in range(steps):
             idx = perms[:, i * batch : (i + 1) * batch].reshape(-1)
             x = data.train.get(idx).view(size, batch, *shape)
-            values = pm.step(x, pm.draw([mb.noise for mb in members], batch))
+            if mode == "graph":  # the whole pack step as one CUDA graph, captured on the first batch
+                graphed = graphed or PackedGraph(pm, [mb.noise for mb in members], x)
+                values = graphed(x)
+            else:
+                values = pm.step(x, pm.draw([mb.noise for mb in members], batch))
             names = list(values)
             rows.append(torch.stack([v.float() for v in values.values()], dim=1))  # (M, parts)
         train_means = torch.stack(rows).mean(dim=0)  # (M, parts)
