@@ -4,6 +4,10 @@ checkpoint and evaluation round trips."""
 from __future__ import annotations
 
 import math
+import runpy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -228,3 +232,46 @@ def test_loss_falls_on_real_mnist(name, mnist):
         opt.step()
         losses.append(out.total.item())
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
+
+
+SWEEP_SCRIPT = Path(__file__).parents[1] / "sweeps" / "baselines.py"
+
+
+def test_sweep_table_lays_out_models_by_levels():
+    format_table = runpy.run_path(str(SWEEP_SCRIPT))["format_table"]
+
+    metrics = {f"metric.latent_msssim_xt_recxa_l{t}_mean": 0.1 * t for t in (1, 3, 5)}
+    metrics |= {f"metric.maxdmg_msssim_recx_recxa_l{t}_mean": 1 - 0.1 * t for t in (1, 3, 5)}
+    rows = [
+        {"trial_id": "vae", "status": "completed", "config.data.name": "mnist", **metrics, "metric.fid_classifier_mean": 12.5},
+        {"trial_id": "se", "status": "error", "error": "RuntimeError: boom"},
+    ]
+    lines = format_table(rows, (1.0, 3.0, 5.0)).splitlines()
+    assert "l=1/3/5" in lines[0] and "fid_classifier_mean" in lines[0]
+    assert lines[2].split("|")[1].split() == ["0.10", "/", "0.30", "/", "0.50"]
+    assert lines[2].split("|")[2].split() == ["0.90", "/", "0.70", "/", "0.50"]
+    assert lines[2].split("|")[3].strip() == "12.50"
+    assert "0.55 / 0.78 / 0.89" in lines[3] and "(paper)" in lines[3]  # the paper's VAE row beside ours
+    assert lines[4].startswith("se") and "boom" in lines[4]
+
+
+@pytest.mark.slow
+def test_baselines_sweep_smoke_mode(tmp_path, mnist):
+    pytest.importorskip("radae.evaluate", reason="radae.evaluate (issue 3) is not in this tree yet")
+    import pyarrow.parquet as pq
+
+    cmd = [sys.executable, str(SWEEP_SCRIPT), "--smoke-test", "--out", str(tmp_path), "--sweep-id", "smoke"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = done.stdout[done.stdout.index("model "):]
+    assert all(name in table for name in ["rae", *BASELINES]) and "(paper)" in table
+    files = sorted((tmp_path / "results" / "sweep=smoke").glob("trial=*.parquet"))
+    assert [f.stem for f in files] == [f"trial={m}" for m in sorted(["rae", *BASELINES])]
+    for f in files:
+        row = pq.read_table(f).to_pylist()[0]
+        assert row["status"] == "completed" and row["config.model.name"] == row["trial_id"]
+        assert row["param.model.name"] == row["trial_id"] and row["config.train.epochs"] == 1
+        assert 0.0 <= row["metric.latent_msssim_xt_recxa_l3_mean"] <= 1.0
+        assert math.isfinite(row["metric.fid"]) and math.isfinite(row["metric.robustness"])
+        if row["trial_id"] == "lipschitz-vae":
+            assert row["metric.certified_maxdmg_l2_recx_recxa_l1"] == pytest.approx(5.0 * 40.0 / 4.0)
