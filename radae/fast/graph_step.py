@@ -15,9 +15,11 @@ it on CUDA). The capture follows the PyTorch CUDA-graph recipe for a whole train
 
 1. Static input: ``x`` is copied into a fixed buffer before each replay (a batch of another
    shape runs eagerly on the same tensors instead).
-2. The optimizer is made capturable: ``capturable=True`` and its lr a device tensor, so
-   ``ReduceLROnPlateau``'s in-place update (``_update_param_group_val`` fills tensors) reaches
-   the graph without a re-capture. Use Adam/AdamW-like optimizers whose fresh state is zeros.
+2. The optimizer is made capturable (``capturable=True``: its step counters live on the
+   device). A float lr is baked into the captured kernels, so when a scheduler changes it
+   (``ReduceLROnPlateau`` sets floats) the step re-captures (warm-up and capture: well under a
+   second, a few times per run); an lr given as a device tensor is read by the graph and needs
+   no re-capture. The trainer's metrics and checkpoints keep seeing plain float lrs.
 3. Warm-up steps run on a side stream (they create the optimizer state and the autograd and
    cuBLAS workspaces), then the parameters, buffers, optimizer state and generator are restored
    to their values before the warm-up, so the first replay is the first step: graph and eager
@@ -50,17 +52,20 @@ def make_train_step(
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Switch ``optimizer`` to capturable mode with device-tensor lrs (and device step counters)."""
+    """Switch ``optimizer`` to capturable mode (device step counters)."""
     for group in optimizer.param_groups:
         if "capturable" not in group:
             raise ConfigError(f"train.step_mode graph needs a capturable optimizer (e.g. Adam), got {type(optimizer).__name__}")
         group["capturable"] = True
-        if not isinstance(group["lr"], torch.Tensor):
-            group["lr"] = torch.tensor(float(group["lr"]), device=device)
         for p in group["params"]:
             state = optimizer.state.get(p, {})
             if "step" in state and state["step"].device != p.device:
                 state["step"] = state["step"].to(p.device, torch.float32)
+
+
+def _lr_key(optimizer: torch.optim.Optimizer) -> tuple:
+    """What a capture fixes about the lrs: float values (tensor lrs are read at replay)."""
+    return tuple(id(g["lr"]) if isinstance(g["lr"], torch.Tensor) else float(g["lr"]) for g in optimizer.param_groups)
 
 
 class _Snapshot:
@@ -104,15 +109,20 @@ class GraphStep:
             raise ConfigError(
                 f"train.step_mode graph needs the batch and generator on CUDA, got {example.device} and {generator.device}"
             )
-        self.model, self.optimizer, self.generator = model, optimizer, generator
+        self.model, self.optimizer, self.generator, self.warmup = model, optimizer, generator, warmup
         self.eager = eager_step(model, optimizer)
         make_capturable(optimizer, example.device)
         self.static_x = example.detach().clone()
+        self.captures = 0
+        self._capture()
+
+    def _capture(self) -> None:
+        model, optimizer, generator = self.model, self.optimizer, self.generator
         snapshot = _Snapshot(model, optimizer, generator)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(warmup):
+            for _ in range(self.warmup):
                 self.eager(self.static_x, generator)
         torch.cuda.current_stream().wait_stream(side)
         snapshot.restore()
@@ -124,12 +134,16 @@ class GraphStep:
             out.total.backward()
             optimizer.step()
         self.static_out = {"loss": out.total.detach(), **{k: v.detach() for k, v in out.parts.items()}}
+        self.lr_key = _lr_key(optimizer)
+        self.captures += 1
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         if generator is not self.generator:
             raise ValueError("a graph step replays the generator it was captured with; pass that same generator")
         if x.shape != self.static_x.shape or x.dtype != self.static_x.dtype:
             return self.eager(x, generator)  # e.g. a last, smaller batch: same tensors, no graph
+        if _lr_key(self.optimizer) != self.lr_key:
+            self._capture()  # a scheduler changed a float lr
         self.static_x.copy_(x, non_blocking=True)
         self.graph.replay()
         return {k: v.clone() for k, v in self.static_out.items()}
