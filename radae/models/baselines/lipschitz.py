@@ -80,10 +80,23 @@ class BjorckLinear(nn.Module):
         nn.init.orthogonal_(self.weight)
         self.bias = nn.Parameter(torch.zeros(n_out))
         self.lipschitz, self.iters = float(lipschitz), int(iters)
+        self._cache: tuple[int, torch.Tensor] | None = None
 
     def ortho_weight(self) -> torch.Tensor:
-        """The effective weight c * bjorck(W)."""
-        return self.lipschitz * bjorck(self.weight, self.iters)
+        """The effective weight c * bjorck(W).
+
+        In eval mode the weights are constants (evaluation attacks differentiate w.r.t. the input
+        only), so the result is computed once per weight version and reused, detached; in
+        training mode it is recomputed, with gradients, in every forward pass.
+        """
+        if self.training:
+            self._cache = None
+            return self.lipschitz * bjorck(self.weight, self.iters)
+        version = self.weight._version
+        if self._cache is None or self._cache[0] != version or self._cache[1].device != self.weight.device:
+            with torch.no_grad():
+                self._cache = (version, self.lipschitz * bjorck(self.weight, self.iters))
+        return self._cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.ortho_weight(), self.bias)
