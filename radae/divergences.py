@@ -33,9 +33,9 @@ def gaussian_kl(
     With the defaults (standard normal prior) this is the VAE term
     -0.5 * sum(1 + logvar - mu^2 - e^logvar). Shapes broadcast; returns shape ``mu.shape[:-1]``.
     """
-    mu_p = torch.as_tensor(mu_p, dtype=mu.dtype, device=mu.device)
-    logvar_p = torch.as_tensor(logvar_p, dtype=mu.dtype, device=mu.device)
-    per_dim = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) * torch.exp(-logvar_p) - 1.0)
+    # Python floats stay floats (no host-to-device tensor inside a CUDA-graph-captured step).
+    inv_var_p = math.exp(-logvar_p) if isinstance(logvar_p, float | int) else torch.exp(-logvar_p)
+    per_dim = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) * inv_var_p - 1.0)
     return per_dim.sum(dim=-1)
 
 
@@ -59,11 +59,12 @@ def log_importance_weights(batch_size: int, dataset_size: int, *, device=None, d
     if dataset_size < batch_size:
         raise ValueError(f"dataset_size ({dataset_size}) must be >= batch_size ({batch_size})")
     n, m = dataset_size, batch_size - 1
-    w = torch.full((batch_size, batch_size), 1.0 / m, dtype=torch.float64)
-    rows = torch.arange(batch_size)
+    # Built on the target device from Python scalars (no host-to-device copy: CUDA-graph safe).
+    w = torch.full((batch_size, batch_size), 1.0 / m, dtype=torch.float64, device=device)
+    rows = torch.arange(batch_size, device=device)
     w[rows, (rows + 1) % batch_size] = (n - m) / (n * m)
     w[rows, rows] = 1.0 / n
-    return w.log().to(device=device, dtype=dtype)
+    return w.log().to(dtype)
 
 
 def tc_decomposition(
