@@ -20,8 +20,9 @@ Also: the PGD/FGSM cost ratio of (b), peak memory (``torch.cuda.max_memory_alloc
 trials x 3 lambdas x 2 attacks, via radae.evaluate) and of FID on 10,000 samples (via radae.fid);
 each of the last two is skipped with a printed note when its module is missing. ``--quick``
 shrinks step counts and the evaluation (the table says so). Steps are timed in alternating
-rounds (a, b, c, a, b, c, ...) and the median round is reported, so a neighbour's load on a
-shared machine hits all rows alike.
+rounds (a, b, c, a, b, c, ...) and the median round is reported; on the CPU the clock is this
+process's CPU time (single-threaded runs), so neighbours' load on a shared machine does not
+count, and denormals are flushed to zero (``torch.set_flush_denormal``) for every row.
 """
 
 from __future__ import annotations
@@ -177,13 +178,20 @@ def packed_runner(cfg: RunConfig, data: Splits, device: torch.device, batch: int
     return run
 
 
+def clock(device: torch.device):
+    """Wall time on GPU; on CPU this process's CPU time, which other processes' load does not inflate
+    (the runs are single-threaded and the DataLoader runs in-process, so it counts all the work)."""
+    return time.perf_counter if device.type == "cuda" else time.process_time
+
+
 def rate(run, steps: int, device: torch.device) -> float:
     """Steps per second of ``run(steps)``."""
+    now = clock(device)
     sync(device)
-    t0 = time.perf_counter()
+    t0 = now()
     run(steps)
     sync(device)
-    return steps / (time.perf_counter() - t0)
+    return steps / (now() - t0)
 
 
 # evaluation protocol and FID ---------------------------------------------------------------------
@@ -228,6 +236,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
+        # Denormal floats (tiny Adam moments, far CDF tails) are ~100x slower on x86 CPUs and
+        # appear as training proceeds; flushing them to zero keeps every row's speed stable.
+        torch.set_flush_denormal(True)
     data, data_note = load_data(device)
     cfg, batch = base_config(device), 100
     steps, rounds, pack = (args.steps or (5 if args.quick else 100)), (args.rounds or 3), args.pack
@@ -252,6 +263,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "data": data_note,
         "quick": args.quick,
         "timed_steps_per_round": steps,
+        "clock": "wall" if device.type == "cuda" else "process CPU time",
         "rounds": rounds,
         "step_mode_radae": "graph" if device.type == "cuda" else "eager",
         "plain_steps_per_s": med["plain"],
@@ -275,7 +287,8 @@ def print_table(r: dict[str, Any]) -> None:
 
     lines = [
         f"device: {r['device']}   torch {r['torch']}   data: {r['data']}",
-        f"mode: {'quick' if r['quick'] else 'full'}, {r['rounds']} rounds of {r['timed_steps_per_round']} timed steps (median)",
+        f"mode: {'quick' if r['quick'] else 'full'}, {r['rounds']} rounds of {r['timed_steps_per_round']} timed steps "
+        f"(median; clock: {r['clock']})",
         "",
         f"{'row':<48}{'value':>16}",
         f"{'(a) plain PyTorch loop, steps/s':<48}{fmt(r['plain_steps_per_s']):>16}",
