@@ -1,0 +1,169 @@
+"""What every evaluation attack shares: the L2-ball-and-box constraint, random starts, batching.
+
+An attack perturbs test images x in [0,1]^{C x H x W} to x_a = x + delta with ||delta||_2 <= lambda
+(pixel units) and x_a in [0, 1] (method.md, "Evaluation"). A subclass only states its objective
+(``prepare`` computes per-image constants, ``objective`` the per-row value to minimise); this base:
+
+- expands the images to one big batch of rows ordered (lambda, trial, image), i.e. row
+  ``(l * trials + t) * n + i``, so every image, random trial and budget is optimised at once on one
+  device (``batch_size`` splits that batch into chunks only to bound memory);
+- draws each row's random start uniformly inside its L2 ball, then clips it to the box (clipping
+  moves every coordinate towards 0, so the start stays in the ball);
+- runs projected gradient descent with L2-normalised steps, the step ``step_frac * lambda``
+  decaying on a cosine schedule, and keeps each row's best iterate;
+- projects exactly onto the intersection of ball and box after every step (:func:`project_l2_box`),
+  so every iterate, and the returned x_a, satisfies both constraints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class AttackResult:
+    """Adversarial inputs of a batched attack, one row per (lambda, trial, image).
+
+    ``x_adv`` (R, C, H, W) in [0, 1]; ``loss`` (R,) the attack objective in its natural sign
+    (see the attack's docstring); ``level`` (R,) the lambda of each row; ``level_index``,
+    ``trial_index``, ``image_index`` (R,) int64 positions in the inputs.
+    """
+
+    x_adv: torch.Tensor
+    loss: torch.Tensor
+    level: torch.Tensor
+    level_index: torch.Tensor
+    trial_index: torch.Tensor
+    image_index: torch.Tensor
+
+
+def project_l2_box(delta: torch.Tensor, x: torch.Tensor, radius: torch.Tensor, iters: int = 30) -> torch.Tensor:
+    """Euclidean projection of ``delta`` onto {d : ||d||_2 <= radius, 0 <= x + d <= 1}, per row.
+
+    KKT for min ||d - v||^2 + mu (||d||^2 - r^2) over the box give d = clip(t v, -x, 1 - x) with
+    t = 1 / (1 + mu) in (0, 1]; since the box contains 0, ||clip(t v)|| grows with t, so bisection
+    finds the largest feasible t. The lower end of the bracket is returned: always feasible.
+    delta, x: (R, ...); radius: (R,).
+    """
+    lo, hi = -x, 1.0 - x
+    shape = (-1,) + (1,) * (delta.dim() - 1)
+
+    def clipped(t: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(torch.maximum(t.view(shape) * delta, lo), hi)
+
+    full = clipped(torch.ones_like(radius))
+    inside = full.flatten(1).norm(dim=1) <= radius
+    if bool(inside.all()):
+        return full
+    t_lo, t_hi = torch.zeros_like(radius), torch.ones_like(radius)
+    for _ in range(iters):
+        mid = (t_lo + t_hi) / 2
+        ok = clipped(mid).flatten(1).norm(dim=1) <= radius
+        t_lo, t_hi = torch.where(ok, mid, t_lo), torch.where(ok, t_hi, mid)
+    return torch.where(inside.view(shape), full, clipped(t_lo))
+
+
+def random_start(x: torch.Tensor, radius: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A uniform draw from each row's L2 ball (Gaussian direction, radius r U^{1/n}), clipped to the box."""
+    n = x[0].numel()
+    direction = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+    u = torch.rand(len(x), generator=generator).to(x.device, x.dtype)
+    r = (radius * u ** (1.0 / n)).view(-1, *([1] * (x.dim() - 1)))
+    return torch.minimum(torch.maximum(r * direction, -x), 1.0 - x)
+
+
+class Attack:
+    """Base of the evaluation attacks: subclasses define ``prepare`` and ``objective``.
+
+    Args:
+        steps: projected-gradient steps.
+        step_frac: first step length as a fraction of lambda (cosine-decayed to ~0).
+        batch_size: rows optimised together; None = all rows in one batch.
+    """
+
+    name = "attack"
+    # +1: the natural objective is minimised (latent attack); -1: it is maximised (max damage).
+    sign = 1.0
+
+    def __init__(self, steps: int = 100, step_frac: float = 1.0, batch_size: int | None = None) -> None:
+        if steps < 1 or step_frac <= 0 or (batch_size is not None and batch_size < 1):
+            raise ValueError(f"bad attack settings: steps={steps}, step_frac={step_frac}, batch_size={batch_size}")
+        self.steps, self.step_frac, self.batch_size = steps, step_frac, batch_size
+
+    def prepare(self, model: Any, x: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """Per-image constants of the objective (N, ...), computed once without gradients."""
+        raise NotImplementedError
+
+    def objective(self, model: Any, x_adv: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+        """The natural per-row objective (R,) of x_adv (R, C, H, W) given the rows' constants."""
+        raise NotImplementedError
+
+    def run(
+        self,
+        model: Any,
+        x: torch.Tensor,
+        levels: tuple[float, ...] | list[float],
+        trials: int,
+        *,
+        targets: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> AttackResult:
+        """Attack images ``x`` (N, C, H, W) in [0, 1] at every lambda in ``levels`` with ``trials`` random starts.
+
+        ``targets`` (N, C, H, W): per-image target images where the attack needs them.
+        ``progress(done_rows, total_rows)`` is called after each chunk.
+        """
+        if any(level <= 0 for level in levels):
+            raise ValueError(f"attack budgets lambda must be > 0, got {tuple(levels)}")
+        n, n_lev = len(x), len(levels)
+        with torch.no_grad():
+            const = self.prepare(model, x, targets)
+        level_index = torch.arange(n_lev).repeat_interleave(trials * n)
+        trial_index = torch.arange(trials).repeat_interleave(n).repeat(n_lev)
+        image_index = torch.arange(n).repeat(n_lev * trials)
+        level = torch.tensor(levels, dtype=x.dtype)[level_index]
+        # All random starts are drawn up front so the result does not depend on batch_size.
+        starts = random_start(x[image_index], level.to(x.device), generator)
+        total = len(image_index)
+        chunk = self.batch_size or total
+        advs, losses = [], []
+        for begin in range(0, total, chunk):
+            rows = slice(begin, min(begin + chunk, total))
+            idx = image_index[rows].to(x.device)
+            adv, loss = self.optimise(model, x[idx], const[idx], level[rows].to(x.device), starts[rows])
+            advs.append(adv)
+            losses.append(loss)
+            if progress is not None:
+                progress(rows.stop, total)
+        return AttackResult(torch.cat(advs), torch.cat(losses), level, level_index, trial_index, image_index)
+
+    def optimise(
+        self, model: Any, x: torch.Tensor, const: torch.Tensor, radius: torch.Tensor, delta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected gradient descent on sign * objective from ``delta``; returns each row's best (x_adv, objective)."""
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        best_delta = delta.clone()
+        best = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
+        for step in range(self.steps + 1):
+            delta = delta.detach().requires_grad_(True)
+            with torch.enable_grad():
+                value = self.sign * self.objective(model, x + delta, const)
+                (grad,) = torch.autograd.grad(value.sum(), delta)
+            value = value.detach()
+            better = value < best
+            best = torch.where(better, value, best)
+            best_delta = torch.where(better.view(shape), delta.detach(), best_delta)
+            if step == self.steps:
+                break
+            # L2-normalised step, length step_frac * lambda on a cosine schedule (never exactly 0).
+            frac = self.step_frac * (0.5 * (1 + math.cos(math.pi * step / self.steps)) + 0.01)
+            g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+            delta = project_l2_box(delta.detach() - (frac * radius).view(shape) * g, x, radius)
+        return (x + best_delta).clamp(0.0, 1.0), self.sign * best

@@ -1,0 +1,190 @@
+"""Evaluation attacks (radae.attacks): constraints, batching, and strength against SciPy's L-BFGS-B."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+from torch import nn
+
+from radae.attacks import ATTACKS, LatentAttack, MaxDamageAttack, project_l2_box, random_start
+from radae.config import DataConfig
+
+LEVELS = (1.0, 3.0, 5.0)
+
+
+class TinyAE(nn.Module):
+    """A small MLP autoencoder on 32x32 MNIST, trained for ~1 s in the fixture."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+        self.decoder = nn.Sequential(
+            nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 1024), nn.Sigmoid(), nn.Unflatten(1, (1, 32, 32))
+        )
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small ops on 2 shared cores: one intra-op thread avoids oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def mnist(one_thread):
+    from radae.data import DataError, load_dataset
+
+    try:
+        return load_dataset(DataConfig(name="mnist", data_dir="/work/shared/data/mnist", download=False))
+    except DataError as err:
+        pytest.skip(f"real MNIST not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def tiny_ae(mnist):
+    torch.manual_seed(0)
+    model = TinyAE()
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    x = mnist.train.get(torch.arange(10000))
+    for _ in range(2):
+        for i in range(0, len(x), 100):
+            loss = (model.decode(model.encode(x[i : i + 100])) - x[i : i + 100]).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval().requires_grad_(False)
+
+
+def test_registry_names_both_attacks():
+    assert ATTACKS.names() == ["latent", "max_damage"]
+    assert isinstance(ATTACKS.create("latent", steps=3), LatentAttack)
+
+
+def test_projection_is_the_euclidean_projection_onto_ball_and_box():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 8, 8, generator=g)
+    x[:, :, :4] = 0.0  # MNIST-like: many pixels on the box edge
+    v = 3 * torch.randn(x.shape, generator=g)
+    radius = torch.rand(64, generator=g) * 4 + 0.1
+    p = project_l2_box(v, x, radius)
+    assert (p.flatten(1).norm(dim=1) <= radius + 1e-5).all()
+    assert ((x + p) >= -1e-7).all() and ((x + p) <= 1 + 1e-7).all()
+    # Variational inequality of a projection onto a convex set: <v - p, q - p> <= 0 for feasible q.
+    for _ in range(20):
+        q = project_l2_box(3 * torch.randn(x.shape, generator=g), x, radius)
+        assert ((v - p).flatten(1) * (q - p).flatten(1)).sum(1).max() < 1e-4
+    inside = 0.01 * torch.rand(x.shape, generator=g)
+    assert torch.equal(project_l2_box(inside, x, radius), inside.clamp(-x, 1 - x))
+
+
+def test_random_starts_are_feasible_and_spread():
+    x = torch.rand(500, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    radius = torch.full((500,), 2.0)
+    d = random_start(x, radius, torch.Generator().manual_seed(2))
+    norms = d.flatten(1).norm(dim=1)
+    assert (norms <= 2.0 + 1e-5).all() and norms.std() > 0
+    assert ((x + d) >= 0).all() and ((x + d) <= 1).all()
+
+
+@pytest.mark.parametrize("name", ["latent", "max_damage"])
+def test_batched_rows_are_feasible_ordered_and_chunk_invariant(tiny_ae, mnist, name):
+    x, xt = mnist.test.get(torch.arange(5)), mnist.test.get(torch.arange(5, 10))
+    attack = ATTACKS.create(name, steps=10)
+    res = attack.run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
+    assert res.x_adv.shape == (30, 1, 32, 32) and res.loss.shape == (30,)
+    # Row (l * trials + t) * n + i.
+    assert res.image_index.tolist() == list(range(5)) * 6
+    assert res.trial_index.tolist() == ([0] * 5 + [1] * 5) * 3
+    assert res.level.tolist() == [1.0] * 10 + [3.0] * 10 + [5.0] * 10
+    delta = res.x_adv - x[res.image_index]
+    assert (delta.flatten(1).norm(dim=1) <= res.level + 1e-4).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    const = attack.prepare(tiny_ae, x, xt)[res.image_index]
+    assert torch.allclose(attack.objective(tiny_ae, res.x_adv, const), res.loss, rtol=1e-4, atol=1e-5)
+    chunked = ATTACKS.create(name, steps=10, batch_size=7)
+    res2 = chunked.run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(res.loss, res2.loss, rtol=1e-4, atol=1e-5)
+
+
+def test_attacks_get_stronger_with_lambda(tiny_ae, mnist):
+    x, xt = mnist.test.get(torch.arange(6)), mnist.test.get(torch.arange(6, 12))
+    g = torch.Generator().manual_seed(0)
+    lat = LatentAttack(steps=30).run(tiny_ae, x, LEVELS, 1, targets=xt, generator=g)
+    dmg = MaxDamageAttack(steps=30).run(tiny_ae, x, LEVELS, 1, generator=g)
+    lat_mean = [lat.loss[lat.level_index == i].mean() for i in range(3)]
+    dmg_mean = [dmg.loss[dmg.level_index == i].mean() for i in range(3)]
+    clean = (tiny_ae.encode(x) - tiny_ae.encode(xt)).pow(2).sum(1).mean()
+    assert clean > lat_mean[0] > lat_mean[1] > lat_mean[2]
+    assert 0 < dmg_mean[0] < dmg_mean[1] < dmg_mean[2]
+
+
+def test_bad_budgets_and_missing_targets_raise(tiny_ae):
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.raises(ValueError, match="lambda must be > 0"):
+        MaxDamageAttack(steps=2).run(tiny_ae, x, (1.0, 0.0), 1)
+    with pytest.raises(ValueError, match="target image"):
+        LatentAttack(steps=2).run(tiny_ae, x, (1.0,), 1)
+
+
+def lbfgs_reference(attack, model, x, const, radius, start, maxcor):
+    """The reference method: SciPy L-BFGS-B on one image, in float64.
+
+    The box [-x, 1 - x] goes to L-BFGS-B as bounds; the L2 ball is handled by evaluating the
+    objective at the radial projection d * min(1, r / ||d||), which stays in the box (the box holds
+    0), so the optimum it reports is feasible.
+    """
+    model = model.double()
+    xs, c = x.double()[None], const.double()[None]
+
+    def fun(v):
+        d = torch.from_numpy(v).view_as(xs).requires_grad_(True)
+        scaled = d * torch.clamp(radius / (d.norm() + 1e-12), max=1.0)
+        value = attack.sign * attack.objective(model, xs + scaled, c).sum()
+        (grad,) = torch.autograd.grad(value, d)
+        return value.item(), grad.numpy().ravel()
+
+    bounds = list(zip((-xs).numpy().ravel(), (1 - xs).numpy().ravel(), strict=True))
+    res = scipy.optimize.minimize(
+        fun, start.double().numpy().ravel(), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxcor": maxcor}
+    )
+    model.float()
+    return attack.sign * res.fun
+
+
+# The batched attack must reach, per lambda, a mean objective within 5% of L-BFGS-B's (or better).
+REL_TOL = 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,maxcor", [("latent", 25), ("max_damage", 100)])
+def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, maxcor):
+    x, xt = mnist.test.get(torch.arange(4)), mnist.test.get(torch.arange(4, 8))
+    attack = ATTACKS.create(name)  # the evaluation's default steps and schedule
+    res = attack.run(tiny_ae, x, LEVELS, 1, targets=xt, generator=torch.Generator().manual_seed(0))
+    starts = random_start(x[res.image_index], res.level, torch.Generator().manual_seed(0))
+    const = attack.prepare(tiny_ae, x, xt)
+    ref = torch.tensor(
+        [
+            lbfgs_reference(attack, tiny_ae, x[i], const[i], float(r), s, maxcor)
+            for i, r, s in zip(res.image_index, res.level, starts, strict=True)
+        ]
+    )
+    for li, level in enumerate(LEVELS):
+        rows = res.level_index == li
+        ours, theirs = res.loss[rows].mean().item(), ref[rows].mean().item()
+        print(f"{name} lambda={level}: batched {ours:.4f}  L-BFGS-B {theirs:.4f}")
+        if attack.sign > 0:  # minimised
+            assert ours <= theirs * (1 + REL_TOL) + 1e-3
+        else:  # maximised
+            assert ours >= theirs * (1 - REL_TOL)
+    assert np.isfinite(ref.numpy()).all()
