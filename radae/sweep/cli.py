@@ -113,7 +113,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         Path(args.state_dir).mkdir(parents=True, exist_ok=True)
         (Path(args.state_dir) / "driver.pid").write_text(str(os.getpid()))
     print(f"sweep {sweep_id}: {defn.num_samples if not args.num_samples else args.num_samples} trials of {defn.name} "
-          f"({defn.objective.name} objective), storage {storage}, MLflow {args.mlflow_uri}", flush=True)
+          f"({defn.objective.name} objective), storage {storage}, MLflow {args.mlflow_uri}, python {sys.executable}", flush=True)
     try:
         table = run_sweep(defn, opts)
     except (PreflightError, SweepError) as exc:

@@ -146,6 +146,9 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext):
             storage_filesystem=fs,
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
             callbacks=[_rows_callback(ctx)],
+            # Experiment state reaches the bucket within seconds (default 5 min), so a driver
+            # killed mid-sweep restores from a recent snapshot.
+            sync_config=tune.SyncConfig(sync_period=5),
             verbose=1,
         ),
     )

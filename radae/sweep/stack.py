@@ -144,24 +144,16 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         state["services"][name] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / f"{name}.log")}
         (state_dir / "state.json").write_text(json.dumps(state, indent=2))
 
+    mlflow_uri = f"http://127.0.0.1:{ports['mlflow']}"
     try:
-        log = state_dir / "s3.log"
-        record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, log))
-        _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], log, 30)
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
-                     region_name="us-east-1").create_bucket(Bucket=bucket)
-
-        log = state_dir / "mlflow.log"
+        # All three start at once (each waits only for its own port); the bucket is created
+        # as soon as S3 answers.
+        record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"))
         mlflow_env = {**base_env, "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
                "--artifacts-destination", f"s3://{bucket}/{prefix}/mlflow", "--host", "127.0.0.1",
                "--port", str(ports["mlflow"]), "--workers", "1"]
-        record("mlflow", _spawn(cmd, mlflow_env, log))
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['mlflow']}/health"), "MLflow server", procs["mlflow"], log, 90)
-
-        log = state_dir / "ray.log"
+        record("mlflow", _spawn(cmd, mlflow_env, state_dir / "mlflow.log"))
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
@@ -169,14 +161,25 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         cmd = [_bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
                "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
-        record("ray", _spawn(cmd, base_env, log))
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version"), "Ray head", procs["ray"], log, 90)
+        # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
+        ray_env = {**base_env, "RADAE_S3_ENDPOINT": endpoint, "RADAE_S3_BUCKET": bucket, "RADAE_S3_PREFIX": prefix,
+                   "MLFLOW_TRACKING_URI": mlflow_uri}
+        record("ray", _spawn(cmd, ray_env, state_dir / "ray.log"))
+
+        _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], state_dir / "s3.log", 60)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                     region_name="us-east-1").create_bucket(Bucket=bucket)
+        _wait(lambda: _http_ok(f"{mlflow_uri}/health"), "MLflow server", procs["mlflow"], state_dir / "mlflow.log", 120)
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version"), "Ray head", procs["ray"],
+              state_dir / "ray.log", 120)
     except BaseException:
         stop(state_dir)
         raise
     env = {
         "RADAE_S3_ENDPOINT": endpoint, "RADAE_S3_BUCKET": bucket, "RADAE_S3_PREFIX": prefix, **creds,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}", "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
         "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}", "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
         "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
     }

@@ -158,11 +158,12 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     from radae.checkpoint import load_model
     from radae.config import RunConfig
     from radae.data import load_dataset
-    from radae.evaluate import evaluate
     from radae.sweep.tracking import Tracker
     from radae.train import train
     from radae.trainer import resolve_device
 
+    entered = time.time()
+    evaluate = _evaluator()
     torch.set_num_threads(int(job.get("threads", 1)))
     reporter = REPORTERS.create(job["reporter"])
     cfg = RunConfig.from_dict(job["cfg"])
@@ -204,6 +205,9 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": t1 - t0,
         "eval_seconds": t2 - t1,
         "resumed_from_epoch": float(resumed_from),
+        # From the Tune function's start to this loop's start: the executor's overhead.
+        "startup_seconds": entered - float(job["extra"].get("trial_started", entered)),
+        "data_seconds": t0 - entered,
         FINAL_KEY: 1.0,
     }
     if tracker is not None:
@@ -214,6 +218,15 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
             tracker.log_artifacts(job["run_id"], out / name, "train")
     _report_with_checkpoint(reporter, final, {CHECKPOINT_FILE: result.checkpoint, "eval": out / "eval"})
     return final
+
+
+def _evaluator() -> Callable[..., Any]:
+    """``radae.evaluate.evaluate``, or the ``module:function`` named by ``$RADAE_SWEEP_EVALUATE``
+    (same signature; lets experiments and tests plug in another evaluator without code changes)."""
+    import importlib
+
+    module, _, name = os.environ.get("RADAE_SWEEP_EVALUATE", "radae.evaluate:evaluate").partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 # ---- executors: where worker_loop runs ----------------------------------------------------------
@@ -279,7 +292,7 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
     run_id = tracker.trial_run(ctx.parent_run_id, ctx.sweep_id, trial_id, cfg.flat(), {f"param.{k}": v for k, v in params.items()})
     job = asdict(
         TrialJob(ctx.sweep_id, trial_id, cfg.to_dict(), run_id, ctx.tracking_uri, ctx.experiment, ctx.objective,
-                 ctx.fid_weight, ctx.state_dir, ctx.threads)
+                 ctx.fid_weight, ctx.state_dir, ctx.threads, extra={"trial_started": started})
     )
     executor: Callable[[dict[str, Any], SweepContext], dict[str, Any]] = EXECUTORS.get(ctx.executor)
     try:

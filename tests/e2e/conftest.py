@@ -1,0 +1,71 @@
+"""The local stack (moto S3, MLflow, Ray head) for the end-to-end sweep tests, started once.
+
+Measurements (wall times, peak memory of the stack's processes, which include every Ray job,
+driver and trial worker) go to ``runs/sweep-e2e.json``.
+"""
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from radae.sweep import stack
+
+ROOT = Path(__file__).parents[2]
+REPORT = ROOT / "runs" / "sweep-e2e.json"
+
+
+def mnist_dir() -> Path | None:
+    for candidate in (os.environ.get("RADAE_DATA_DIR"), ROOT.parent / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate).resolve()
+    return None
+
+
+class MemorySampler(threading.Thread):
+    """Samples the summed RSS of the stack's process groups every 0.5 s."""
+
+    def __init__(self, pgids):
+        super().__init__(daemon=True)
+        self.pgids, self.peak_mib, self.stop_event = pgids, 0.0, threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.peak_mib = max(self.peak_mib, sum(stack.group_rss_mib(g) for g in self.pgids))
+            self.stop_event.wait(0.5)
+
+
+@pytest.fixture(scope="session")
+def measurements():
+    data = {}
+    yield data
+    REPORT.parent.mkdir(exist_ok=True)
+    old = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    REPORT.write_text(json.dumps({**old, **data}, indent=2) + "\n")
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory, measurements):
+    """Start the stack on free loopback ports; stop exactly its process groups afterwards."""
+    if mnist_dir() is None:
+        pytest.skip("real MNIST not found (set RADAE_DATA_DIR or put it in ../shared/data/mnist)")
+    state_dir = tmp_path_factory.mktemp("stack")
+    t0 = time.time()
+    state = stack.start(state_dir, num_cpus=2)
+    measurements["stack_start_seconds"] = round(time.time() - t0, 1)
+    sampler = MemorySampler([s["pgid"] for s in state["services"].values()])
+    sampler.start()
+    env = {**os.environ, **stack.load_env(state_dir)}
+    try:
+        yield {"state": state, "env": env, "state_dir": state_dir, "work": tmp_path_factory.mktemp("sweeps")}
+    finally:
+        sampler.stop_event.set()
+        sampler.join()
+        measurements["stack_peak_rss_mib"] = round(sampler.peak_mib)
+        stack.stop(state_dir)
+        assert not any(stack.group_alive(s["pgid"]) for s in state["services"].values()), "stack processes left behind"
+        shutil.rmtree(state_dir / "mlflow.db", ignore_errors=True)

@@ -1,0 +1,171 @@
+"""End to end: `ray job submit -- python sweeps/alpha_modes.py --smoke-test` on the local stack, real MNIST.
+
+Checks every trial finished, the bucket holds exactly one Parquet row per trial, MLflow one nested
+run per trial with its artifacts, the Optuna study every trial, and no credential anywhere. The
+fault test kills a trial's worker mid-training and the driver mid-sweep, then resumes with
+``--resume``: every trial has exactly one row and no finished trial is run again.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from radae.sweep import results
+from radae.sweep.definition import load_definition
+from radae.sweep.searcher import load_study
+from radae.sweep.settings import StorageSettings
+from radae.sweep.tracking import PARENT_TAG, ROLE_TAG, SWEEP_TAG, Tracker
+
+from .conftest import ROOT, mnist_dir
+
+pytestmark = pytest.mark.e2e
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def sweep_args(live, sweep_id, extra=()):
+    work = live["work"] / sweep_id
+    return ["--sweep-id", sweep_id, "--data-dir", str(mnist_dir()), "--study-db", str(work / "optuna.db"),
+            "--work-dir", str(work / "trials"), "--state-dir", str(work / "state"), *extra]
+
+
+def submit(live, sweep_id, extra=(), *, wait=True, submission_id=None, timeout=480):
+    cmd = [RAY, "job", "submit", "--address", live["env"]["RAY_DASHBOARD"], "--working-dir", ".",
+           "--runtime-env", "cluster/runtime_env.yaml"]
+    if submission_id:
+        cmd += ["--submission-id", submission_id]
+    if not wait:
+        cmd.append("--no-wait")
+    cmd += ["--", "python", "sweeps/alpha_modes.py", "--smoke-test", *sweep_args(live, sweep_id, extra)]
+    return subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(predicate, what, timeout=300, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settings_of(live):
+    return StorageSettings.from_env(live["env"])
+
+
+def raw_objects(settings, sweep_id):
+    client = settings.boto3_client()
+    prefix = settings.key("results", f"sweep={sweep_id}") + "/"
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix).get("Contents", [])]
+    return {k: client.get_object(Bucket=settings.bucket, Key=k)["Body"].read() for k in keys}
+
+
+def test_smoke_sweep_end_to_end(live_stack, measurements):
+    live, sweep = live_stack, f"e2e-{uuid.uuid4().hex[:6]}"
+    defn = load_definition(ROOT / "sweeps" / "alpha_modes.yaml", smoke=True)
+    t0 = time.time()
+    proc = submit(live, sweep, ["--concurrency", "2"])
+    measurements["e2e_sweep_seconds"] = round(time.time() - t0, 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"python {Path(sys.executable).parent}" in proc.stdout  # the job ran the project's venv python
+
+    settings = settings_of(live)
+    table = results.read_sweep(settings, sweep)
+    n = defn.num_samples
+    assert n == 4 and table.num_rows == n and len(raw_objects(settings, sweep)) == n
+    rows = table.to_pylist()
+    assert all(r["status"] == "completed" for r in rows) and len({r["trial_id"] for r in rows}) == n
+    grid = {(p["loss.alpha"], p["prior.num_modes"]) for p in defn.space.grid_points()}
+    assert {(r["param.loss.alpha"], r["param.prior.num_modes"]) for r in rows} == grid
+    for r in rows:
+        assert r["config.loss.alpha"] == r["param.loss.alpha"] and r["config.data.name"] == "mnist"
+        assert r["config.train.epochs"] == 2 and r["metric.epochs_trained"] == 2
+        assert all(math.isfinite(r[f"metric.{k}"]) for k in ("score", "robustness", "fid"))
+        assert 0.0 <= r["metric.robustness"] <= 1.0 and r["wall_seconds"] > 0
+
+    tracker = Tracker(live["env"]["MLFLOW_TRACKING_URI"])
+    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
+    runs = tracker.trial_runs(sweep)
+    assert len(runs) == n and parent.info.status == "FINISHED"
+    for run in runs:
+        assert run.data.tags[PARENT_TAG] == parent.info.run_id and run.info.status == "FINISHED"
+        assert run.data.params["loss.alpha"] in {str(a) for a, _ in grid} and "eval.fid_samples" in run.data.params
+        history = tracker.client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in history] == [1, 2]
+        names = {a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)}
+        assert "checkpoint/checkpoint.pt" in names and "train/samples.png" in names
+        assert any(p.startswith("eval/") and p.endswith(".json") for p in names), names
+        assert any(p.startswith("eval/") and p.endswith(".png") for p in names), names
+
+    study = load_study(live["work"] / sweep / "optuna.db", sweep)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * n
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(r["metric.score"] for r in rows))
+
+    secret = live["env"]["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in proc.stdout + proc.stderr
+    assert all(secret.encode() not in blob for blob in raw_objects(settings, sweep).values())
+    assert all(secret not in json.dumps(run.data.params) + json.dumps(run.data.tags) for run in runs)
+
+
+def progress(state_dir, exclude=()):
+    """{trial: (epoch, pid)} of the trials that finished at least one epoch."""
+    out = {}
+    for path in Path(state_dir).glob("*.progress"):
+        if path.stem not in exclude:
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            out[path.stem] = (info["epoch"], info["pid"])
+    return out
+
+
+def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
+    live, sweep = live_stack, f"fault-{uuid.uuid4().hex[:6]}"
+    state_dir = live["work"] / sweep / "state"
+    extra = ["--num-samples", "2", "--concurrency", "1", "--set", "train.epochs=4", "--set", "data.train_limit=6000"]
+    settings = settings_of(live)
+    t0 = time.time()
+    proc = submit(live, sweep, extra, wait=False, submission_id=f"{sweep}-a")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    # 1. Kill the first trial's training worker (its PID from the trial's pid file) mid-training.
+    first, (epoch, pid) = wait_for(lambda: next(iter(progress(state_dir).items()), None), "a first epoch")
+    assert epoch < 4 and json.loads((state_dir / f"{first}.pid").read_text())["pid"] == pid
+    os.kill(pid, signal.SIGKILL)
+    # 2. Tune retries the trial, which resumes from its last checkpoint and completes.
+    row = wait_for(lambda: results.read_row(settings, sweep, first), "the retried trial's row", interval=1)
+    assert row["status"] == "completed" and row["resumed_from_epoch"] >= 1
+
+    # 3. Interrupt the driver while the second trial trains.
+    second, _ = wait_for(lambda: next(iter(progress(state_dir, exclude={first}).items()), None), "the second trial")
+    os.kill(int((state_dir / "driver.pid").read_text()), signal.SIGKILL)
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(live["env"]["RAY_DASHBOARD"])
+    wait_for(lambda: client.get_job_status(f"{sweep}-a") in (JobStatus.FAILED, JobStatus.STOPPED), "the killed job", interval=0.5)
+    before = {r["trial_id"]: r["finished_at"] for r in results.read_sweep(settings, sweep).to_pylist()}
+    assert first in before and second not in before
+
+    # 4. Resume: the sweep completes, finished trials are not run again, the interrupted one resumes.
+    proc = submit(live, sweep, [*extra, "--resume"], submission_id=f"{sweep}-b")
+    measurements["fault_test_seconds"] = round(time.time() - t0, 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    table = results.read_sweep(settings, sweep)
+    rows = {r["trial_id"]: r for r in table.to_pylist()}
+    assert table.num_rows == 2 == len(rows) == len(raw_objects(settings, sweep))
+    assert all(r["status"] == "completed" for r in rows.values())
+    assert all(rows[t]["finished_at"] == finished for t, finished in before.items())  # not repeated
+    assert rows[second]["resumed_from_epoch"] >= 1
+    study = load_study(live["work"] / sweep / "optuna.db", sweep)
+    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert len(Tracker(live["env"]["MLFLOW_TRACKING_URI"]).trial_runs(sweep)) == 2
