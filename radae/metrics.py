@@ -85,7 +85,9 @@ def ms_ssim(
         (N,) scores in [0, 1], 1 for identical images, channel-averaged.
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ms_ssim needs two (N, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ms_ssim needs two (N, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     levels = len(weights)
     if min(x.shape[-2:]) < 2 ** (levels - 1):
         raise ValueError(f"ms_ssim with {levels} scales needs sides >= {2 ** (levels - 1)}, got {tuple(x.shape[-2:])}")

@@ -64,7 +64,9 @@ def test_agrees_with_pytorch_msssim_on_large_images(size, win):
     x = smooth_images(3, size, seed=3)
     y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
     ours = ms_ssim(x.double(), y.double(), win_size=win, win_sigma=1.5)
-    ref = pytorch_msssim.ms_ssim(x.double(), y.double(), data_range=1.0, size_average=False, win_size=win, win_sigma=1.5)
+    ref = pytorch_msssim.ms_ssim(
+        x.double(), y.double(), data_range=1.0, size_average=False, win_size=win, win_sigma=1.5
+    )
     assert torch.allclose(ours, ref, atol=1e-6), (ours, ref)
 
 

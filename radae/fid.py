@@ -1,0 +1,301 @@
+"""Frechet distance between generated and validation images, in one of two named feature spaces.
+
+FID = ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}) between Gaussians fitted to the features
+of two image sets (Heusel et al. 2017; :func:`frechet_distance`, the pytorch-fid computation).
+
+Feature spaces (method.md, "Evaluation"), reported under different names so they are never confused:
+
+- ``fid_inception``: torch-fidelity's Inception-v3 (2048-d pool features), only with a local
+  weights file (``inception_weights``; none can be downloaded here). A file that does not load
+  raises :class:`FIDError` before any work (:func:`check_inception_weights`).
+- ``fid_classifier``: the 128-d penultimate layer of a small CNN (:class:`radae.classifier.FeatureCNN`)
+  trained by radae on the dataset's training split, once per dataset: cached in
+  ``$XDG_CACHE_HOME/radae/features/<dataset>-<key>.pt`` (key = hash of the training data and
+  settings) beside a ``.sha256`` checksum; a cache that fails its checksum is rebuilt with a warning.
+
+Both go through ``torch_fidelity.calculate_metrics`` (the classifier registered as the feature
+extractor ``radae-classifier``), fed by in-memory datasets of uint8 3-channel images. Where
+torch-fidelity is not installed (the GPU machine), ``fid_classifier`` uses the same features and
+:func:`frechet_distance` directly. Protocol: ``samples`` images from the prior, decoded, against
+the validation images, ``runs`` times; mean and std over runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from radae.classifier import FeatureCNN, train_feature_net
+
+FEATURE_NET_VERSION = 1
+EXTRACTOR_NAME = "radae-classifier"
+
+
+class FIDError(ValueError):
+    """FID cannot be computed as asked (e.g. Inception weights that do not load); names the file."""
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
+    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)) for Gaussians N(mu1, S1), N(mu2, S2) (float64).
+
+    mu: (F,), sigma: (F, F). A near-singular product gets ``eps`` added to both diagonals (pytorch-fid).
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
+        raise ValueError(f"frechet_distance: shapes do not match: {mu1.shape} {s1.shape} vs {mu2.shape} {s2.shape}")
+    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(s1)) * eps
+        covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def gaussian_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (F,) and unbiased covariance (F, F) of features (N, F), in float64."""
+    f = features.double().cpu().numpy()
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+class ImageTensorDataset(torch.utils.data.Dataset):
+    """Images (N, C, H, W), uint8 or floats in [0, 1], served as uint8 (3, H, W) as torch-fidelity expects."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8:
+            images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+        self.images = images.cpu()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = self.images[i]
+        return img.expand(3, -1, -1).contiguous() if img.shape[0] == 1 else img
+
+
+def _to_net_input(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> floats in [0, 1] with the feature net's channel count."""
+    x = x.float() / 255.0
+    return x.mean(dim=1, keepdim=True) if channels == 1 and x.shape[1] == 3 else x
+
+
+def load_feature_net(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FeatureCNN:
+    """A cached :class:`FeatureCNN` (state dict with its image shape and class count)."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    net = FeatureCNN(tuple(state["image_shape"]), int(state["num_classes"]))
+    net.load_state_dict(state["model"])
+    return net.to(device).eval().requires_grad_(False)
+
+
+def _extractor_class():
+    """torch-fidelity's extractor class around a cached :class:`FeatureCNN` (import-time optional)."""
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class ClassifierFeatureExtractor(FeatureExtractorBase):
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            if feature_extractor_weights_path is None:
+                raise FIDError("the radae-classifier extractor needs feature_extractor_weights_path")
+            self.net = load_feature_net(feature_extractor_weights_path)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("features",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "features"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return None
+
+        def forward(self, x):
+            return (self.net.features(_to_net_input(x, self.net.image_shape[0])),)
+
+    return ClassifierFeatureExtractor
+
+
+def _register_extractor() -> None:
+    """Register ``radae-classifier`` with torch-fidelity once (registering twice raises there)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if EXTRACTOR_NAME not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(EXTRACTOR_NAME, _extractor_class())
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Where FID features come from: ``metric`` names the result (fid_classifier / fid_inception)."""
+
+    metric: str
+    extractor: str
+    layer: str
+    weights_path: str
+
+
+def check_inception_weights(path: str | os.PathLike[str]) -> FeatureSpace:
+    """The Inception-v3 feature space, after checking that ``path`` loads into it (else FIDError)."""
+    if not Path(path).is_file():
+        raise FIDError(f"inception weights {path} do not exist")
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+    except ImportError as err:
+        raise FIDError(f"fid_inception needs torch-fidelity, which is not installed ({err})") from err
+    except Exception as err:  # unpickling, truncation, wrong keys or shapes: all mean "not usable"
+        raise FIDError(f"inception weights {path} do not load into torch-fidelity's Inception-v3: {err}") from err
+    return FeatureSpace("fid_inception", "inception-v3-compat", "2048", str(path))
+
+
+def feature_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/radae/features`` (default ``~/.cache/radae/features``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "radae" / "features"
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def classifier_feature_space(
+    name: str,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    epochs: int = 2,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> FeatureSpace:
+    """The ``fid_classifier`` feature space of a dataset: a cached :class:`FeatureCNN`, trained on first use.
+
+    ``images`` uint8 (N, C, H, W) and ``labels`` (N,): the training split. The cache key hashes
+    them with the settings, so other data or settings train another network.
+    """
+    settings = {"version": FEATURE_NET_VERSION, "name": name, "shape": list(images.shape), "classes": num_classes}
+    settings |= {"epochs": epochs, "seed": seed}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(images.cpu().numpy().tobytes())
+    digest.update(labels.cpu().numpy().tobytes())
+    folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
+    path = folder / f"{name}-{digest.hexdigest()[:16]}.pt"
+    checksum = path.with_name(path.name + ".sha256")
+    if path.exists():
+        if checksum.exists() and checksum.read_text().strip() == _sha256_file(path):
+            return FeatureSpace("fid_classifier", EXTRACTOR_NAME, "features", str(path))
+        warnings.warn(f"feature network cache {path} fails its checksum; rebuilding it", stacklevel=2)
+    log(f"training the FID feature network for {name} on {len(images)} images ({epochs} epochs) -> {path}")
+    net = train_feature_net(images, labels, num_classes, epochs=epochs, seed=seed)
+    state = {"model": {k: v.cpu() for k, v in net.state_dict().items()}}
+    state |= {"image_shape": list(images.shape[1:]), "num_classes": num_classes, "settings": settings}
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    _atomic_write(checksum, (_sha256_file(path) + "\n").encode())
+    return FeatureSpace("fid_classifier", EXTRACTOR_NAME, "features", str(path))
+
+
+@torch.no_grad()
+def generate(model, n: int, *, device: torch.device, seed: int, batch_size: int = 1000) -> torch.Tensor:
+    """n images from the model's prior, decoded, as uint8 (n, C, H, W) on the CPU."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for begin in range(0, n, batch_size):
+        x = model.sample(min(batch_size, n - begin), gen)
+        out.append((x.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+    return torch.cat(out)
+
+
+def _fid_torch_fidelity(space: FeatureSpace, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> float:
+    import torch_fidelity
+
+    _register_extractor()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = torch_fidelity.calculate_metrics(
+            input1=ImageTensorDataset(fake),
+            input2=ImageTensorDataset(real),
+            fid=True,
+            feature_extractor=space.extractor,
+            feature_layer_fid=space.layer,
+            feature_extractor_weights_path=space.weights_path,
+            cuda=device.type == "cuda",
+            batch_size=500,
+            save_cpu_ram=True,
+            cache=False,
+            verbose=False,
+        )
+    return float(metrics["frechet_inception_distance"])
+
+
+@torch.no_grad()
+def _fid_direct(space: FeatureSpace, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> float:
+    """The same FID without torch-fidelity (classifier features only)."""
+    if space.metric != "fid_classifier":
+        raise FIDError(f"{space.metric} needs torch-fidelity, which is not installed")
+    net = load_feature_net(space.weights_path, device)
+
+    def feats(images: torch.Tensor) -> torch.Tensor:
+        ds = ImageTensorDataset(images).images
+        chunks = [ds[i : i + 500].to(device) for i in range(0, len(ds), 500)]
+        return torch.cat([net.features(_to_net_input(c.expand(-1, 3, -1, -1), net.image_shape[0])) for c in chunks])
+
+    return frechet_distance(*gaussian_statistics(feats(fake)), *gaussian_statistics(feats(real)))
+
+
+def compute_fid(
+    model,
+    real: torch.Tensor,
+    space: FeatureSpace,
+    *,
+    samples: int,
+    runs: int,
+    device: torch.device,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float | list[float]]:
+    """FID of ``runs`` sets of ``samples`` generated images against ``real`` (uint8 validation images).
+
+    Returns ``{"mean", "std", "runs"}`` (std over runs, ddof 0; 0 for one run).
+    """
+    try:
+        import torch_fidelity  # noqa: F401
+
+        fid_fn = _fid_torch_fidelity
+    except ImportError:
+        fid_fn = _fid_direct
+    values = []
+    for run in range(runs):
+        fake = generate(model, samples, device=device, seed=seed + run)
+        values.append(fid_fn(space, fake, real, device))
+        if progress is not None:
+            progress(run + 1, runs)
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}

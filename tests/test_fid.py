@@ -1,0 +1,146 @@
+"""Frechet distance closed forms, the cached classifier feature space, torch-fidelity integration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from radae.config import DataConfig
+from radae.fid import (
+    FIDError,
+    ImageTensorDataset,
+    _fid_direct,
+    _fid_torch_fidelity,
+    check_inception_weights,
+    classifier_feature_space,
+    compute_fid,
+    frechet_distance,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_identical_gaussians_have_zero_distance():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 8))
+    mu, sigma = a.mean(0), np.cov(a, rowvar=False)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-9
+
+
+def test_equal_covariances_give_squared_mean_distance():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(300, 6))
+    sigma = np.cov(a, rowvar=False)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    assert frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(((mu1 - mu2) ** 2).sum(), rel=1e-7, abs=1e-9)
+
+
+def test_diagonal_covariances_closed_form():
+    # Commuting covariances: tr(S1 + S2 - 2 sqrt(S1 S2)) = sum (s1 - s2)^2 for standard deviations s.
+    s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([2.0, 1.0, 0.5])
+    d = frechet_distance(np.zeros(3), np.diag(s1**2), np.ones(3), np.diag(s2**2))
+    assert d == pytest.approx(3.0 + ((s1 - s2) ** 2).sum())
+
+
+def test_mismatched_shapes_raise():
+    with pytest.raises(ValueError, match="shapes"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_dataset_serves_uint8_three_channel_images():
+    ds = ImageTensorDataset(torch.rand(4, 1, 32, 32))
+    assert len(ds) == 4 and ds[0].dtype == torch.uint8 and ds[0].shape == (3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def mnist_space(tmp_path_factory, one_thread):
+    from radae.data import DataError, load_dataset
+
+    try:
+        data = load_dataset(DataConfig(name="mnist", data_dir="/work/shared/data/mnist", download=False))
+    except DataError as err:
+        pytest.skip(f"real MNIST not available: {err}")
+    cache = tmp_path_factory.mktemp("features")
+    train = data.train
+    space = classifier_feature_space(
+        "mnist", train.images[:6000], train.labels[:6000], 10, cache_dir=cache, epochs=1, log=lambda s: None
+    )
+    return data, space, cache
+
+
+@pytest.mark.slow
+def test_classifier_fid_separates_real_from_noisy_and_agrees_with_direct(mnist_space):
+    data, space, _ = mnist_space
+    assert space.metric == "fid_classifier"
+    real, other = data.val.images[:2000], data.test.images[:2000]
+    noisy = (other.float() / 255 + 0.3 * torch.rand(other.shape, generator=torch.Generator().manual_seed(0))).clamp(
+        0, 1
+    )
+    cpu = torch.device("cpu")
+    same = _fid_torch_fidelity(space, other, real, cpu)
+    worse = _fid_torch_fidelity(space, noisy, real, cpu)
+    assert 0 <= same < worse / 5, (same, worse)
+    assert _fid_direct(space, noisy, real, cpu) == pytest.approx(worse, rel=1e-3)
+
+
+def test_feature_net_cache_is_reused_and_rebuilt_when_corrupt(mnist_space):
+    data, space, cache = mnist_space
+    again = classifier_feature_space(
+        "mnist",
+        data.train.images[:6000],
+        data.train.labels[:6000],
+        10,
+        cache_dir=cache,
+        epochs=1,
+        log=lambda s: pytest.fail("a valid cache must not retrain"),
+    )
+    assert again == space
+    path = cache / space.weights_path.split("/")[-1]
+    path.write_bytes(path.read_bytes()[:-10])  # truncate: the checksum no longer matches
+    messages = []
+    with pytest.warns(UserWarning, match="fails its checksum"):
+        rebuilt = classifier_feature_space(
+            "mnist",
+            data.train.images[:6000],
+            data.train.labels[:6000],
+            10,
+            cache_dir=cache,
+            epochs=1,
+            log=messages.append,
+        )
+    assert rebuilt.weights_path == space.weights_path and messages
+
+
+def test_compute_fid_runs_give_mean_and_std(mnist_space):
+    data, space, _ = mnist_space
+
+    class Replay:
+        """Generates real test digits (a perfect generator of MNIST-like images)."""
+
+        def sample(self, n, generator):
+            idx = torch.randint(len(data.test), (n,), generator=generator)
+            return data.test.get(idx)
+
+    out = compute_fid(Replay(), data.val.images[:1000], space, samples=500, runs=2, device=torch.device("cpu"))
+    assert len(out["runs"]) == 2 and out["std"] >= 0
+    assert out["mean"] == pytest.approx(np.mean(out["runs"]))
+
+
+def test_inception_weights_that_do_not_load_raise_before_work(tmp_path):
+    with pytest.raises(FIDError, match="do not exist"):
+        check_inception_weights(tmp_path / "missing.pth")
+    bad = tmp_path / "garbage.pth"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(FIDError, match="do not load"):
+        check_inception_weights(bad)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, wrong)
+    with pytest.raises(FIDError, match="do not load"):
+        check_inception_weights(wrong)
