@@ -165,9 +165,41 @@ class EvalConfig:
     fid_samples: int = field(default=10000, metadata=_help("generated images per FID run"))
     fid_runs: int = field(default=5, metadata=_help("FID repetitions (mean and std)"))
     seed: int = field(default=0, metadata=_help("seed of image choice, targets and random starts"))
+    attack_steps: int = field(default=100, metadata=_help("projected-gradient steps of each attack"))
+    attack_step_frac: float = field(default=1.0, metadata=_help("first attack step as a fraction of lambda (cosine decay)"))
+    attack_batch_size: int | None = field(
+        default=None, metadata=_help("rows (lambda x trial x image) optimised at once; None = all in one batch")
+    )
+    fid: bool = field(default=True, metadata=_help("compute FID (fid_classifier, or fid_inception with weights)"))
+    inception_weights: str | None = field(
+        default=None, metadata=_help("local torch-fidelity Inception-v3 weights file: report fid_inception")
+    )
+    feature_epochs: int = field(default=2, metadata=_help("epochs of the cached FID classifier feature network"))
+    feature_cache: str | None = field(
+        default=None, metadata=_help("folder of cached feature networks (default ~/.cache/radae/features)")
+    )
+    classifier_epochs: int = field(default=25, metadata=_help("downstream latent MLP: training epochs"))
+    classifier_lr: float = field(default=0.01, metadata=_help("downstream latent MLP: Adam learning rate"))
+    classifier_batch_size: int = field(default=100, metadata=_help("downstream latent MLP: batch size"))
+    classifier_hidden: int = field(default=256, metadata=_help("downstream latent MLP: hidden units"))
+    grid_images: int = field(default=8, metadata=_help("source images shown in each attack grid figure"))
 
     def __post_init__(self) -> None:
         _check(self.images >= 1, "eval.images", "must be >= 1", self.images)
+        _check(self.attack_steps >= 1, "eval.attack_steps", "must be >= 1", self.attack_steps)
+        _check(self.attack_step_frac > 0, "eval.attack_step_frac", "must be > 0", self.attack_step_frac)
+        _check(
+            self.attack_batch_size is None or self.attack_batch_size >= 1,
+            "eval.attack_batch_size",
+            "must be >= 1",
+            self.attack_batch_size,
+        )
+        _check(self.feature_epochs >= 1, "eval.feature_epochs", "must be >= 1", self.feature_epochs)
+        _check(self.classifier_epochs >= 0, "eval.classifier_epochs", "must be >= 0 (0 skips it)", self.classifier_epochs)
+        _check(self.classifier_lr > 0, "eval.classifier_lr", "must be > 0", self.classifier_lr)
+        _check(self.classifier_batch_size >= 1, "eval.classifier_batch_size", "must be >= 1", self.classifier_batch_size)
+        _check(self.classifier_hidden >= 1, "eval.classifier_hidden", "must be >= 1", self.classifier_hidden)
+        _check(self.grid_images >= 1, "eval.grid_images", "must be >= 1", self.grid_images)
         _check(self.trials >= 1, "eval.trials", "must be >= 1", self.trials)
         _check(len(self.levels) >= 1, "eval.levels", "must name at least one lambda", self.levels)
         for level in self.levels:
