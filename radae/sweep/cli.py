@@ -8,7 +8,7 @@
 Storage comes from ``RADAE_S3_ENDPOINT``/``RADAE_S3_BUCKET``/``RADAE_S3_PREFIX`` and the AWS
 credential variables (``cluster/start_stack.sh`` writes them to ``.stack/env``), overridable by
 ``--endpoint``/``--bucket``/``--prefix``. ``--set key=value`` changes the base config by dotted key.
-Exit status: 0 done, 2 bad input (named), 1 the sweep finished with failed trials.
+Exit status: 0 done (trials completed or pruned), 2 bad input (named), 1 some trials failed for good.
 """
 
 from __future__ import annotations
@@ -122,4 +122,4 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
     statuses = table.column("status").to_pylist() if table.num_rows else []
     print(f"sweep {sweep_id} done: {table.num_rows} rows in {storage.uri('results', f'sweep={sweep_id}')} "
           f"({', '.join(f'{s}: {statuses.count(s)}' for s in sorted(set(statuses)))})", flush=True)
-    return 0 if all(s == "completed" for s in statuses) else 1
+    return 1 if "error" in statuses else 0

@@ -197,8 +197,28 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
     table = results.read_sweep(opts.storage, opts.sweep_id)
     errors = [r for r in grid if r.error is not None]
     tracker.log_metrics(parent, {"trials": table.num_rows, "errored": len(errors)})
+    publish_report(opts.storage, opts.sweep_id, table, tracker, parent)
     tracker.end(parent, "FAILED" if errors else "FINISHED")
     return table
+
+
+def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker: Any, parent: str) -> list[str]:
+    """Pareto front and sensitivity plots to ``reports/sweep=<id>/`` in the bucket and the parent run."""
+    import tempfile
+
+    from radae.sweep.report import export_report
+
+    uris = []
+    fs = storage.pyarrow_fs()
+    with tempfile.TemporaryDirectory(prefix="radae-report-") as tmp:
+        for path in export_report(table, tmp):
+            key = storage.key("reports", f"sweep={sweep_id}", path.name, with_bucket=True)
+            with fs.open_output_stream(key) as out:
+                out.write(path.read_bytes())
+            tracker.log_artifacts(parent, path, "report")
+            uris.append(f"s3://{key}")
+    log.info("sweep report: %s", ", ".join(uris))
+    return uris
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:

@@ -295,11 +295,9 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
                  ctx.fid_weight, ctx.state_dir, ctx.threads, extra={"trial_started": started})
     )
     executor: Callable[[dict[str, Any], SweepContext], dict[str, Any]] = EXECUTORS.get(ctx.executor)
-    try:
-        final = executor(job, ctx)
-    except BaseException:
-        tracker.end(run_id, "FAILED")
-        raise
+    # A failure leaves the run RUNNING: a retry continues it; the driver's RowsCallback marks
+    # trials that end pruned (KILLED) or failed for good (FAILED).
+    final = executor(job, ctx)
     finished = time.time()
     row = results.make_row(
         sweep_id=ctx.sweep_id, trial_id=trial_id, status="completed", config=cfg.flat(), params=params, metrics=final,

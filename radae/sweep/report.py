@@ -1,0 +1,82 @@
+"""Sweep reports from the Parquet table: the Pareto front (robustness vs FID) and sensitivity plots.
+
+    export_report(table, out_dir)  ->  pareto.csv, pareto.parquet, pareto.png, sensitivity.png
+
+``pareto.*`` hold the completed trials that no other trial beats in both robustness (higher) and
+FID (lower), :func:`radae.sweep.objective.pareto_front`; ``pareto.png`` shows every trial with the
+front highlighted; ``sensitivity.png`` plots robustness and FID against each searched parameter
+(for the alpha/modes study: the paper's tables 2 and 3 as curves). :func:`run_sweep` uploads the
+files to ``s3://BUCKET/PREFIX/reports/sweep=<id>/`` and logs them on the sweep's parent MLflow run;
+``dashboards/plot_sweep.py`` makes them for any stored sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from radae.sweep.objective import pareto_front
+
+ROBUST, FID = "metric.robustness", "metric.fid"
+
+
+def completed(table: Any):
+    """The completed trials with both objectives, as a pandas DataFrame."""
+    df = table.to_pandas() if hasattr(table, "to_pandas") else table
+    if df.empty or ROBUST not in df or FID not in df:
+        return df.iloc[0:0]
+    return df[(df["status"] == "completed") & df[ROBUST].notna() & df[FID].notna()].reset_index(drop=True)
+
+
+def pareto_table(table: Any):
+    """Rows of the Pareto front, sorted by FID."""
+    df = completed(table)
+    idx = pareto_front(list(zip(df[ROBUST], df[FID], strict=True))) if len(df) else []
+    return df.iloc[idx].sort_values(FID).reset_index(drop=True)
+
+
+def export_report(table: Any, out_dir: str | Path) -> list[Path]:
+    """Write the Pareto front (CSV, Parquet, PNG) and the sensitivity plot; returns the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df, front = completed(table), pareto_table(table)
+    files = [out / "pareto.csv", out / "pareto.parquet", out / "pareto.png", out / "sensitivity.png"]
+    front.to_csv(files[0], index=False)
+    front.to_parquet(files[1], index=False)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(df[FID], df[ROBUST], s=18, c="0.6", label="trials")
+    ax.plot(front[FID], front[ROBUST], "o-", c="C3", label="Pareto front")
+    ax.set_xlabel("FID (lower is better)")
+    ax.set_ylabel("robustness R (higher is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(files[2], dpi=120)
+    plt.close(fig)
+
+    params = sorted(c for c in df.columns if c.startswith("param."))
+    fig, axes = plt.subplots(2, max(len(params), 1), figsize=(3.2 * max(len(params), 1), 5.5), squeeze=False)
+    for j, param in enumerate(params):
+        for i, (metric, label) in enumerate(((ROBUST, "robustness"), (FID, "FID"))):
+            ax = axes[i][j]
+            numeric = df[param].map(lambda v: isinstance(v, int | float))
+            if len(df) and numeric.all():
+                means = df.groupby(param)[metric].mean()
+                ax.plot(means.index, means.values, "o-")
+                if param.endswith(("_mult",)):
+                    ax.set_xscale("log")
+            else:
+                means = df.groupby(df[param].astype(str))[metric].mean() if len(df) else None
+                if means is not None:
+                    ax.bar(means.index, means.values)
+            ax.set_xlabel(param.removeprefix("param."))
+            ax.set_ylabel(label)
+    fig.tight_layout()
+    fig.savefig(files[3], dpi=110)
+    plt.close(fig)
+    return files
