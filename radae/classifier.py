@@ -106,11 +106,11 @@ def predict(net: nn.Module, inputs: torch.Tensor, batch_size: int = 2000) -> tor
 
 
 @torch.no_grad()
-def encode_all(model, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Codes E(x) (N, D) of uint8 (N, C, H, W) images or floats in [0, 1], in batches."""
+def encode_all(model, images: torch.Tensor, batch_size: int = 1000, device: torch.device | None = None) -> torch.Tensor:
+    """Codes E(x) (N, D) of uint8 (N, C, H, W) images or floats in [0, 1], in batches, on ``device``."""
     out = []
     for i in range(0, len(images), batch_size):
-        xb = images[i : i + batch_size]
+        xb = images[i : i + batch_size].to(device)
         xb = xb.float() / 255.0 if xb.dtype == torch.uint8 else xb
         out.append(model.encode(xb))
     return torch.cat(out)

@@ -118,7 +118,7 @@ class Attack:
         """Attack images ``x`` (N, C, H, W) in [0, 1] at every lambda in ``levels`` with ``trials`` random starts.
 
         ``targets`` (N, C, H, W): per-image target images where the attack needs them.
-        ``progress(done_rows, total_rows)`` is called after each chunk.
+        ``progress(done, total)`` is called after every optimisation step (counted over all chunks).
         """
         if any(level <= 0 for level in levels):
             raise ValueError(f"attack budgets lambda must be > 0, got {tuple(levels)}")
@@ -133,19 +133,29 @@ class Attack:
         starts = random_start(x[image_index], level.to(x.device), generator)
         total = len(image_index)
         chunk = self.batch_size or total
+        n_chunks = math.ceil(total / chunk)
         advs, losses = [], []
-        for begin in range(0, total, chunk):
+        for c, begin in enumerate(range(0, total, chunk)):
             rows = slice(begin, min(begin + chunk, total))
             idx = image_index[rows].to(x.device)
-            adv, loss = self.optimise(model, x[idx], const[idx], level[rows].to(x.device), starts[rows])
+
+            def on_step(step: int, c: int = c) -> None:
+                if progress is not None:
+                    progress(c * self.steps + step, n_chunks * self.steps)
+
+            adv, loss = self.optimise(model, x[idx], const[idx], level[rows].to(x.device), starts[rows], on_step)
             advs.append(adv)
             losses.append(loss)
-            if progress is not None:
-                progress(rows.stop, total)
         return AttackResult(torch.cat(advs), torch.cat(losses), level, level_index, trial_index, image_index)
 
     def optimise(
-        self, model: Any, x: torch.Tensor, const: torch.Tensor, radius: torch.Tensor, delta: torch.Tensor
+        self,
+        model: Any,
+        x: torch.Tensor,
+        const: torch.Tensor,
+        radius: torch.Tensor,
+        delta: torch.Tensor,
+        on_step: Callable[[int], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected gradient descent on sign * objective from ``delta``; returns each row's best (x_adv, objective)."""
         shape = (-1,) + (1,) * (x.dim() - 1)
@@ -166,4 +176,6 @@ class Attack:
             frac = self.step_frac * (0.5 * (1 + math.cos(math.pi * step / self.steps)) + 0.01)
             g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
             delta = project_l2_box(delta.detach() - (frac * radius).view(shape) * g, x, radius)
+            if on_step is not None:
+                on_step(step + 1)
         return (x + best_delta).clamp(0.0, 1.0), self.sign * best

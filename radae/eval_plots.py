@@ -1,0 +1,91 @@
+"""Evaluation figures: attack grids per lambda (paper figs. 2-9) and attack loss against lambda (fig. 11).
+
+Every figure is written atomically (temporary file, then ``os.replace``), with the Agg backend, so
+plotting works without a display and a crash never leaves a half-written PNG under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Row labels of an attack grid, top to bottom, as in the paper's figures.
+GRID_ROWS = ("source x", "clean recon", "adversarial x_a", "adversarial recon", "target x_t")
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def _as_hwc(img: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> (H, W) grey or (H, W, 3) for imshow."""
+    arr = img.detach().float().clamp(0, 1).cpu().numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def attack_grid(
+    path: str | os.PathLike[str],
+    rows: Sequence[torch.Tensor],
+    *,
+    title: str,
+    labels: Sequence[str] = GRID_ROWS,
+) -> Path:
+    """A grid with one image row per tensor in ``rows`` (each (K, C, H, W) in [0, 1]) and K columns.
+
+    Rows are, as in the paper's figures: source, clean reconstruction, adversarial input,
+    adversarial reconstruction, and (latent attack only) the target.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), len(rows[0])
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols + 1.4, 1.2 * n_rows + 0.4), squeeze=False)
+    for r, images in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.imshow(_as_hwc(images[c]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(labels[r], fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def loss_vs_lambda(
+    path: str | os.PathLike[str], curves: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]]
+) -> Path:
+    """Attack loss against lambda (paper fig. 11): one panel per attack, mean with std bars.
+
+    ``curves``: attack name -> (lambdas, means, stds).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    ylabels = {"latent": "||E(x_a) - E(x_t)||^2 (lower = stronger)", "max_damage": "||G(E(x_a)) - G(E(x))||_2"}
+    for ax, (name, (lams, means, stds)) in zip(axes[0], curves.items(), strict=True):
+        ax.errorbar(lams, means, yerr=stds, marker="o", capsize=3)
+        ax.set_xlabel("lambda (L2 budget, pixels)")
+        ax.set_ylabel(ylabels.get(name, "attack loss"), fontsize=8)
+        ax.set_title(f"{name} attack")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,380 @@
+"""Robustness and fidelity of a trained model, measured as the paper does (method.md, "Evaluation").
+
+    python -m radae.evaluate runs/mnist-rae/checkpoint.pt                      # full protocol
+    python -m radae.evaluate CKPT --images 100 --trials 10 --levels 1 3 5 --out DIR
+    python -m radae.evaluate CKPT --inception-weights pt_inception.pth        # fid_inception too
+    python -m radae.evaluate CKPT --images 10 --trials 2 --no-fid            # quick look
+
+Protocol: ``images`` random test images, each with a target test image of another class;
+both attacks (:mod:`radae.attacks`) at every lambda with ``trials`` random starts, all rows in one
+batch; MS-SSIM and L2 of every named pair; the downstream latent MLP's accuracy, clean and under
+attack; FID of ``fid_samples`` prior samples against the validation images, ``fid_runs`` times.
+
+Outputs in ``--out`` (default: ``eval/`` beside the checkpoint): ``eval.parquet`` (long format:
+name, metric, compared, attack, lambda, mean, std, n), ``eval.json`` (the same plus the flat
+metrics and settings; written last, so its presence means the run finished), attack grids
+``grid_<attack>_l<lambda>.png`` and ``attack_loss.png``. Every file is written atomically.
+
+Metric names: ``<attack>_<metric>_<compared>_l<lambda>_<mean|std>`` with compared pairs ``xt_recxa``
+(target vs recon of x_a), ``recx_recxa``, ``x_xa``, ``xa_recxa``; ``clean_<metric>_x_recx_*``;
+``<attack>_loss_objective_l*``; ``<attack>_acc_source_l*`` and ``classifier_acc_clean``;
+``fid_classifier_*`` or ``fid_inception_*`` (never both under one name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radae import classifier as clf
+from radae import eval_plots, fid
+from radae.attacks import ATTACKS
+from radae.config import ConfigError, EvalConfig
+from radae.metrics import batched, l2_distance, ms_ssim
+
+# Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
+PAIRS = {
+    "latent": ("xt_recxa", "recx_recxa", "x_xa", "xa_recxa"),
+    "max_damage": ("recx_recxa", "x_xa", "xa_recxa"),
+}
+
+
+@dataclass
+class EvalResult:
+    """``metrics``: flat name -> float; ``rows``: long-format records; ``files``: outputs written."""
+
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]]
+    files: list[str] = field(default_factory=list)
+
+
+def level_tag(level: float) -> str:
+    return f"l{level:g}"
+
+
+def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
+    """Raise before any work for requests that cannot be met; returns the Inception space if asked."""
+    for level in cfg.levels:
+        if level <= 0:
+            raise ConfigError(f"eval.levels every lambda must be > 0, got {cfg.levels!r}")
+    if cfg.images > len(data.test):
+        raise ConfigError(f"eval.images asks for {cfg.images} test images but the test split has {len(data.test)}")
+    if cfg.fid and cfg.inception_weights:
+        return fid.check_inception_weights(cfg.inception_weights)
+    return None
+
+
+def pick_images(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random test indices and, per index, a random target of another class (any other image
+    when every label is the same, e.g. CelebA without attributes)."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    idx = torch.randperm(len(labels), generator=gen)[:n]
+    single_class = bool((labels == labels[0]).all())
+    targets = []
+    for i in idx.tolist():
+        allowed = (torch.arange(len(labels)) != i) if single_class else (labels != labels[i])
+        choices = allowed.nonzero().flatten()
+        targets.append(int(choices[torch.randint(len(choices), (1,), generator=gen)]))
+    return idx, torch.tensor(targets)
+
+
+@contextmanager
+def frozen(model: torch.nn.Module):
+    """Eval mode without parameter gradients for the evaluation; the caller's flags come back after."""
+    flags = [p.requires_grad for p in model.parameters()]
+    training = model.training
+    model.eval().requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(training)
+
+
+def _reconstruct(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model.reconstruct(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+class Progress:
+    """Throttled progress lines on stderr (about every 10%)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.last = enabled, {}
+
+    def __call__(self, task: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            tenth = done * 10 // max(total, 1)
+            if self.enabled and (done == total or tenth > self.last.get(task, -1)):
+                self.last[task] = tenth
+                print(f"[eval] {task}: {done}/{total}", file=sys.stderr, flush=True)
+
+        return report
+
+
+def _add(rows, metrics, values: torch.Tensor, *, metric, compared, attack, level=None, name=None) -> None:
+    """Record mean and std (over images x trials, ddof 0) as ``<name>_mean``/``_std`` and as a row."""
+    values = values.double().cpu()
+    mean, std = float(values.mean()), float(values.std(unbiased=False))
+    if name is None:
+        name = f"{attack}_{metric}_{compared}" + ("" if level is None else f"_{level_tag(level)}")
+    metrics[f"{name}_mean"], metrics[f"{name}_std"] = mean, std
+    row = {"name": name, "metric": metric, "compared": compared, "attack": attack, "lambda": level}
+    rows.append(row | {"mean": mean, "std": std, "n": len(values)})
+
+
+def evaluate(
+    model,
+    data,
+    cfg: EvalConfig,
+    *,
+    device: str | torch.device = "cpu",
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    feature_space: fid.FeatureSpace | None = None,
+    log: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Run the evaluation protocol on ``model`` (an Autoencoder) and ``data`` (Splits); see the module doc.
+
+    ``feature_space``: a precomputed FID feature space (a sweep can build it once); by default the
+    cached classifier feature network of the dataset, or Inception with ``cfg.inception_weights``.
+    ``out_dir``: where files go (None: nothing written). Bad requests raise before any work.
+    """
+    device = torch.device(device)
+    log = log or (lambda s: print(f"[eval] {s}", file=sys.stderr, flush=True) if progress else None)
+    inception = check_request(data, cfg)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    show = Progress(progress)
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    metrics: dict[str, float] = {}
+    files: list[str] = []
+    idx, tidx = pick_images(data.test.labels, cfg.images, cfg.seed)
+    x, xt = data.test.get(idx).to(device), data.test.get(tidx).to(device)
+    src_labels = data.test.labels[idx].cpu()
+    with frozen(model):
+        recx = _reconstruct(model, x)
+        _add(rows, metrics, ms_ssim(x, recx), metric="msssim", compared="x_recx", attack="clean")
+        _add(rows, metrics, l2_distance(x, recx), metric="l2", compared="x_recx", attack="clean")
+        latent_clf = _latent_classifier(model, data, cfg, device, rows, metrics, log)
+        curves = {}
+        for name in ("latent", "max_damage"):
+            curves[name] = _attack(
+                name, model, x, xt, src_labels, latent_clf, cfg, device, rows, metrics, files, out, show
+            )
+        if cfg.fid:
+            space = feature_space or inception
+            if space is None:
+                train = data.train
+                space = fid.classifier_feature_space(
+                    data.info.name,
+                    train.images,
+                    train.labels,
+                    data.info.num_classes,
+                    cache_dir=cfg.feature_cache,
+                    epochs=cfg.feature_epochs,
+                    seed=cfg.seed,
+                    log=log,
+                )
+            log(
+                f"{space.metric}: {cfg.fid_runs} runs of {cfg.fid_samples} samples vs {len(data.val)} validation images"
+            )
+            runs = fid.compute_fid(
+                model,
+                data.val.images,
+                space,
+                samples=cfg.fid_samples,
+                runs=cfg.fid_runs,
+                device=device,
+                seed=cfg.seed,
+                progress=show(f"{space.metric} runs"),
+            )["runs"]
+            _add(
+                rows,
+                metrics,
+                torch.tensor(runs),
+                metric=space.metric,
+                compared="generated_val",
+                attack="none",
+                name=space.metric,
+            )
+    wall = time.perf_counter() - start
+    metrics["eval_wall_s"] = wall
+    if out is not None:
+        files.append(str(eval_plots.loss_vs_lambda(out / "attack_loss.png", curves)))
+        files += _write_tables(out, metrics, rows, cfg, wall)
+    log(f"done in {wall:.1f} s")
+    return EvalResult(metrics, rows, files)
+
+
+def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log):
+    """The downstream 2-layer MLP on training codes, and its clean test accuracy (None if disabled)."""
+    if cfg.classifier_epochs == 0:
+        return None
+    log(f"training the latent MLP classifier ({cfg.classifier_epochs} epochs)")
+    net = clf.train_latent_classifier(
+        clf.encode_all(model, data.train.images, device=device),
+        data.train.labels.to(device),
+        data.info.num_classes,
+        epochs=cfg.classifier_epochs,
+        lr=cfg.classifier_lr,
+        batch_size=cfg.classifier_batch_size,
+        hidden=cfg.classifier_hidden,
+        seed=cfg.seed,
+    )
+    pred = clf.predict(net, clf.encode_all(model, data.test.images, device=device)).cpu()
+    correct = (pred == data.test.labels.cpu()).double()
+    _add(rows, metrics, correct, metric="acc", compared="label", attack="clean", name="classifier_acc_clean")
+    metrics["classifier_acc_clean"] = metrics.pop("classifier_acc_clean_mean")
+    metrics.pop("classifier_acc_clean_std")
+    return net
+
+
+def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device, rows, metrics, files, out, show):
+    """One attack at every lambda: records loss, MS-SSIM/L2 of its pairs, accuracy; returns its loss curve."""
+    attack = ATTACKS.create(
+        name, steps=cfg.attack_steps, step_frac=cfg.attack_step_frac, batch_size=cfg.attack_batch_size
+    )
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    res = attack.run(model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps"))
+    ii = res.image_index.to(device)
+    recxa = _reconstruct(model, res.x_adv)
+    images = {"x": x[ii], "xa": res.x_adv, "recx": _reconstruct(model, x)[ii], "recxa": recxa, "xt": xt[ii]}
+    correct = None
+    if latent_clf is not None:
+        with torch.no_grad():
+            pred = clf.predict(latent_clf, clf.encode_all(model, res.x_adv)).cpu()
+        correct = (pred == src_labels[res.image_index]).double()  # the source label, for both attacks
+    for li, level in enumerate(cfg.levels):
+        sel = (res.level_index == li).to(device)
+        _add(rows, metrics, res.loss[sel], metric="loss", compared="objective", attack=name, level=level)
+        for pair in PAIRS[name]:
+            a, b = (images[k][sel] for k in pair.split("_"))
+            _add(rows, metrics, batched(ms_ssim, a, b), metric="msssim", compared=pair, attack=name, level=level)
+            _add(rows, metrics, l2_distance(a, b), metric="l2", compared=pair, attack=name, level=level)
+        if correct is not None:
+            _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level)
+        if out is not None:
+            files.append(_grid(out, name, level, images, sel, cfg.grid_images))
+    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
+    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
+    return list(cfg.levels), means, stds
+
+
+def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k: int) -> str:
+    """The grid of the first ``k`` images of trial 0 (rows are ordered trial-major within a lambda)."""
+    keys = ("x", "recx", "xa", "recxa", "xt") if name == "latent" else ("x", "recx", "xa", "recxa")
+    pick = {key: images[key][sel][:k] for key in keys}
+    title = f"{name} attack, lambda = {level:g}"
+    path = out / f"grid_{name}_{level_tag(level)}.png"
+    return str(eval_plots.attack_grid(path, [pick[key] for key in keys], title=title))
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> str:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def _write_tables(out: Path, metrics, rows, cfg: EvalConfig, wall: float) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = ["name", "metric", "compared", "attack", "lambda", "mean", "std", "n"]
+    table = pa.table({c: [r[c] for r in rows] for c in columns})
+    written = [_atomic(out / "eval.parquet", lambda p: pq.write_table(table, p))]
+    doc = {"metrics": metrics, "rows": rows, "eval_config": dataclasses.asdict(cfg), "wall_s": wall}
+    written.append(_atomic(out / "eval.json", lambda p: p.write_text(json.dumps(doc, indent=1))))  # last
+    return written
+
+
+def summary(metrics: dict[str, float], levels) -> str:
+    """The headline table: latent MS-SSIM(x_t, recon x_a), max-damage MS-SSIM(recon x, recon x_a), accuracy."""
+    lines = ["lambda  latent MS-SSIM(x_t,rec x_a)  max-damage MS-SSIM(rec x,rec x_a)  acc latent       acc max-damage"]
+    for lv in levels:
+        t = level_tag(lv)
+
+        def cell(key: str, width: int) -> str:
+            mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
+            return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
+
+        lines.append(
+            f"{lv:<8g}{cell(f'latent_msssim_xt_recxa_{t}', 29)}{cell(f'max_damage_msssim_recx_recxa_{t}', 35)}"
+            f"{cell(f'latent_acc_source_{t}', 17)}{cell(f'max_damage_acc_source_{t}', 17)}"
+        )
+    for key in ("clean_msssim_x_recx", "fid_classifier", "fid_inception"):
+        if f"{key}_mean" in metrics:
+            lines.append(f"{key}: {metrics[f'{key}_mean']:.3f} +- {metrics[f'{key}_std']:.3f}")
+    if "classifier_acc_clean" in metrics:
+        lines.append(f"classifier_acc_clean: {metrics['classifier_acc_clean']:.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from radae.checkpoint import CheckpointError, load_model
+    from radae.cli import add_section_arguments
+    from radae.config import RunConfig, apply_overrides
+    from radae.data import DataError, load_dataset
+
+    parser = argparse.ArgumentParser(
+        prog="python -m radae.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint", help="a radae checkpoint (checkpoint.pt of a training run)")
+    parser.add_argument("--out", help="output folder (default: eval/ beside the checkpoint)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.add_argument("--data-dir", help="folder holding the dataset files (default: the search order of radae.data)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    short = argparse.SUPPRESS
+    parser.add_argument("--images", dest="eval.images", default=short, help="test images attacked (eval.images)")
+    parser.add_argument("--trials", dest="eval.trials", default=short, help="random starts per image (eval.trials)")
+    parser.add_argument(
+        "--levels", dest="eval.levels", nargs="+", default=short, help="L2 budgets lambda (eval.levels)"
+    )
+    parser.add_argument(
+        "--inception-weights", dest="eval.inception_weights", default=short, help="Inception-v3 weights file"
+    )
+    parser.add_argument(
+        "--no-fid", dest="eval.fid", action="store_const", const="false", default=short, help="skip FID"
+    )
+    add_section_arguments(parser, "eval")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k.startswith("eval.")}
+    try:
+        apply_overrides(RunConfig(), overrides)  # bad values (lambda <= 0 ...) fail before any loading
+        run_cfg, model = load_model(args.checkpoint, device="cpu")
+        if args.data_dir:
+            overrides["data.data_dir"] = args.data_dir
+        run_cfg = apply_overrides(run_cfg, overrides)
+        device = torch.device(
+            "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+        )
+        data = load_dataset(run_cfg.data)
+        out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
+        result = evaluate(model.to(device), data, run_cfg.eval, device=device, out_dir=out, progress=not args.quiet)
+    except (ConfigError, CheckpointError, DataError, fid.FIDError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary(result.metrics, run_cfg.eval.levels))
+    print(f"wall time {result.metrics['eval_wall_s']:.1f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
