@@ -10,7 +10,8 @@ Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 los
   moved to the device), the same MLP, FGSM with random start, KS/CV losses from radae.losses,
   Adam; eager, one model.
 - (b) ``radae``: radae's single-trial step, ``radae.fast.make_train_step`` with
-  ``train.step_mode=auto`` (CUDA graph on GPU, eager on CPU), data resident on the device.
+  ``train.step_mode=auto`` (CUDA graph on GPU, eager on CPU) and ``radae.fast.make_optimizer``
+  (fused Adam), data resident on the device.
 - (c) ``packed``: ``radae.fast.PackedModels`` training ``--pack`` configurations (different
   alpha and modes) at once with torch.func.vmap, the whole pack step as one CUDA graph on GPU
   (``PackedGraph``), eager on CPU; throughput counted in model-steps/s.
@@ -41,7 +42,7 @@ from torch import nn
 
 from radae.config import RunConfig, apply_overrides
 from radae.data import DatasetInfo, Split, Splits, load_dataset
-from radae.fast import PackConfig, PackedModels, make_train_step
+from radae.fast import PackConfig, PackedModels, make_optimizer, make_train_step
 from radae.fast.graph_step import PackedGraph
 from radae.losses import adversarial_ks_loss, coupled_cov_loss
 from radae.models import create_model
@@ -134,7 +135,7 @@ def radae_runner(cfg: RunConfig, data: Splits, device: torch.device, batch: int)
     """radae's trainer step (graph on CUDA, eager on CPU) over device-resident data."""
     torch.manual_seed(0)
     model = create_model(cfg, data.info.image_shape).to(device)
-    step = make_train_step(model, torch.optim.Adam(model.parameters(), lr=cfg.train.lr), cfg, device)
+    step = make_train_step(model, make_optimizer(model, cfg), cfg, device)
     gen = torch.Generator(device=device).manual_seed(1)
     perm_gen = torch.Generator(device=device).manual_seed(0)
     n = len(data.train)

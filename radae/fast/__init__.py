@@ -15,10 +15,10 @@ register the graph step, and ``packed_train`` imports :mod:`radae.trainer`, whic
 
 from typing import Any
 
-from radae.fast.graph_step import GraphStep, make_train_step
+from radae.fast.graph_step import GraphStep, make_optimizer, make_train_step
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 
-__all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_train_step", "train_packed"]
+__all__ = ["GraphStep", "PackConfig", "PackedModels", "check_packable", "make_optimizer", "make_train_step", "train_packed"]
 
 
 def __getattr__(name: str) -> Any:
