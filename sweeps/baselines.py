@@ -77,9 +77,8 @@ def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
     """Train ``cfg``'s model, evaluate its checkpoint; the final metrics (evaluation + objective + timings)."""
-    from radae.evaluate import evaluate
-
     from radae.checkpoint import load_model
+    from radae.evaluate import evaluate
     from radae.train import train
     from radae.trainer import resolve_device
 
@@ -90,9 +89,10 @@ def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
     _, model = load_model(result.checkpoint, device=device)
     evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=Path(cfg.train.out_dir) / "eval", progress=False)
     t2 = time.time()
+    metrics = _objective_names(_numeric(evaluation.metrics))
     final = {
-        **_numeric(evaluation.metrics),
-        **objective.derive(evaluation.metrics, cfg.eval.levels),
+        **metrics,
+        **objective.derive(metrics, cfg.eval.levels),
         "epoch": float(len(result.history)),
         "train_seconds": t1 - t0,
         "eval_seconds": t2 - t1,
@@ -105,6 +105,19 @@ def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
             bound = model.certified_bounds(level)["reconstruction_l2_bound"]
             final[f"certified_maxdmg_l2_recx_recxa_l{level_tag(level)}"] = bound
     return final
+
+
+def _objective_names(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` plus the max-damage names :mod:`radae.sweep.objective` reads, when missing.
+
+    radae.evaluate names that attack ``max_damage_*`` and radae.sweep.objective reads
+    ``maxdmg_*``; until the two agree the row carries both spellings (same values).
+    """
+    from radae.sweep.objective import MAXDAMAGE_KEY
+
+    prefix = MAXDAMAGE_KEY.split("_", 1)[0] + "_"
+    aliases = {prefix + k[len("max_damage_") :]: v for k, v in metrics.items() if k.startswith("max_damage_")}
+    return {**aliases, **metrics} if prefix != "max_damage_" else metrics
 
 
 def write_local(out: Path, row: Mapping[str, Any]) -> Path:

@@ -26,6 +26,15 @@ SHAPE = (1, 32, 32)
 FAST = {"baseline.bjorck_iters": 3}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small models on a shared 2-core machine: one intra-op thread avoids thread contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _cfg(name: str, **overrides) -> RunConfig:
     return apply_overrides(RunConfig(), {"data.name": "mnist", "model.name": name, **FAST, **overrides})
 
@@ -219,7 +228,6 @@ def mnist():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BASELINES)
 def test_loss_falls_on_real_mnist(name, mnist):
-    torch.set_num_threads(1)
     model = _model(name)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
@@ -240,8 +248,10 @@ SWEEP_SCRIPT = Path(__file__).parents[1] / "sweeps" / "baselines.py"
 def test_sweep_table_lays_out_models_by_levels():
     format_table = runpy.run_path(str(SWEEP_SCRIPT))["format_table"]
 
-    metrics = {f"metric.latent_msssim_xt_recxa_l{t}_mean": 0.1 * t for t in (1, 3, 5)}
-    metrics |= {f"metric.maxdmg_msssim_recx_recxa_l{t}_mean": 1 - 0.1 * t for t in (1, 3, 5)}
+    from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
+
+    metrics = {f"metric.{LATENT_KEY.format(level=t)}": 0.1 * t for t in (1, 3, 5)}
+    metrics |= {f"metric.{MAXDAMAGE_KEY.format(level=t)}": 1 - 0.1 * t for t in (1, 3, 5)}
     rows = [
         {"trial_id": "vae", "status": "completed", "config.data.name": "mnist", **metrics, "metric.fid_classifier_mean": 12.5},
         {"trial_id": "se", "status": "error", "error": "RuntimeError: boom"},
@@ -257,7 +267,6 @@ def test_sweep_table_lays_out_models_by_levels():
 
 @pytest.mark.slow
 def test_baselines_sweep_smoke_mode(tmp_path, mnist):
-    pytest.importorskip("radae.evaluate", reason="radae.evaluate (issue 3) is not in this tree yet")
     import pyarrow.parquet as pq
 
     cmd = [sys.executable, str(SWEEP_SCRIPT), "--smoke-test", "--out", str(tmp_path), "--sweep-id", "smoke"]
@@ -275,3 +284,24 @@ def test_baselines_sweep_smoke_mode(tmp_path, mnist):
         assert math.isfinite(row["metric.fid"]) and math.isfinite(row["metric.robustness"])
         if row["trial_id"] == "lipschitz-vae":
             assert row["metric.certified_maxdmg_l2_recx_recxa_l1"] == pytest.approx(5.0 * 40.0 / 4.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BASELINES)
+def test_evaluation_round_trip(name, mnist, tmp_path):
+    from radae.config import EvalConfig
+    from radae.evaluate import evaluate
+
+    cfg = _cfg(name)
+    torch.manual_seed(0)
+    path = save_checkpoint(
+        tmp_path / "c.pt", {"config": cfg.to_dict(), "image_shape": SHAPE, "model": create_model(cfg, SHAPE).state_dict()}
+    )
+    _, model = load_model(path)
+    tiny = EvalConfig(images=2, trials=1, attack_steps=3, fid=False, classifier_epochs=0)
+    result = evaluate(model, mnist, tiny, device="cpu", progress=False)
+    for level in ("l1", "l3", "l5"):
+        for key in (f"latent_msssim_xt_recxa_{level}_mean", f"max_damage_msssim_recx_recxa_{level}_mean"):
+            assert 0.0 <= result.metrics[key] <= 1.0 + 1e-6, key
+        # the attack respects its L2 budget on the posterior-mean code's input
+        assert result.metrics[f"latent_l2_x_xa_{level}_mean"] <= float(level[1:]) + 1e-4
