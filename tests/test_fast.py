@@ -147,7 +147,8 @@ def mnist_small():
 
 @pytest.mark.slow
 def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_path):
-    """Real MNIST: each member's history equals train(cfg)'s; files, checkpoints and resume are per trial.
+    """Real MNIST: each member's history equals train(cfg)'s; files, checkpoints and resume are per trial;
+    the pack resumes, and a member's checkpoint resumes in the single-trial trainer.
 
     A member with lambda_REC = inf diverges at once; the other members are unaffected.
     """
@@ -178,10 +179,16 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
         cfg, model = load_model(results[m].checkpoint)
         assert cfg.loss.alpha == cfgs[m].loss.alpha and model.prior_means.shape[0] == cfgs[m].prior.num_modes
         assert (Path(cfgs[m].train.out_dir) / "metrics.jsonl").read_text().count("\n") == 2
-    # a packed member's checkpoint resumes in the single-trial trainer
-    longer = apply_overrides(cfgs[0], {"train.epochs": 3})
-    resumed = train(longer, resume=True, data=mnist_small, progress=False)
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    # the pack resumes from its members' checkpoints (one more epoch) ...
+    longer = [apply_overrides(c, {"train.epochs": 3}) for c in cfgs[:2]]
+    seen.clear()
+    again = train_packed(longer, resume=True, data=mnist_small, on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])), progress=False)
+    assert sorted(seen) == [(0, 3), (1, 3)]
+    for m in range(2):
+        assert again[m].history[:2] == results[m].history and again[m].history[2]["epoch"] == 3
+    # ... and a packed member's checkpoint resumes in the single-trial trainer
+    resumed = train(apply_overrides(cfgs[0], {"train.epochs": 4}), resume=True, data=mnist_small, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
 
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -97,3 +97,15 @@ class StackedAdam:
             "params": list(range(len(names))),
         }
         return {"state": state, "param_groups": [group]}
+
+    @torch.no_grad()
+    def load_member(self, index: int, state_dict: dict, names: list[str]) -> None:
+        """Member ``index``'s state from a ``torch.optim.Adam`` state dict (inverse of :meth:`member_state_dict`)."""
+        state = state_dict["state"]
+        for i, name in enumerate(names):
+            if i not in state:  # a parameter never stepped keeps the zero state
+                continue
+            self.exp_avg[name][index].copy_(state[i]["exp_avg"])
+            self.exp_avg_sq[name][index].copy_(state[i]["exp_avg_sq"])
+            self.step[index] = float(state[i]["step"])
+        self.lr[index] = float(state_dict["param_groups"][0]["lr"])

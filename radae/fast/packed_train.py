@@ -32,7 +32,16 @@ from radae.config import ConfigError, RunConfig
 from radae.fast.graph_step import PackedGraph
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 from radae.models import create_model
-from radae.trainer import TrainResult, _finish, _load_data, _rng_state, check_out_dir, validate
+from radae.trainer import (
+    RunFolderError,
+    TrainResult,
+    _finish,
+    _load_data,
+    _rng_state,
+    _set_rng_state,
+    check_out_dir,
+    validate,
+)
 from radae.trainsteps import resolve_step_mode
 
 OnEpoch = Callable[[int, dict[str, Any], str], None]
@@ -80,31 +89,47 @@ def _validate(pm: PackedModels, split: Any, batch: int, seeds: list[int]) -> lis
 def train_packed(
     cfgs: list[RunConfig],
     *,
+    resume: bool = False,
     data: Any = None,
     pack: PackConfig | None = None,
     on_epoch: OnEpoch | None = None,
     progress: bool = True,
 ) -> list[TrainResult]:
-    """Train every config of one pack together; returns one :class:`TrainResult` per config, in order."""
+    """Train every config of one pack together; returns one :class:`TrainResult` per config, in order.
+
+    ``resume=True`` continues every member from its checkpoint (all must exist, at one epoch), as
+    :func:`radae.trainer.train` does for one run.
+    """
     pack = pack or PackConfig()
     check_packable(cfgs)
     device = validate(cfgs[0])
     mode = resolve_step_mode(cfgs[0].train.step_mode, device)
     if mode == "graph" and device.type != "cuda":
         raise ConfigError(f"train.step_mode graph needs a CUDA device, got {device}; use eager or auto")
-    for cfg in cfgs:
-        check_out_dir(cfg, resume=False)
+    states = [check_out_dir(cfg, resume) for cfg in cfgs]
+    done = {int(st["epoch"]) for st in states if st is not None}
+    if len(done) > 1:
+        raise RunFolderError(f"the pack's checkpoints stopped at different epochs {sorted(done)}; resume them one by one")
     data = _load_data(cfgs[0], device, data)
     models = []
-    for cfg in cfgs:
+    for cfg, st in zip(cfgs, states, strict=True):
         torch.manual_seed(cfg.train.seed)
         models.append(create_model(cfg, data.info.image_shape).to(device))
+        if st is not None:
+            models[-1].load_state_dict(st["model"])
     pm = PackedModels(models, cfgs, [c.train.lr for c in cfgs], pack)
     members = [_Member(cfg, device) for cfg in cfgs]
-    for mb in members:
+    start_epoch, wall_before = (done.pop() + 1 if done else 1), 0.0
+    for m, (mb, st) in enumerate(zip(members, states, strict=True)):
+        if st is not None:
+            pm.adam.load_member(m, st["optimizer"], pm.names)
+            mb.scheduler.load_state_dict(st["scheduler"])
+            _set_rng_state(st["rng"], {"perm": mb.perm, "noise": mb.noise}, device)
+            mb.history, mb.best_val = list(st.get("history", [])), float(st["best_val"])
+            wall_before = max(wall_before, float(st.get("wall_seconds", 0.0)))
         mb.paths["config.json"].parent.mkdir(parents=True, exist_ok=True)
         mb.paths["config.json"].write_text(json.dumps(mb.cfg.to_dict(), indent=2) + "\n")
-        mb.paths["metrics.jsonl"].write_text("")
+        mb.paths["metrics.jsonl"].write_text("".join(json.dumps(h) + "\n" for h in mb.history))
     t_cfg = cfgs[0].train
     n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
     steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
@@ -112,8 +137,8 @@ def train_packed(
         print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps", flush=True)
     shape = tuple(data.info.image_shape)
     graphed: PackedGraph | None = None
-    t_run = time.perf_counter()
-    for epoch in range(1, t_cfg.epochs + 1):
+    t_run = time.perf_counter() - wall_before
+    for epoch in range(start_epoch, t_cfg.epochs + 1):
         t0 = time.perf_counter()
         perms = torch.stack([torch.randperm(n_train, generator=mb.perm, device=device) for mb in members])
         rows: list[torch.Tensor] = []
