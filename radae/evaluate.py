@@ -24,6 +24,7 @@ Metric names: ``<attack>_<metric>_<compared>_l<lambda>_<mean|std>`` with compare
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -158,8 +159,11 @@ def evaluate(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    plots = out is not None and importlib.util.find_spec("matplotlib") is not None
+    if out is not None and not plots:
+        log("matplotlib is not installed: no figures, only eval.json and eval.parquet")
     show = Progress(progress)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     rows: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}
     files: list[str] = []
@@ -214,8 +218,10 @@ def evaluate(
             )
     wall = time.perf_counter() - start
     metrics["eval_wall_s"] = wall
-    if out is not None:
+    metrics["eval_cpu_s"] = time.process_time() - cpu_start
+    if plots:
         files.append(str(eval_plots.loss_vs_lambda(out / "attack_loss.png", curves)))
+    if out is not None:
         files += _write_tables(out, metrics, rows, cfg, wall)
     log(f"done in {wall:.1f} s")
     return EvalResult(metrics, rows, files)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from radae.classifier import FeatureCNN, train_feature_net
@@ -44,24 +43,24 @@ class FIDError(ValueError):
     """FID cannot be computed as asked (e.g. Inception weights that do not load); names the file."""
 
 
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
-) -> float:
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)) for Gaussians N(mu1, S1), N(mu2, S2) (float64).
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) for Gaussians N(mu1, S1), N(mu2, S2), in float64.
 
-    mu: (F,), sigma: (F, F). A near-singular product gets ``eps`` added to both diagonals (pytorch-fid).
+    mu: (F,), sigma: (F, F), symmetric PSD. tr((S1 S2)^{1/2}) is computed as the sum of the square
+    roots of the eigenvalues of the symmetric PSD matrix S1^{1/2} S2 S1^{1/2}, which has the same
+    spectrum as S1 S2: numpy's ``eigh`` only, no complex ``sqrtm`` residue, stable for singular S
+    (features with zero variance), and no SciPy needed (the GPU machine has none).
     """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"frechet_distance: shapes do not match: {mu1.shape} {s1.shape} vs {mu2.shape} {s2.shape}")
-    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(s1)) * eps
-        covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
-    covmean = covmean.real
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    s1_half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = s1_half @ s2 @ s1_half
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
     diff = mu1 - mu2
-    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
 def gaussian_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -144,3 +144,14 @@ def test_inception_weights_that_do_not_load_raise_before_work(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, wrong)
     with pytest.raises(FIDError, match="do not load"):
         check_inception_weights(wrong)
+
+
+def test_general_covariances_agree_with_scipy_sqrtm():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(50, 5)), rng.normal(size=(50, 5)) @ rng.normal(size=(5, 5))
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy_linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
+    singular = np.diag([1.0, 0.0, 2.0, 0.0, 1.0])  # dead features: still finite and exact
+    assert frechet_distance(mu1, singular, mu1, singular) == pytest.approx(0.0, abs=1e-9)

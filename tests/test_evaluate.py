@@ -1,0 +1,141 @@
+"""radae.evaluate end to end on a briefly trained MNIST model: metrics, files, CLI and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
+from radae.evaluate import evaluate, main, pick_images
+
+MNIST_DIR = "/work/shared/data/mnist"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, one_thread):
+    """A robust GMM autoencoder trained for a few hundred steps on real MNIST, and its checkpoint."""
+    from radae.checkpoint import load_model
+    from radae.data import DataError, load_dataset
+    from radae.train import train
+
+    overrides = {"data.name": "mnist", "data.data_dir": MNIST_DIR, "data.download": False, "data.train_limit": 5000}
+    overrides |= {"train.epochs": 1, "train.max_steps_per_epoch": 150, "loss.weight_batches": 10}
+    overrides |= {"train.out_dir": str(tmp_path_factory.mktemp("run")), "train.device": "cpu"}
+    cfg = apply_overrides(RunConfig(), overrides)
+    try:
+        data = load_dataset(cfg.data)
+    except DataError as err:
+        pytest.skip(f"real MNIST not available: {err}")
+    result = train(cfg, data=data, progress=False)
+    _, model = load_model(result.checkpoint)
+    return data, model, result.checkpoint
+
+
+SMALL = {"images": 6, "trials": 2, "levels": (1.0, 3.0, 5.0), "attack_steps": 30, "fid_samples": 400}
+SMALL |= {"fid_runs": 2, "classifier_epochs": 2, "feature_epochs": 1}
+
+
+def test_pick_images_targets_another_class():
+    labels = torch.arange(50) % 5
+    idx, targets = pick_images(labels, 20, seed=0)
+    assert len(set(idx.tolist())) == 20
+    assert (labels[idx] != labels[targets]).all()
+    same = torch.zeros(10, dtype=torch.long)
+    idx, targets = pick_images(same, 10, seed=0)
+    assert (idx != targets).all()
+
+
+@pytest.mark.slow
+def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path):
+    data, model, _ = trained
+    flags = [p.requires_grad for p in model.parameters()]
+    cfg = EvalConfig(**SMALL, feature_cache=str(tmp_path / "features"))
+    res = evaluate(model, data, cfg, device="cpu", out_dir=tmp_path / "out", progress=False)
+    m = res.metrics
+    for lv in ("l1", "l3", "l5"):
+        for key in (
+            "latent_msssim_xt_recxa",
+            "latent_l2_x_xa",
+            "latent_loss_objective",
+            "max_damage_msssim_recx_recxa",
+        ):
+            assert m[f"{key}_{lv}_mean"] >= 0 and m[f"{key}_{lv}_std"] >= 0
+        assert m[f"latent_l2_x_xa_{lv}_mean"] <= float(lv[1:]) + 1e-4  # the perturbation respects lambda
+        assert 0 <= m[f"max_damage_acc_source_{lv}_mean"] <= 1
+    assert "fid_classifier_mean" in m and "fid_inception_mean" not in m and m["fid_classifier_mean"] > 0
+    assert 0.1 < m["classifier_acc_clean"] <= 1 and 0 < m["clean_msssim_x_recx_mean"] <= 1
+    # Robustness falls as lambda grows: the attack reaches the target / damages more.
+    assert m["latent_loss_objective_l1_mean"] > m["latent_loss_objective_l5_mean"]
+    assert m["max_damage_msssim_recx_recxa_l1_mean"] > m["max_damage_msssim_recx_recxa_l5_mean"]
+    assert [p.requires_grad for p in model.parameters()] == flags
+    out = tmp_path / "out"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["eval.json", "eval.parquet", "attack_loss.png"]
+        + [f"grid_{a}_l{lv}.png" for a in ("latent", "max_damage") for lv in (1, 3, 5)]
+    )
+    table = pq.read_table(out / "eval.parquet").to_pylist()
+    assert {r["name"] for r in table} == {r["name"] for r in res.rows}
+    assert set(table[0]) == {"name", "metric", "compared", "attack", "lambda", "mean", "std", "n"}
+    row = next(r for r in table if r["name"] == "latent_msssim_xt_recxa_l3")
+    assert (row["attack"], row["compared"], row["lambda"], row["n"]) == ("latent", "xt_recxa", 3.0, 12)
+    assert row["mean"] == pytest.approx(m["latent_msssim_xt_recxa_l3_mean"])
+    doc = json.loads((out / "eval.json").read_text())
+    assert doc["metrics"]["fid_classifier_mean"] == pytest.approx(m["fid_classifier_mean"])
+
+
+def test_cli_runs_on_a_checkpoint(trained, tmp_path, capsys):
+    _, _, ckpt = trained
+    argv = [str(ckpt), "--images", "4", "--trials", "1", "--levels", "1", "2", "--eval.attack_steps", "5"]
+    argv += ["--no-fid", "--eval.classifier_epochs", "0", "--out", str(tmp_path / "o"), "--data-dir", MNIST_DIR]
+    assert main(argv + ["--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "latent MS-SSIM(x_t,rec x_a)" in printed
+    assert "fid_" not in json.loads((tmp_path / "o" / "eval.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize(
+    "case,extra,message",
+    [
+        ("missing", [], "does not exist"),
+        ("truncated", [], "checkpoint"),
+        ("foreign", [], "not a radae checkpoint"),
+        ("ok", ["--levels", "1", "-1"], "lambda must be > 0"),
+        ("ok", ["--images", "10001"], "test split has 10000"),
+        ("ok", ["--inception-weights", "GARBAGE"], "do not load"),
+    ],
+)
+def test_bad_input_fails_clearly_before_any_output(trained, tmp_path, capsys, case, extra, message):
+    _, _, ckpt = trained
+    path = {"missing": tmp_path / "nope.pt", "ok": ckpt}.get(case, tmp_path / f"{case}.pt")
+    if case == "truncated":
+        path.write_bytes(ckpt.read_bytes()[:1000])
+    if case == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"\x00" * 64)
+    extra = [str(garbage) if a == "GARBAGE" else a for a in extra]
+    out = tmp_path / "out"
+    rc = main([str(path), *extra, "--out", str(out), "--data-dir", MNIST_DIR, "--quiet", "--eval.attack_steps", "2"])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_library_rejects_bad_requests_before_work(trained):
+    data, model, _ = trained
+    with pytest.raises(ConfigError, match="eval.images"):
+        evaluate(model, data, EvalConfig(images=len(data.test) + 1), progress=False)
+    with pytest.raises(ConfigError, match="eval.levels"):
+        EvalConfig(levels=(1.0, 0.0))
