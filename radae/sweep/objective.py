@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from radae.registry import Registry
 
 LATENT_KEY = "latent_msssim_xt_recxa_l{level}_mean"
-MAXDAMAGE_KEY = "maxdmg_msssim_recx_recxa_l{level}_mean"
+MAXDAMAGE_KEY = "max_damage_msssim_recx_recxa_l{level}_mean"
 # FID metrics in order of preference: Inception features when the evaluator had them, else the
 # project's classifier features (named differently on purpose: they are different metrics).
 FID_KEYS = ("fid_inception_mean", "fid_classifier_mean")

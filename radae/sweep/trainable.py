@@ -156,7 +156,7 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from radae.checkpoint import load_model
-    from radae.config import RunConfig
+    from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
     from radae.sweep.tracking import Tracker
     from radae.train import train
@@ -167,6 +167,10 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(int(job.get("threads", 1)))
     reporter = REPORTERS.create(job["reporter"])
     cfg = RunConfig.from_dict(job["cfg"])
+    if reporter.rank > 0:
+        # radae.train is single-process: extra workers train their own copy in their own folder
+        # (until the trainer supports DDP) and never report checkpoints or log to MLflow.
+        cfg = apply_overrides(cfg, {"train.out_dir": f"{cfg.train.out_dir}/rank{reporter.rank}"})
     out = Path(cfg.train.out_dir)
     _state_file(job, "pid", {"pid": os.getpid(), "rank": reporter.rank, "time": time.time()})
 
