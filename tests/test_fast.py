@@ -197,7 +197,7 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA dev
 @pytest.mark.gpu
 @gpu
 def test_graph_step_equals_eager_step_on_cuda():
-    """Graph replay == eager steps (same capturable Adam, same generator stream) within 1e-5 after 12 steps,
+    """Graph replay == eager steps (same capturable Adam, same generator stream) within 1e-4 over 12 steps,
     an lr change re-captures, lrs stay floats, and a different batch shape falls back to eager."""
     device = torch.device("cuda")
     cfg = cfg_of(**{"train.device": "cuda", "train.step_mode": "graph"})
@@ -213,9 +213,9 @@ def test_graph_step_equals_eager_step_on_cuda():
         if t == 6:  # what ReduceLROnPlateau does to float lrs: the graph step re-captures
             opt_a.param_groups[0]["lr"] = opt_b.param_groups[0]["lr"] = 0.0005
         out_a, out_b = eager(data[t], ga), graph(data[t], gb)
-        torch.testing.assert_close(out_b["loss"], out_a["loss"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out_b["loss"], out_a["loss"], rtol=1e-4, atol=1e-4)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
-        torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-5, msg=name)
+        torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-4, msg=name)
     assert isinstance(opt_b.param_groups[0]["lr"], float)
     small = graph(data[0, :50], gb)
     assert math.isfinite(small["loss"].item())
