@@ -83,9 +83,12 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
 
             from radae.sweep.objective import make_objective
 
-            if defn.scheduler and args.objective != "scalar":
-                raise DefinitionError(f"{raw_path}: its ASHA scheduler needs the scalar objective")
-            defn = replace(defn, objective=make_objective(args.objective, defn.objective.fid_weight))
+            scheduler = defn.scheduler
+            if scheduler and args.objective != "scalar":
+                # ASHA needs one scalar metric; a two-objective search runs every trial to the end.
+                print(f"note: --objective {args.objective} runs without the definition's ASHA scheduler", file=sys.stderr)
+                scheduler = None
+            defn = replace(defn, objective=make_objective(args.objective, defn.objective.fid_weight), scheduler=scheduler)
         if args.resume and not args.sweep_id:
             raise SettingsError("--resume needs --sweep-id (the id printed when the sweep started)")
         if not args.mlflow_uri:

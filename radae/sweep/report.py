@@ -66,8 +66,10 @@ def export_report(table: Any, out_dir: str | Path) -> list[Path]:
             ax = axes[i][j]
             numeric = df[param].map(lambda v: isinstance(v, int | float))
             if len(df) and numeric.all():
-                means = df.groupby(param)[metric].mean()
-                ax.plot(means.index, means.values, "o-")
+                ax.scatter(df[param], df[metric], s=12, c="0.5")
+                if df[param].nunique() <= 8:  # a grid: the mean curve (paper tables 2-3)
+                    means = df.groupby(param)[metric].mean()
+                    ax.plot(means.index, means.values, "o-", c="C0")
                 if param.endswith(("_mult",)):
                     ax.set_xscale("log")
             else:
