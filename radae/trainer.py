@@ -32,7 +32,7 @@ from radae.models import MODELS, NETWORKS, Autoencoder, create_model
 from radae.perturb import PERTURBATIONS
 from radae.plots import save_reconstructions, save_samples
 from radae.registry import Registry
-from radae.trainsteps import STEP_MODES, resolve_step_mode
+from radae.trainsteps import STEP_MODES, make_optimizer, resolve_step_mode
 
 # Fields that may change between an interrupted run and its resumption (train longer, move the
 # data, change device); every other field must match the checkpoint's config.
@@ -228,7 +228,7 @@ def train(
     seed = cfg.train.seed
     torch.manual_seed(seed)
     model = create_model(cfg, data.info.image_shape).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.train.lr_decay, patience=cfg.train.lr_patience, min_lr=cfg.train.min_lr
     )

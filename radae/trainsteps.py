@@ -45,8 +45,11 @@ def resolve_step_mode(mode: str, device: torch.device) -> str:
         raise ConfigError(
             f"train.step_mode {mode!r} is not available here; available: {', '.join(STEP_MODES.names())}, auto"
         )
+    if mode == "graph" and device.type != "cuda":
+        raise ConfigError(f"train.step_mode graph needs a CUDA device, got {device}; use eager or auto")
     return mode
 
 
 # Faster step implementations register themselves on import; add their imports here.
 from radae.fast import graph_step  # noqa: E402,F401  (registers "graph", issue 5)
+from radae.fast.graph_step import make_optimizer  # noqa: E402,F401  (fused Adam where supported)

@@ -160,6 +160,14 @@ def test_bad_names_fail_before_any_output(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_graph_step_without_cuda_fails_before_any_output(tmp_path: Path) -> None:
+    cfg = quick_config(tmp_path / "run", **{"train.step_mode": "graph", "data.data_dir": str(tmp_path / "no-data")})
+    with pytest.raises(ConfigError, match="train.step_mode graph needs a CUDA device"):
+        train(cfg, progress=False)  # the missing data would raise DataError if it were read first
+    assert not (tmp_path / "run").exists()
+
+
 def test_checkpoint_round_trip_through_load_model(mnist, trained) -> None:
     cfg, result = trained
     loaded_cfg, model = load_model(result.checkpoint)
