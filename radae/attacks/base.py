@@ -42,30 +42,44 @@ class AttackResult:
     image_index: torch.Tensor
 
 
-def project_l2_box(delta: torch.Tensor, x: torch.Tensor, radius: torch.Tensor, iters: int = 30) -> torch.Tensor:
+def project_l2_box(delta: torch.Tensor, x: torch.Tensor, radius: torch.Tensor, max_iters: int = 50) -> torch.Tensor:
     """Euclidean projection of ``delta`` onto {d : ||d||_2 <= radius, 0 <= x + d <= 1}, per row.
 
     KKT for min ||d - v||^2 + mu (||d||^2 - r^2) over the box give d = clip(t v, -x, 1 - x) with
-    t = 1 / (1 + mu) in (0, 1]; since the box contains 0, ||clip(t v)|| grows with t, so bisection
-    finds the largest feasible t. The lower end of the bracket is returned: always feasible.
-    delta, x: (R, ...); radius: (R,).
+    t = 1 / (1 + mu) in (0, 1]. Coordinate i contributes min(t^2 v_i^2, b_i^2) to ||d||^2 (b_i the
+    bound on v_i's side), so f(t) = ||clip(t v)||^2 = t^2 S(t) + P(t), with S the sum of v_i^2 over
+    unsaturated and P the sum of b_i^2 over saturated coordinates, is nondecreasing in t. The
+    active-set iteration t <- sqrt((r^2 - P(t)) / S(t)) from t = 1 rises monotonically to the root
+    from below (every iterate after the first is feasible) and stops, exactly, once the saturated
+    set no longer changes (a handful of iterations). A final rescale by min(1, r / ||d||), which
+    stays in the box, absorbs rounding. delta, x: (R, ...); radius: (R,).
     """
     lo, hi = -x, 1.0 - x
     shape = (-1,) + (1,) * (delta.dim() - 1)
-
-    def clipped(t: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(torch.maximum(t.view(shape) * delta, lo), hi)
-
-    full = clipped(torch.ones_like(radius))
-    inside = full.flatten(1).norm(dim=1) <= radius
-    if bool(inside.all()):
+    full = torch.minimum(torch.maximum(delta, lo), hi)
+    outside = (full.flatten(1).norm(dim=1) > radius).nonzero().flatten()
+    if len(outside) == 0:
         return full
-    t_lo, t_hi = torch.zeros_like(radius), torch.ones_like(radius)
-    for _ in range(iters):
-        mid = (t_lo + t_hi) / 2
-        ok = clipped(mid).flatten(1).norm(dim=1) <= radius
-        t_lo, t_hi = torch.where(ok, mid, t_lo), torch.where(ok, t_hi, mid)
-    return torch.where(inside.view(shape), full, clipped(t_lo))
+    v = delta[outside].flatten(1)
+    v2 = v * v
+    b2 = torch.where(v > 0, hi[outside].flatten(1), lo[outside].flatten(1)).pow(2)
+    r2 = radius[outside].pow(2)
+    t2 = torch.ones_like(r2)
+    for _ in range(max_iters):
+        saturated = b2 <= t2.unsqueeze(1) * v2
+        s_free = torch.where(saturated, 0.0, v2).sum(dim=1)
+        p_sat = torch.where(saturated, b2, 0.0).sum(dim=1)
+        new = ((r2 - p_sat).clamp_min(0) / s_free.clamp_min(1e-30)).clamp(max=1.0)
+        done = bool(((new - t2).abs() <= 1e-7 * t2).all())
+        t2 = new
+        if done:
+            break
+    d = torch.minimum(torch.maximum(t2.sqrt().view(shape) * delta[outside], lo[outside]), hi[outside])
+    # (1 - 1e-6): rounding can never leave a row outside its ball.
+    d = d * (radius[outside] * (1 - 1e-6) / d.flatten(1).norm(dim=1).clamp_min(1e-30)).clamp(max=1.0).view(shape)
+    out = full.clone()
+    out[outside] = d
+    return out
 
 
 def random_start(x: torch.Tensor, radius: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
