@@ -91,6 +91,11 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
         assert r["config.train.epochs"] == 2 and r["metric.epochs_trained"] == 2
         assert all(math.isfinite(r[f"metric.{k}"]) for k in ("score", "robustness", "fid"))
         assert 0.0 <= r["metric.robustness"] <= 1.0 and r["wall_seconds"] > 0
+        assert r["executor"] == "torch" and r["resumed_from_epoch"] == 0
+    # Every trial checkpointed through Ray Train storage in the bucket (run name <sweep>-<trial>).
+    ray_keys = [o["Key"] for o in settings.boto3_client().list_objects_v2(
+        Bucket=settings.bucket, Prefix=settings.key("ray", "train", sweep), MaxKeys=1000)["Contents"]]
+    assert all(any(f"/{sweep}-{r['trial_id']}/checkpoint_" in k and k.endswith("checkpoint.pt") for k in ray_keys) for r in rows)
 
     tracker = Tracker(live["env"]["MLFLOW_TRACKING_URI"])
     (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
