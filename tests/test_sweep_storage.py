@@ -115,3 +115,27 @@ def test_preflight_finds_each_bad_service(s3):
         preflight(missing, f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}", timeout=2)
     message = str(info.value)
     assert "no-such-bucket" in message and "MLflow" in message and "Ray" in message and SECRET not in message
+
+
+def test_driver_rows_for_pruned_trials(s3, monkeypatch):
+    """RowsCallback's row for a trial ASHA stopped: its config and last per-epoch metrics, status pruned."""
+    from types import SimpleNamespace
+
+    from radae.sweep.runner import _status_row
+    from radae.sweep.trainable import SweepContext
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    ctx = SweepContext(
+        sweep_id="sw-3", base={"data.name": "mnist", "train.epochs": 2},
+        space={"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0}}, objective="scalar", fid_weight=0.1,
+        storage=s3.public(), tracking_uri="http://127.0.0.1:1", experiment="x", parent_run_id="p", work_dir="/tmp",
+    )
+    assert "secret_key" not in ctx.storage and ctx.settings().secret_key == SECRET  # credentials from the environment
+    trial = SimpleNamespace(trial_id="t_pruned", config={"loss.alpha": 0.3},
+                            last_result={"val_loss": 3.5, "epoch": 1, "training_iteration": 1, "done": False})
+    _status_row(ctx, trial, "pruned")
+    stored = results.read_row(s3, "sw-3", "t_pruned")
+    assert stored["status"] == "pruned" and stored["param.loss.alpha"] == 0.3
+    assert stored["config.loss.alpha"] == 0.3 and stored["config.train.epochs"] == 2 and stored["config.data.name"] == "mnist"
+    assert stored["metric.val_loss"] == 3.5 and "metric.score" not in stored
