@@ -174,13 +174,17 @@ def evaluate(
         recx = _reconstruct(model, x)
         _add(rows, metrics, ms_ssim(x, recx), metric="msssim", compared="x_recx", attack="clean")
         _add(rows, metrics, l2_distance(x, recx), metric="l2", compared="x_recx", attack="clean")
-        latent_clf = _latent_classifier(model, data, cfg, device, rows, metrics, log)
+        with _timed(metrics, "classifier"):
+            latent_clf = _latent_classifier(model, data, cfg, device, rows, metrics, log)
         curves = {}
+        grid_dir = out if plots else None
         for name in ("latent", "max_damage"):
-            curves[name] = _attack(
-                name, model, x, xt, src_labels, latent_clf, cfg, device, rows, metrics, files, out, show
-            )
+            with _timed(metrics, f"attack_{name}"):
+                curves[name] = _attack(
+                    name, model, x, xt, src_labels, latent_clf, cfg, device, rows, metrics, files, grid_dir, show
+                )
         if cfg.fid:
+            fid_start = time.perf_counter()
             space = feature_space or inception
             if space is None:
                 train = data.train
@@ -194,6 +198,7 @@ def evaluate(
                     seed=cfg.seed,
                     log=log,
                 )
+            metrics["time_fid_features_s"] = time.perf_counter() - fid_start
             log(
                 f"{space.metric}: {cfg.fid_runs} runs of {cfg.fid_samples} samples vs {len(data.val)} validation images"
             )
@@ -207,6 +212,7 @@ def evaluate(
                 seed=cfg.seed,
                 progress=show(f"{space.metric} runs"),
             )["runs"]
+            metrics["time_fid_s"] = time.perf_counter() - fid_start - metrics["time_fid_features_s"]
             _add(
                 rows,
                 metrics,
@@ -225,6 +231,16 @@ def evaluate(
         files += _write_tables(out, metrics, rows, cfg, wall)
     log(f"done in {wall:.1f} s")
     return EvalResult(metrics, rows, files)
+
+
+@contextmanager
+def _timed(metrics: dict[str, float], stage: str):
+    """Record the wall time of a stage as ``time_<stage>_s``."""
+    begin = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics[f"time_{stage}_s"] = time.perf_counter() - begin
 
 
 def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log):
@@ -347,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--data-dir", help="folder holding the dataset files (default: the search order of radae.data)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--threads", type=int, help="torch intra-op CPU threads (default: torch's choice)")
     short = argparse.SUPPRESS
     parser.add_argument("--images", dest="eval.images", default=short, help="test images attacked (eval.images)")
     parser.add_argument("--trials", dest="eval.trials", default=short, help="random starts per image (eval.trials)")
@@ -361,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_section_arguments(parser, "eval")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in vars(args).items() if k.startswith("eval.")}
     try:
         apply_overrides(RunConfig(), overrides)  # bad values (lambda <= 0 ...) fail before any loading
