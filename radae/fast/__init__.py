@@ -15,6 +15,9 @@ register the graph step, and ``packed_train`` imports :mod:`radae.trainer`, whic
 
 from typing import Any
 
+# radae.trainsteps imports radae.fast.graph_step at its end; importing it first lets
+# ``import radae.fast`` (or radae.fast.packed) work when the trainer was not imported before.
+import radae.trainsteps  # noqa: F401,I001
 from radae.fast.graph_step import GraphStep, make_optimizer, make_train_step
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 

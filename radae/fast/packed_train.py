@@ -9,7 +9,8 @@ Each member keeps what :func:`radae.trainer.train` would give it: initial weight
 generator, seed + 1), its own ``ReduceLROnPlateau`` on its own validation loss, and in its own
 ``train.out_dir`` the same files (``checkpoint.pt`` in the trainer's format, ``metrics.jsonl``,
 ``config.json``, ``summary.json``, figures). A member's checkpoint resumes in the single-trial
-trainer. ``on_epoch(member, metrics, checkpoint_path)`` is called per member after each epoch.
+trainer. ``on_epoch(member, metrics, checkpoint_path)`` is called per member after each epoch;
+``after_epoch(epoch)`` once after every member's epoch is written (the sweep reports the pack then).
 
 A member whose loss turns non-finite stops (its last good checkpoint stays); the others go on;
 its result's ``summary`` has ``status: "diverged"`` and the ``error``. Members that finish have
@@ -94,6 +95,7 @@ def train_packed(
     pack: PackConfig | None = None,
     on_epoch: OnEpoch | None = None,
     progress: bool = True,
+    after_epoch: Callable[[int], None] | None = None,
 ) -> list[TrainResult]:
     """Train every config of one pack together; returns one :class:`TrainResult` per config, in order.
 
@@ -161,6 +163,8 @@ def train_packed(
                 _end_epoch(m, mb, pm, models[m], names, train_means[m], val[m], epoch, steps, seconds, shape, t_run)
                 if mb.error is None and on_epoch is not None:
                     on_epoch(m, mb.history[-1], str(mb.paths["checkpoint.pt"]))
+        if after_epoch is not None:
+            after_epoch(epoch)
         if progress:
             shown = "  ".join(f"[{m}] {mb.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged" for m, mb in enumerate(members))
             print(f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}", flush=True)

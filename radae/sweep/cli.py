@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from radae.config import ConfigError
-from radae.sweep.definition import DefinitionError, load_definition
+from radae.sweep.definition import DefinitionError, load_definition, with_resources
 from radae.sweep.settings import SettingsError, StorageSettings, scrub
 
 
@@ -33,7 +33,14 @@ def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--sweep-id", help="sweep id (default <name>-<UTC time>); required with --resume")
     p.add_argument("--resume", action="store_true", help="restore an interrupted sweep (Tuner.restore) with its Optuna state")
     p.add_argument("--num-samples", type=int, help="trials to run (default: the definition's)")
-    p.add_argument("--concurrency", type=int, default=1, help="trials running at once (GPUs available on a GPU cluster)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="trials running at once (default: cluster GPUs / gpus_per_trial on a GPU cluster, else 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPU share of one trial, 0 < x <= 1 (0.25: four trials per GPU, each capped at 1/4 of its memory)")
+    p.add_argument("--pack-size", type=int, default=None,
+                   help="configurations trained together in one trial with train_packed (1 = no packing)")
+    p.add_argument("--pack-noise", choices=("member", "shared"), default=None,
+                   help="noise streams of a pack: member (each equals training alone) or shared (faster)")
     p.add_argument("--executor", default="torch", help="torch (Ray Train TorchTrainer per trial) or direct (in the Tune trial)")
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers per trial (torch executor)")
     p.add_argument("--gpu", choices=("auto", "yes", "no"), default="auto", help="a GPU per trial worker (auto: if the cluster has GPUs)")
@@ -78,6 +85,8 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         overrides = _overrides(args)
         raw_path = args.definition or default_definition
         defn = load_definition(raw_path, smoke=args.smoke_test, extra=overrides)
+        defn = with_resources(defn, {"gpus_per_trial": args.gpus_per_trial, "pack_size": args.pack_size,
+                                     "pack_noise": args.pack_noise}, overrides)
         if args.objective and args.objective != defn.objective.name:
             from dataclasses import replace
 
@@ -95,7 +104,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
             raise SettingsError("no MLflow tracking URI: pass --mlflow-uri or set MLFLOW_TRACKING_URI")
         if args.num_samples is not None and args.num_samples < 1:
             raise SettingsError(f"--num-samples must be >= 1, got {args.num_samples}")
-        if args.concurrency < 1:
+        if args.concurrency is not None and args.concurrency < 1:
             raise SettingsError(f"--concurrency must be >= 1, got {args.concurrency}")
         storage = StorageSettings.from_env(endpoint=args.endpoint, bucket=args.bucket, prefix=args.prefix)
         sweep_id = args.sweep_id or f"{defn.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -115,8 +124,11 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
     if args.state_dir:
         Path(args.state_dir).mkdir(parents=True, exist_ok=True)
         (Path(args.state_dir) / "driver.pid").write_text(str(os.getpid()))
+    res = defn.resources
+    packing = f", packs of {res.pack_size}" if res.packed else ""
     print(f"sweep {sweep_id}: {defn.num_samples if not args.num_samples else args.num_samples} trials of {defn.name} "
-          f"({defn.objective.name} objective), storage {storage}, MLflow {args.mlflow_uri}, python {sys.executable}", flush=True)
+          f"({defn.objective.name} objective{packing}, {res.gpus_per_trial:g} GPU per trial where GPUs exist), storage {storage}, "
+          f"MLflow {args.mlflow_uri}, python {sys.executable}", flush=True)
     try:
         table = run_sweep(defn, opts)
     except (PreflightError, SweepError) as exc:

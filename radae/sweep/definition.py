@@ -11,6 +11,8 @@ the ``space`` and ``num_samples`` for ``--smoke-test``::
       loss.alpha: {type: grid, values: [0.1, 0.5, 0.9, 0.95, 1.0]}
     scheduler: {type: asha, metric: val_loss, mode: min, grace_period: 2}   # optional, scalar only
     smoke: {base: {train.epochs: 1}, space: {...}, num_samples: 2}
+    gpus_per_trial: 0.25      # optional: Ray GPU share and CUDA memory cap per trial (radae.sweep.packing)
+    pack_size: 4              # optional: configurations trained together per trial (train_packed)
 
 :func:`load_definition` validates everything (unknown keys, impossible ranges, scheduler on a
 two-objective sweep) before any trial starts.
@@ -25,10 +27,11 @@ from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.sweep.objective import OBJECTIVES, Objective, make_objective
+from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
 from radae.sweep.space import SearchSpace, SpaceError
 
-TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke"}
-SMOKE_KEYS = {"base", "space", "num_samples", "scheduler"}
+TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke", *RESOURCE_KEYS}
+SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", *RESOURCE_KEYS}
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor"}
 
 
@@ -46,6 +49,8 @@ class SweepDefinition:
     scheduler: dict[str, Any] | None = None
     description: str = ""
     source: str = field(default="", compare=False)
+    # Trials per GPU: fractional GPU and packing (radae.sweep.packing); num_samples counts configurations.
+    resources: TrialResources = field(default_factory=TrialResources)
 
     def base_config(self, extra: Mapping[str, Any] | None = None) -> RunConfig:
         """``RunConfig()`` with the definition's base overrides, then ``extra`` (the CLI's --set)."""
@@ -55,6 +60,7 @@ class SweepDefinition:
         """Flat description for the parent MLflow run."""
         out = {"sweep.name": self.name, "sweep.objective": self.objective.name, "sweep.fid_weight": self.objective.fid_weight,
                "sweep.num_samples": self.num_samples, "sweep.scheduler": (self.scheduler or {}).get("type", "none")}
+        out.update(self.resources.describe())
         out.update({f"base.{k}": v for k, v in self.base.items()})
         out.update({f"space.{k}": repr(v) for k, v in self.space.params.items()})
         return out
@@ -95,6 +101,9 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         space_spec = dict(sm.get("space") or space_spec)
         num_samples = sm.get("num_samples", num_samples)
         scheduler = sm.get("scheduler", scheduler)
+        resource_raw = {**{k: raw.get(k) for k in RESOURCE_KEYS}, **{k: sm[k] for k in RESOURCE_KEYS if k in sm}}
+    else:
+        resource_raw = {k: raw.get(k) for k in RESOURCE_KEYS}
     obj = raw.get("objective") or {}
     if obj.get("mode") not in OBJECTIVES:
         raise fail(f"objective.mode must be one of {OBJECTIVES.names()}, got {obj.get('mode')!r}")
@@ -103,7 +112,9 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         space = SearchSpace.from_dict(space_spec)
         base_cfg = apply_overrides(RunConfig(), {**base, **(extra or {})})
         space.validate(base_cfg)
-    except (SpaceError, ConfigError, ValueError) as exc:
+        resources = TrialResources.from_mapping(resource_raw)
+        validate_packing(space, base_cfg, resources)
+    except (SpaceError, ConfigError, ResourceError, ValueError) as exc:
         raise fail(str(exc)) from None
     if not space.params:
         raise fail("the search space is empty")
@@ -134,4 +145,20 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         scheduler=scheduler,
         description=str(raw.get("description") or ""),
         source=source,
+        resources=resources,
     )
+
+
+def with_resources(defn: SweepDefinition, extra: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> SweepDefinition:
+    """``defn`` with the CLI's resource settings (``gpus_per_trial``, ``pack_size``) applied and validated."""
+    from dataclasses import asdict, replace
+
+    given = {k: v for k, v in extra.items() if v is not None}
+    if not given:
+        return defn
+    try:
+        resources = TrialResources(**{**asdict(defn.resources), **given})
+        validate_packing(defn.space, defn.base_config(overrides), resources)
+    except ResourceError as exc:
+        raise DefinitionError(f"{defn.source}: {exc}") from None
+    return replace(defn, resources=resources)

@@ -5,6 +5,10 @@ builds the Tuner (:func:`build_tuner`) with :class:`RowsCallback` and fits it. W
 ``resume=True`` it restores the interrupted sweep with ``Tuner.restore(path, trainable,
 resume_errored=True)`` from ``bucket/prefix/ray/tune/<sweep_id>`` (built here: the hint Ray prints
 drops the endpoint); the OptunaSearch state (and its SQLite study) comes back with it.
+
+Trials per GPU (:mod:`radae.sweep.packing`): each trial asks ``gpus_per_trial`` of a GPU, the
+concurrency defaults to ``floor(cluster GPUs / gpus_per_trial)``, and with ``pack_size > 1`` the
+definition's ``num_samples`` configurations run in ``ceil(num_samples / pack_size)`` Tune trials.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class SweepOptions:
     experiment: str = "radae-sweeps"
     ray_address: str | None = None
     num_samples: int | None = None
-    concurrency: int = 1
+    concurrency: int | None = None  # None: derived from the cluster's GPUs and gpus_per_trial
     executor: str = "torch"
     num_workers: int = 1
     use_gpu: bool | None = None
@@ -61,21 +65,35 @@ def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
     return storage_path, fs, f"{storage_path}/{sweep_id}"
 
 
+def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(row id, params, last metrics, extra columns) of each configuration a Tune trial trains."""
+    from radae.sweep.packing import PACK_KEY, member_ids
+
+    last = dict(trial.last_result or {})
+    metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    pack = trial.config.get(PACK_KEY)
+    if pack is None:
+        return [(trial.trial_id, {k: v for k, v in trial.config.items() if k in ctx.space}, metrics, {})]
+    out = []
+    for k, (member, params) in enumerate(zip(member_ids(trial.trial_id, len(pack)), pack, strict=True)):
+        own = {name[len(f"m{k}.") :]: v for name, v in metrics.items() if name.startswith(f"m{k}.")}
+        out.append((member, dict(params), own, {"pack_trial": trial.trial_id, "pack_member": k, "pack_size": len(pack)}))
+    return out
+
+
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
     from radae.sweep.space import SearchSpace
     from radae.sweep.trainable import apply_overrides_base
 
-    params = {k: v for k, v in trial.config.items() if k in ctx.space}
-    cfg = SearchSpace.from_dict(ctx.space).to_config(apply_overrides_base(ctx.base), params)
-    last = dict(trial.last_result or {})
-    metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    now = time.time()
-    row = results.make_row(
-        sweep_id=ctx.sweep_id, trial_id=trial.trial_id, status=status, config=cfg.flat(), params=params, metrics=metrics,
-        timings={"started_at": None, "finished_at": now, "wall_seconds": None, "train_seconds": None, "eval_seconds": None},
-        extra={"resumed_from_epoch": None, "executor": ctx.executor},
-    )
-    results.write_row(ctx.settings(), row)
+    for row_id, params, metrics, extra in _trial_members(ctx, trial):
+        cfg = SearchSpace.from_dict(ctx.space).to_config(apply_overrides_base(ctx.base), params)
+        now = time.time()
+        row = results.make_row(
+            sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=params, metrics=metrics,
+            timings={"started_at": None, "finished_at": now, "wall_seconds": None, "train_seconds": None, "eval_seconds": None},
+            extra={"resumed_from_epoch": None, "executor": ctx.executor, **extra},
+        )
+        results.write_row(ctx.settings(), row)
 
 
 def _rows_callback(ctx: SweepContext):
@@ -87,35 +105,34 @@ def _rows_callback(ctx: SweepContext):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             if not (trial.last_result or {}).get(FINAL_KEY):
                 _status_row(ctx, trial, "pruned")
-                _end_trial_run(ctx, trial.trial_id, "KILLED")
+                _end_trial_runs(ctx, [m[0] for m in _trial_members(ctx, trial)], "KILLED")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             _status_row(ctx, trial, "error")
-            _end_trial_run(ctx, trial.trial_id, "FAILED")
+            _end_trial_runs(ctx, [m[0] for m in _trial_members(ctx, trial)], "FAILED")
 
     return RowsCallback()
 
 
-def _end_trial_run(ctx: SweepContext, trial_id: str, status: str) -> None:
+def _end_trial_runs(ctx: SweepContext, trial_ids: list[str], status: str) -> None:
     from radae.sweep.tracking import TRIAL_TAG, Tracker
 
     tracker = Tracker(ctx.tracking_uri, ctx.experiment)
     for run in tracker.trial_runs(ctx.sweep_id):
-        if run.data.tags.get(TRIAL_TAG) == trial_id:
+        if run.data.tags.get(TRIAL_TAG) in trial_ids:
             tracker.end(run.info.run_id, status)
 
 
-def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext):
+def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, concurrency: int | None = None):
     """The Tuner (fresh or restored) of this sweep."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    res = defn.resources
     trainable = tune.with_parameters(run_trial, ctx=ctx)
-    if opts.executor == "torch":
-        # The Tune function only waits on the TorchTrainer, whose worker holds the CPU/GPU.
-        trainable = tune.with_resources(trainable, {"cpu": 0.01})
-    else:
-        trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if ctx.use_gpu else 0})
+    # torch executor: the Tune function only waits on the TorchTrainer, whose worker holds the
+    # CPU and the (fraction of a) GPU; direct: the Tune function trains and holds them itself.
+    trainable = tune.with_resources(trainable, res.tune_resources(opts.executor, ctx.use_gpu))
     storage_path, fs, exp_path = tune_path(opts.storage, opts.sweep_id)
     exists = tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
     if opts.resume:
@@ -131,14 +148,16 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext):
         scheduler = ASHAScheduler(metric=s["metric"], mode=s["mode"], max_t=ctx_epochs(ctx), time_attr="epoch",
                                   grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)),
                                   stop_last_trials=False)
-    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed)
+    configurations = opts.num_samples or defn.num_samples
+    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed,
+                              pack_size=res.pack_size, total=configurations)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=opts.num_samples or defn.num_samples,
-            max_concurrent_trials=opts.concurrency,
+            num_samples=res.tune_samples(configurations),
+            max_concurrent_trials=concurrency or opts.concurrency or 1,
         ),
         run_config=tune.RunConfig(
             name=opts.sweep_id,
@@ -181,7 +200,17 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
 
     preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
     connect_ray(opts)
-    use_gpu = opts.use_gpu if opts.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    use_gpu = opts.use_gpu if opts.use_gpu is not None else cluster_gpus > 0
+    res = defn.resources
+    concurrency = res.concurrency(cluster_gpus, use_gpu, opts.concurrency)
+    if use_gpu:
+        log.info("%g GPU per trial (%d trials per GPU, CUDA memory capped at %g each), %d trials at once on %g GPUs%s",
+                 res.gpus_per_trial, res.trials_per_gpu, res.gpus_per_trial, concurrency, cluster_gpus,
+                 f", {res.pack_size} configurations per trial" if res.packed else "")
+    else:
+        log.info("no GPU in this sweep: gpus_per_trial %g is validated but has no effect (no GPU share, no memory cap); "
+                 "%d trials at once%s", res.gpus_per_trial, concurrency, f", {res.pack_size} configurations per trial" if res.packed else "")
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
     storage = opts.storage.public()
@@ -190,9 +219,10 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
-        use_gpu=use_gpu, state_dir=opts.state_dir,
+        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial, pack_size=res.pack_size,
+        pack_noise=res.pack_noise,
     )
-    tuner = build_tuner(defn, opts, ctx)
+    tuner = build_tuner(defn, opts, ctx, concurrency)
     grid = tuner.fit()
     table = results.read_sweep(opts.storage, opts.sweep_id)
     errors = [r for r in grid if r.error is not None]

@@ -19,6 +19,10 @@ a checkpoint (Train V2's ``Result.metrics`` stays None without one).
 
 A trial whose row is already ``completed`` in the bucket reports the stored metrics and returns:
 a restored sweep never repeats finished work.
+
+Trials per GPU (:mod:`radae.sweep.packing`): the loop caps its CUDA memory at ``gpus_per_trial``;
+a trial whose config is a pack (``{"pack": [...]}``, ``pack_size > 1``) runs
+:mod:`radae.sweep.packed_trial` instead (``train_packed``, one row/run/evaluation per member).
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ class SweepContext:
     cpus_per_worker: float = 1.0
     state_dir: str | None = None
     threads: int = 1
+    gpus_per_trial: float = 1.0
+    pack_size: int = 1
+    pack_noise: str = "member"
 
     def settings(self) -> StorageSettings:
         """Storage settings with the credentials of this process's environment."""
@@ -144,6 +151,7 @@ def _state_file(job: dict[str, Any], suffix: str, content: dict[str, Any]) -> No
 def _report_with_checkpoint(reporter: Any, metrics: dict[str, Any], files: Mapping[str, Path]) -> None:
     with tempfile.TemporaryDirectory(prefix="radae-ckpt-") as tmp:
         for name, src in files.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
             if Path(src).is_dir():
                 shutil.copytree(src, Path(tmp) / name)
             elif Path(src).exists():
@@ -158,13 +166,19 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     from radae.checkpoint import load_model
     from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
+    from radae.sweep.packing import cap_gpu_memory
     from radae.sweep.tracking import Tracker
     from radae.train import train
     from radae.trainer import resolve_device
 
+    if job["extra"].get("members"):
+        from radae.sweep.packed_trial import packed_loop
+
+        return packed_loop(job)
     entered = time.time()
     evaluate = _evaluator()
     torch.set_num_threads(int(job.get("threads", 1)))
+    cap_gpu_memory(job["extra"].get("gpu_fraction"))
     reporter = REPORTERS.create(job["reporter"])
     cfg = RunConfig.from_dict(job["cfg"])
     if reporter.rank > 0:
@@ -247,12 +261,15 @@ def run_torch(job: dict[str, Any], ctx: SweepContext) -> dict[str, Any]:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from radae.sweep.packing import TrialResources
+
     storage_path, fs = ctx.settings().ray_storage("train", ctx.sweep_id)
     trainer = TorchTrainer(
         worker_loop,
         train_loop_config={**job, "reporter": "train"},
         scaling_config=ScalingConfig(
-            num_workers=ctx.num_workers, use_gpu=ctx.use_gpu, resources_per_worker={"CPU": ctx.cpus_per_worker}
+            num_workers=ctx.num_workers, use_gpu=ctx.use_gpu,
+            resources_per_worker=TrialResources(ctx.gpus_per_trial).worker_resources(ctx.cpus_per_worker, ctx.use_gpu),
         ),
         run_config=RunConfig(
             name=f"{ctx.sweep_id}-{job['trial_id']}",
@@ -277,10 +294,15 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
 
     from radae.config import apply_overrides
     from radae.sweep import results
+    from radae.sweep.packing import PACK_KEY
     from radae.sweep.space import SearchSpace
     from radae.sweep.tracking import Tracker
 
     trial_id = tune.get_context().get_trial_id()
+    if PACK_KEY in params:
+        from radae.sweep.packed_trial import run_pack
+
+        return run_pack(params[PACK_KEY], trial_id, ctx)
     settings = ctx.settings()
     stored = results.read_row(settings, ctx.sweep_id, trial_id)
     if stored is not None and stored.get("status") == "completed":
@@ -296,7 +318,8 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
     run_id = tracker.trial_run(ctx.parent_run_id, ctx.sweep_id, trial_id, cfg.flat(), {f"param.{k}": v for k, v in params.items()})
     job = asdict(
         TrialJob(ctx.sweep_id, trial_id, cfg.to_dict(), run_id, ctx.tracking_uri, ctx.experiment, ctx.objective,
-                 ctx.fid_weight, ctx.state_dir, ctx.threads, extra={"trial_started": started})
+                 ctx.fid_weight, ctx.state_dir, ctx.threads,
+                 extra={"trial_started": started, "gpu_fraction": ctx.gpus_per_trial})
     )
     executor: Callable[[dict[str, Any], SweepContext], dict[str, Any]] = EXECUTORS.get(ctx.executor)
     # A failure leaves the run RUNNING: a retry continues it; the driver's RowsCallback marks
