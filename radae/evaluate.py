@@ -144,13 +144,14 @@ def evaluate(
     device: str | torch.device = "cpu",
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
-    feature_space: fid.FeatureSpace | None = None,
+    feature_net: fid.FeatureSpace | str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Run the evaluation protocol on ``model`` (an Autoencoder) and ``data`` (Splits); see the module doc.
 
-    ``feature_space``: a precomputed FID feature space (a sweep can build it once); by default the
-    cached classifier feature network of the dataset, or Inception with ``cfg.inception_weights``.
+    ``feature_net``: a precomputed FID feature space (:class:`radae.fid.FeatureSpace`, or the path of
+    a cached classifier feature network; a sweep can build it once); by default the dataset's cached
+    classifier feature network, or Inception with ``cfg.inception_weights``.
     ``out_dir``: where files go (None: nothing written). Bad requests raise before any work.
     """
     device = torch.device(device)
@@ -185,7 +186,9 @@ def evaluate(
                 )
         if cfg.fid:
             fid_start = time.perf_counter()
-            space = feature_space or inception
+            space = inception or feature_net
+            if isinstance(space, (str, os.PathLike)):
+                space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
             if space is None:
                 train = data.train
                 space = fid.classifier_feature_space(
