@@ -155,3 +155,38 @@ def test_general_covariances_agree_with_scipy_sqrtm():
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
     singular = np.diag([1.0, 0.0, 2.0, 0.0, 1.0])  # dead features: still finite and exact
     assert frechet_distance(mu1, singular, mu1, singular) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """A real-format Inception-v3 weights file with random values (no trained weights exist offline).
+
+    torch-fidelity's constructor always loads weights; loading is skipped once, only to obtain a
+    randomly initialised state dict to save. The code under test then loads that file normally.
+    """
+    from unittest import mock
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    with (
+        mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", return_value={}),
+        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", return_value=None),
+    ):
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_inception_weights_file_gives_fid_inception(random_inception_weights):
+    space = check_inception_weights(random_inception_weights)
+    assert space.metric == "fid_inception" and space.layer == "2048"
+
+    class Noise:
+        def sample(self, n, generator):
+            return torch.rand(n, 1, 32, 32, generator=generator)
+
+    real = (torch.rand(12, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    out = compute_fid(Noise(), real, space, samples=12, runs=1, device=torch.device("cpu"))
+    assert np.isfinite(out["mean"]) and out["std"] == 0
