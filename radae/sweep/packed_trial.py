@@ -93,7 +93,12 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
     outs = [Path(c.train.out_dir) for c in cfgs]
     _state_file(job, "pid", {"pid": os.getpid(), "rank": reporter.rank, "time": time.time()})
 
+    # Only Ray's checkpoint counts: files an earlier attempt wrote after its last report are replaced
+    # (or, with no report at all, removed) so every member restarts from one consistent epoch.
     restored = reporter.get_checkpoint()
+    present = []
+    for out in outs:
+        (out / CHECKPOINT_FILE).unlink(missing_ok=True)
     if restored is not None:
         with restored.as_directory() as ckpt_dir:
             for k, out in enumerate(outs):
@@ -101,11 +106,11 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
                 if src.exists():
                     out.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(src, out / CHECKPOINT_FILE)
-    epochs = [int(torch.load(o / CHECKPOINT_FILE, map_location="cpu", weights_only=False).get("epoch", 0))
-              if (o / CHECKPOINT_FILE).exists() else 0 for o in outs]  # fmt: skip
-    resumed_from = max(epochs)
-    # Members behind the others diverged before the checkpoint (or never checkpointed): not retrained.
-    live = [k for k in range(len(cfgs)) if epochs[k] == resumed_from]
+                    present.append(k)
+    epochs = {k: int(torch.load(outs[k] / CHECKPOINT_FILE, map_location="cpu", weights_only=False).get("epoch", 0)) for k in present}
+    resumed_from = max(epochs.values(), default=0)
+    # Members missing from the checkpoint or behind the others diverged in an earlier attempt: not retrained.
+    live = [k for k in range(len(cfgs)) if epochs.get(k, 0) == resumed_from] if present else list(range(len(cfgs)))
     lagging = {k: f"diverged before epoch {resumed_from + 1} in an earlier attempt" for k in range(len(cfgs)) if k not in live}
 
     tracker = Tracker(job["tracking_uri"], job["experiment"]) if reporter.rank == 0 else None
