@@ -166,7 +166,10 @@ class EvalConfig:
     fid_runs: int = field(default=5, metadata=_help("FID repetitions (mean and std)"))
     seed: int = field(default=0, metadata=_help("seed of image choice, targets and random starts"))
     attack_steps: int = field(default=100, metadata=_help("projected-gradient steps of each attack"))
-    attack_step_frac: float = field(default=1.0, metadata=_help("first attack step as a fraction of lambda (cosine decay)"))
+    attack_step_frac: float | None = field(
+        default=None,
+        metadata=_help("first attack step as a fraction of lambda, cosine-decayed (default: 1.0 latent, 2.0 max damage)"),
+    )
     attack_batch_size: int | None = field(
         default=None, metadata=_help("rows (lambda x trial x image) optimised at once; None = all in one batch")
     )
@@ -187,7 +190,12 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _check(self.images >= 1, "eval.images", "must be >= 1", self.images)
         _check(self.attack_steps >= 1, "eval.attack_steps", "must be >= 1", self.attack_steps)
-        _check(self.attack_step_frac > 0, "eval.attack_step_frac", "must be > 0", self.attack_step_frac)
+        _check(
+            self.attack_step_frac is None or self.attack_step_frac > 0,
+            "eval.attack_step_frac",
+            "must be > 0",
+            self.attack_step_frac,
+        )
         _check(
             self.attack_batch_size is None or self.attack_batch_size >= 1,
             "eval.attack_batch_size",

@@ -97,15 +97,18 @@ class Attack:
 
     Args:
         steps: projected-gradient steps.
-        step_frac: first step length as a fraction of lambda (cosine-decayed to ~0).
+        step_frac: first step length as a fraction of lambda (cosine-decayed to ~0); None: the attack's default.
         batch_size: rows optimised together; None = all rows in one batch.
     """
 
     name = "attack"
     # +1: the natural objective is minimised (latent attack); -1: it is maximised (max damage).
     sign = 1.0
+    # First step as a fraction of lambda, tuned per attack against L-BFGS-B (docs/evaluation.md).
+    default_step_frac = 1.0
 
-    def __init__(self, steps: int = 100, step_frac: float = 1.0, batch_size: int | None = None) -> None:
+    def __init__(self, steps: int = 100, step_frac: float | None = None, batch_size: int | None = None) -> None:
+        step_frac = self.default_step_frac if step_frac is None else step_frac
         if steps < 1 or step_frac <= 0 or (batch_size is not None and batch_size < 1):
             raise ValueError(f"bad attack settings: steps={steps}, step_frac={step_frac}, batch_size={batch_size}")
         self.steps, self.step_frac, self.batch_size = steps, step_frac, batch_size

@@ -8,7 +8,7 @@ Norm and bound:
     ||delta||_2 <= lambda (pixel units, images in [0, 1]) and x + delta in [0, 1]; random start
     inside the L2 ball; exact projection onto ball and box after each step (see base.py).
 Arguments:
-    steps, step_frac, batch_size (see :class:`radae.attacks.base.Attack`); ``run(..., targets=x_t)``
+    steps, step_frac (default 1.0), batch_size (see :class:`radae.attacks.base.Attack`); ``run(..., targets=x_t)``
     takes one target image per source image.
 Shapes and input range:
     x, targets: (N, C, H, W) in [0, 1]; result rows (levels * trials * N); ``loss`` (R,) is the

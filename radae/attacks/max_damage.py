@@ -8,7 +8,7 @@ Norm and bound:
     ||delta||_2 <= lambda (pixel units, images in [0, 1]) and x + delta in [0, 1]; random start
     inside the L2 ball; exact projection onto ball and box after each step (see base.py).
 Arguments:
-    steps, step_frac, batch_size (see :class:`radae.attacks.base.Attack`); no targets.
+    steps, step_frac (default 2.0), batch_size (see :class:`radae.attacks.base.Attack`); no targets.
 Shapes and input range:
     x: (N, C, H, W) in [0, 1]; result rows (levels * trials * N); ``loss`` (R,) is the pixel L2
     distance between the two reconstructions at x_a (higher = stronger attack).
@@ -26,6 +26,8 @@ from radae.attacks.base import Attack
 class MaxDamageAttack(Attack):
     name = "max_damage"
     sign = -1.0
+    # Longer first steps find the larger damage that per-image L-BFGS-B finds at lambda = 1.
+    default_step_frac = 2.0
 
     def prepare(self, model: Any, x: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         return model.decode(model.encode(x))
