@@ -89,7 +89,7 @@ def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
     _, model = load_model(result.checkpoint, device=device)
     evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=Path(cfg.train.out_dir) / "eval", progress=False)
     t2 = time.time()
-    metrics = _objective_names(_numeric(evaluation.metrics))
+    metrics = _numeric(evaluation.metrics)
     final = {
         **metrics,
         **objective.derive(metrics, cfg.eval.levels),
@@ -105,19 +105,6 @@ def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
             bound = model.certified_bounds(level)["reconstruction_l2_bound"]
             final[f"certified_maxdmg_l2_recx_recxa_l{level_tag(level)}"] = bound
     return final
-
-
-def _objective_names(metrics: dict[str, float]) -> dict[str, float]:
-    """``metrics`` plus the max-damage names :mod:`radae.sweep.objective` reads, when missing.
-
-    radae.evaluate names that attack ``max_damage_*`` and radae.sweep.objective reads
-    ``maxdmg_*``; until the two agree the row carries both spellings (same values).
-    """
-    from radae.sweep.objective import MAXDAMAGE_KEY
-
-    prefix = MAXDAMAGE_KEY.split("_", 1)[0] + "_"
-    aliases = {prefix + k[len("max_damage_") :]: v for k, v in metrics.items() if k.startswith("max_damage_")}
-    return {**aliases, **metrics} if prefix != "max_damage_" else metrics
 
 
 def write_local(out: Path, row: Mapping[str, Any]) -> Path:
