@@ -1,13 +1,15 @@
-"""Evaluation figures: attack grids per lambda (paper figs. 2-9) and attack loss against lambda (fig. 11).
+"""Evaluation outputs: attack grids per lambda (paper figs. 2-9), attack loss against lambda
+(fig. 11), the Parquet/JSON tables and the printed summary.
 
-Every figure is written atomically (temporary file, then ``os.replace``), with the Agg backend, so
+Every file is written atomically (temporary file, then ``os.replace``), with the Agg backend, so
 plotting works without a display and a crash never leaves a half-written PNG under the final name.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,11 @@ import torch
 
 # Row labels of an attack grid, top to bottom, as in the paper's figures.
 GRID_ROWS = ("source x", "clean recon", "adversarial x_a", "adversarial recon", "target x_t")
+
+
+def level_tag(level: float) -> str:
+    """The lambda part of metric and file names: 1.0 -> ``l1``, 0.5 -> ``l0.5``."""
+    return f"l{level:g}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -89,3 +96,45 @@ def loss_vs_lambda(
         return _save(fig, Path(path))
     finally:
         plt.close(fig)
+
+
+def _atomic_file(path: Path, write: Callable[[Path], None]) -> str:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def write_tables(out: Path, metrics: dict, rows: list[dict], eval_config: dict, wall: float) -> list[str]:
+    """``eval.parquet`` (long format) then ``eval.json`` (last: its presence means the run finished)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = ["name", "metric", "compared", "attack", "lambda", "mean", "std", "n"]
+    table = pa.table({c: [r[c] for r in rows] for c in columns})
+    written = [_atomic_file(out / "eval.parquet", lambda p: pq.write_table(table, p))]
+    doc = {"metrics": metrics, "rows": rows, "eval_config": eval_config, "wall_s": wall}
+    written.append(_atomic_file(out / "eval.json", lambda p: p.write_text(json.dumps(doc, indent=1))))  # last
+    return written
+
+
+def summary(metrics: dict[str, float], levels) -> str:
+    """The headline table: latent MS-SSIM(x_t, recon x_a), max-damage MS-SSIM(recon x, recon x_a), accuracy."""
+    lines = ["lambda  latent MS-SSIM(x_t,rec x_a)  max-damage MS-SSIM(rec x,rec x_a)  acc latent       acc max-damage"]
+    for lv in levels:
+        t = level_tag(lv)
+
+        def cell(key: str, width: int) -> str:
+            mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
+            return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
+
+        lines.append(
+            f"{lv:<8g}{cell(f'latent_msssim_xt_recxa_{t}', 29)}{cell(f'max_damage_msssim_recx_recxa_{t}', 35)}"
+            f"{cell(f'latent_acc_source_{t}', 17)}{cell(f'max_damage_acc_source_{t}', 17)}"
+        )
+    for key in ("clean_msssim_x_recx", "fid_classifier", "fid_inception"):
+        if f"{key}_mean" in metrics:
+            lines.append(f"{key}: {metrics[f'{key}_mean']:.3f} +- {metrics[f'{key}_std']:.3f}")
+    if "classifier_acc_clean" in metrics:
+        lines.append(f"classifier_acc_clean: {metrics['classifier_acc_clean']:.4f}")
+    return "\n".join(lines)

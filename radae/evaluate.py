@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from radae import classifier as clf
 from radae import eval_plots, fid
 from radae.attacks import ATTACKS
 from radae.config import ConfigError, EvalConfig
+from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
@@ -57,10 +57,6 @@ class EvalResult:
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
     files: list[str] = field(default_factory=list)
-
-
-def level_tag(level: float) -> str:
-    return f"l{level:g}"
 
 
 def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
@@ -231,7 +227,7 @@ def evaluate(
     if plots:
         files.append(str(eval_plots.loss_vs_lambda(out / "attack_loss.png", curves)))
     if out is not None:
-        files += _write_tables(out, metrics, rows, cfg, wall)
+        files += eval_plots.write_tables(out, metrics, rows, dataclasses.asdict(cfg), wall)
     log(f"done in {wall:.1f} s")
     return EvalResult(metrics, rows, files)
 
@@ -309,47 +305,6 @@ def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k
     return str(eval_plots.attack_grid(path, [pick[key] for key in keys], title=title))
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> str:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return str(path)
-
-
-def _write_tables(out: Path, metrics, rows, cfg: EvalConfig, wall: float) -> list[str]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = ["name", "metric", "compared", "attack", "lambda", "mean", "std", "n"]
-    table = pa.table({c: [r[c] for r in rows] for c in columns})
-    written = [_atomic(out / "eval.parquet", lambda p: pq.write_table(table, p))]
-    doc = {"metrics": metrics, "rows": rows, "eval_config": dataclasses.asdict(cfg), "wall_s": wall}
-    written.append(_atomic(out / "eval.json", lambda p: p.write_text(json.dumps(doc, indent=1))))  # last
-    return written
-
-
-def summary(metrics: dict[str, float], levels) -> str:
-    """The headline table: latent MS-SSIM(x_t, recon x_a), max-damage MS-SSIM(recon x, recon x_a), accuracy."""
-    lines = ["lambda  latent MS-SSIM(x_t,rec x_a)  max-damage MS-SSIM(rec x,rec x_a)  acc latent       acc max-damage"]
-    for lv in levels:
-        t = level_tag(lv)
-
-        def cell(key: str, width: int) -> str:
-            mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
-            return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
-
-        lines.append(
-            f"{lv:<8g}{cell(f'latent_msssim_xt_recxa_{t}', 29)}{cell(f'max_damage_msssim_recx_recxa_{t}', 35)}"
-            f"{cell(f'latent_acc_source_{t}', 17)}{cell(f'max_damage_acc_source_{t}', 17)}"
-        )
-    for key in ("clean_msssim_x_recx", "fid_classifier", "fid_inception"):
-        if f"{key}_mean" in metrics:
-            lines.append(f"{key}: {metrics[f'{key}_mean']:.3f} +- {metrics[f'{key}_std']:.3f}")
-    if "classifier_acc_clean" in metrics:
-        lines.append(f"classifier_acc_clean: {metrics['classifier_acc_clean']:.4f}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -399,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DataError, fid.FIDError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary(result.metrics, run_cfg.eval.levels))
+    print(eval_plots.summary(result.metrics, run_cfg.eval.levels))
     print(f"wall time {result.metrics['eval_wall_s']:.1f} s; results in {out}")
     return 0
 
