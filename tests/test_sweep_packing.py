@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from radae.sweep.cli import main
-from radae.sweep.definition import DefinitionError, parse_definition
+from radae.sweep.definition import DefinitionError, parse_definition, with_resources
 from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import ResourceError, TrialResources, cap_gpu_memory, member_ids, member_metric
 from radae.sweep.searcher import PackedOptunaSearch, build_searcher, load_study
@@ -99,6 +99,10 @@ def test_definition_settings_and_smoke_override():
     smoke = parse_definition({"objective": {"mode": "scalar"}, "space": GRID, "pack_size": 4,
                               "smoke": {"pack_size": 2, "gpus_per_trial": 0.5}}, smoke=True)
     assert smoke.resources == TrialResources(gpus_per_trial=0.5, pack_size=2)
+    cli = with_resources(defn, {"pack_size": 2, "gpus_per_trial": None})  # the CLI's value wins, None keeps
+    assert cli.resources == TrialResources(gpus_per_trial=0.25, pack_size=2)
+    with pytest.raises(DefinitionError, match="model.name must be rae"):
+        with_resources(definition(), {"pack_size": 2}, {"model.name": "vae"})
 
 
 @pytest.mark.parametrize(
