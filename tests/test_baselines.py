@@ -302,6 +302,6 @@ def test_evaluation_round_trip(name, mnist, tmp_path):
     result = evaluate(model, mnist, tiny, device="cpu", progress=False)
     for level in ("l1", "l3", "l5"):
         for key in (f"latent_msssim_xt_recxa_{level}_mean", f"max_damage_msssim_recx_recxa_{level}_mean"):
-            assert 0.0 <= result.metrics[key] <= 1.0 + 1e-6, key
+            assert 0.0 <= result.metrics[key] <= 1.0 + 1e-4, key  # float32 MS-SSIM of near-identical images
         # the attack respects its L2 budget on the posterior-mean code's input
         assert result.metrics[f"latent_l2_x_xa_{level}_mean"] <= float(level[1:]) + 1e-4
