@@ -212,3 +212,44 @@ def test_pack_summary_is_the_best_member_per_objective_metric():
     assert _pack_summary(finals, "scalar", 0.1) == {"pack.m0.score": 0.1, "pack.m2.score": 0.3, "score": 0.3}
     pareto = _pack_summary(finals, "pareto", 0.1)
     assert pareto["robustness"] == 0.7 and pareto["fid"] == 20.0 and "pack.m1.fid" not in pareto
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_fractional_gpu_trials_share_one_gpu_in_ray(tmp_path, share):
+    """A local Ray with one logical GPU: at 0.5 GPU per trial two trials hold GPU 0 at once, at 1.0 they queue."""
+    import shutil
+    import tempfile
+
+    import ray
+    from ray import tune
+
+    def gpu_probe(config):  # nested, so Ray pickles it by value (tests/ is not importable in workers)
+        import os
+        import time
+
+        t0 = time.time()
+        time.sleep(1.5)
+        tune.report({"gpu_ids": ",".join(map(str, ray.get_gpu_ids())), "cvd": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                     "t0": t0, "t1": time.time()})
+
+    res = TrialResources(gpus_per_trial=share)
+    temp = tempfile.mkdtemp(prefix="rpk-", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, _temp_dir=temp,
+             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+    try:
+        concurrency = res.concurrency(ray.cluster_resources()["GPU"], use_gpu=True)
+        assert concurrency == (2 if share == 0.5 else 1)
+        tuner = tune.Tuner(
+            tune.with_resources(gpu_probe, res.tune_resources("direct", use_gpu=True)),
+            param_space={"i": tune.grid_search([0, 1])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+        )
+        rows = [r.metrics for r in tuner.fit()]
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert [r["gpu_ids"] for r in rows] == ["0", "0"] and [r["cvd"] for r in rows] == ["0", "0"]
+    overlap = max(r["t0"] for r in rows) < min(r["t1"] for r in rows)
+    assert overlap == (share == 0.5)
