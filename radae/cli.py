@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from radae.config import ConfigError, RunConfig, apply_overrides, field_types, section_types
+from radae.config import PAPER_DEFAULTS, ConfigError, RunConfig, apply_overrides, field_types, section_types
 
 # Short options for the fields set most often.
 ALIASES: dict[str, str] = {
@@ -113,3 +113,22 @@ def parse_config(
     except ConfigError as err:
         parser.error(str(err))
     return cfg, args
+
+
+def config_table() -> str:
+    """Markdown table of every config field (option, type, default, help): docs/training.md holds it."""
+    lines = ["| option | type | default | meaning |", "|---|---|---|---|"]
+    unresolved = {key for defaults in PAPER_DEFAULTS.values() for key in defaults}
+    for section, cls in section_types().items():
+        hints = field_types(cls)
+        for f in dataclasses.fields(cls):
+            key = f"{section}.{f.name}"
+            alias = f" (`{ALIASES[key]}`)" if key in ALIASES else ""
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = "dataset's" if key in unresolved else default
+            lines.append(f"| `--{key}`{alias} | {_type_name(hints[f.name]).lower()} | {shown} | {f.metadata.get('help', '')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(config_table())

@@ -138,3 +138,10 @@ def test_help_lists_examples_and_every_field() -> None:
     assert "python -m radae.train --dataset mnist --epochs 5" in out
     for key in known_keys():
         assert f"--{key}" in out, key
+
+
+def test_docs_config_table_matches_the_dataclasses() -> None:
+    from radae.cli import config_table
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert config_table() in docs, "docs/training.md is stale: regenerate its table with python -m radae.cli"
