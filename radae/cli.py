@@ -115,6 +115,20 @@ def parse_config(
     return cfg, args
 
 
+def set_overrides(items: Sequence[str], data_dir: str | None = None) -> dict[str, str]:
+    """Dotted overrides from ``--set KEY=VALUE`` items (scripts' option), plus ``data.data_dir``
+    as an absolute path when ``data_dir`` is given (jobs run in a temporary working dir)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    if data_dir:
+        out["data.data_dir"] = str(Path(data_dir).expanduser().resolve())
+    return out
+
+
 def config_table() -> str:
     """Markdown table of every config field (option, type, default, help): docs/training.md holds it."""
     lines = ["| option | type | default | meaning |", "|---|---|---|---|"]

@@ -57,20 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from radae.config import ConfigError
-
-    out: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value
-    if args.data_dir:
-        out["data.data_dir"] = str(Path(args.data_dir).expanduser().resolve())
-    return out
-
-
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
@@ -168,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
+    from radae.cli import set_overrides
     from radae.config import ConfigError
     from radae.data import DataError, load_dataset
     from radae.sweep import results
@@ -177,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     try:
-        defn = load_definition(DEFINITION, smoke=args.smoke_test, extra=_overrides(args))
-        base = defn.base_config(_overrides(args))
+        overrides = set_overrides(args.set, args.data_dir)
+        defn = load_definition(DEFINITION, smoke=args.smoke_test, extra=overrides)
+        base = defn.base_config(overrides)
         models = [p["model.name"] for p in defn.space.grid_points()]
         unknown = sorted(set(args.models or []) - set(models))
         if unknown:

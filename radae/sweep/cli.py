@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from radae.cli import set_overrides
 from radae.config import ConfigError
 from radae.sweep.definition import DefinitionError, load_definition, with_resources
 from radae.sweep.settings import SettingsError, StorageSettings, scrub
@@ -60,18 +61,6 @@ def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value
-    if args.data_dir:
-        out["data.data_dir"] = str(Path(args.data_dir).expanduser().resolve())
-    return out
-
-
 def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc: str | None = None) -> int:
     """Parse, validate (before any trial), run; returns the exit status."""
     from radae.sweep.preflight import PreflightError
@@ -82,7 +71,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        overrides = _overrides(args)
+        overrides = set_overrides(args.set, args.data_dir)
         raw_path = args.definition or default_definition
         defn = load_definition(raw_path, smoke=args.smoke_test, extra=overrides)
         defn = with_resources(defn, {"gpus_per_trial": args.gpus_per_trial, "pack_size": args.pack_size,
