@@ -31,13 +31,7 @@ class TinyAE(nn.Module):
         return self.decoder(z)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small ops on 2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,7 @@ SHAPE = (1, 32, 32)
 FAST = {"baseline.bjorck_iters": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models on a shared 2-core machine: one intra-op thread avoids thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(name: str, **overrides) -> RunConfig:

@@ -8,13 +8,7 @@ import torch
 from radae.classifier import FeatureCNN, LatentMLP, encode_all, predict, train_feature_net, train_latent_classifier
 from radae.config import DataConfig
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_latent_mlp_shape_and_paper_settings():

@@ -14,12 +14,7 @@ from radae.evaluate import evaluate, main, pick_images
 MNIST_DIR = "/work/shared/data/mnist"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
