@@ -241,6 +241,11 @@ def train(
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if device.type != "cuda":
+            # A checkpoint of a CUDA-graph run stores Adam with capturable=True, which is for
+            # device step counters; the eager CPU step wants it off (the graph step turns it back on).
+            for group in optimizer.param_groups:
+                group["capturable"] = False
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], generators, device)
         history = list(state.get("history", []))

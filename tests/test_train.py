@@ -100,6 +100,18 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist, tmp_path:
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_resume_on_cpu_of_a_graph_run_checkpoint_turns_capturable_off(mnist, tmp_path: Path) -> None:
+    cfg = quick_config(tmp_path / "run")
+    first = train(cfg, data=mnist, progress=False)
+    state = load_checkpoint(first.checkpoint)
+    for group in state["optimizer"]["param_groups"]:  # what a CUDA-graph run stores
+        group["capturable"] = True
+    save_checkpoint(first.checkpoint, state)
+    resumed = train(apply_overrides(cfg, {"train.epochs": 2}), data=mnist, resume=True, progress=False)
+    groups = load_checkpoint(resumed.checkpoint)["optimizer"]["param_groups"]
+    assert [g["capturable"] for g in groups] == [False] * len(groups)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mnist, tmp_path: Path, monkeypatch) -> None:
     cfg = quick_config(tmp_path / "run", **{"train.epochs": 2})
     ckpt = tmp_path / "run" / "checkpoint.pt"
