@@ -24,8 +24,9 @@ fashion-mnist:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# Each demo run gets its own folder: the trainer never overwrites an earlier run.
 demo: setup fashion-mnist
-	$(PY) -m radae.train
+	$(PY) -m radae.train --out-dir runs/demo/$$(date -u +%Y%m%d-%H%M%S)
 
 test: setup fashion-mnist
 	$(PY) -m pytest -q
