@@ -139,3 +139,32 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
     assert stored["status"] == "pruned" and stored["param.loss.alpha"] == 0.3
     assert stored["config.loss.alpha"] == 0.3 and stored["config.train.epochs"] == 2 and stored["config.data.name"] == "mnist"
     assert stored["metric.val_loss"] == 3.5 and "metric.score" not in stored
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_resume_state_checked_before_ray_and_mlflow(s3, tmp_path, monkeypatch, resume):
+    """--resume of a missing sweep (or a fresh run over an existing one) fails before Ray starts or MLflow is touched."""
+    import ray
+
+    from radae.sweep.definition import load_definition
+    from radae.sweep.runner import SweepError, SweepOptions, run_sweep, tune_path
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    sweep_id = f"sw-state-{resume}"
+    if not resume:  # an experiment already stored under this id
+        _, fs, exp_path = tune_path(s3, sweep_id)
+        with fs.open_output_stream(f"{exp_path}/tuner.pkl") as out:
+            out.write(b"x")
+    db = tmp_path / "mlflow.db"
+    defn = load_definition(Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml", smoke=True)
+    opts = SweepOptions(sweep_id=sweep_id, storage=s3, tracking_uri=f"sqlite:///{db}", resume=resume,
+                        study_db=str(tmp_path / "optuna.db"), work_dir=str(tmp_path / "trials"))
+    assert not ray.is_initialized()
+    try:
+        with pytest.raises(SweepError, match="--resume" if resume else "already exists"):
+            run_sweep(defn, opts)
+        assert not ray.is_initialized() and not db.exists()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()

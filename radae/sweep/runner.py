@@ -134,14 +134,10 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
     # CPU and the (fraction of a) GPU; direct: the Tune function trains and holds them itself.
     trainable = tune.with_resources(trainable, res.tune_resources(opts.executor, ctx.use_gpu))
     storage_path, fs, exp_path = tune_path(opts.storage, opts.sweep_id)
-    exists = tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
+    check_sweep_state(opts)
     if opts.resume:
-        if not exists:
-            raise SweepError(f"--resume: no sweep {opts.sweep_id!r} to restore at s3://{exp_path}")
         log.info("restoring sweep %s from s3://%s", opts.sweep_id, exp_path)
         return tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
-    if exists:
-        raise SweepError(f"sweep {opts.sweep_id!r} already exists at s3://{exp_path}; pass --resume or a new --sweep-id")
     scheduler = None
     if defn.scheduler:
         s = defn.scheduler
@@ -173,6 +169,22 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
     )
 
 
+def check_sweep_state(opts: SweepOptions) -> None:
+    """Raise :class:`SweepError` when ``--resume`` has no stored sweep, or a fresh sweep's id is taken.
+
+    Reads only the bucket (no Ray needed): :func:`run_sweep` calls it before starting Ray or
+    touching the sweep's MLflow parent run.
+    """
+    from ray import tune
+
+    _, fs, exp_path = tune_path(opts.storage, opts.sweep_id)
+    exists = tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
+    if opts.resume and not exists:
+        raise SweepError(f"--resume: no sweep {opts.sweep_id!r} to restore at s3://{exp_path}")
+    if not opts.resume and exists:
+        raise SweepError(f"sweep {opts.sweep_id!r} already exists at s3://{exp_path}; pass --resume or a new --sweep-id")
+
+
 def ctx_epochs(ctx: SweepContext) -> int:
     from radae.sweep.trainable import apply_overrides_base
 
@@ -187,6 +199,8 @@ def connect_ray(opts: SweepOptions) -> None:
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     address = opts.ray_address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":
+        # A local ray.init() with auth on writes a token that breaks later `ray job submit` (stack.md).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address="local", num_cpus=opts.local_cpus, include_dashboard=False, ignore_reinit_error=True)
     else:
         ray.init(address=address, ignore_reinit_error=True)
@@ -199,6 +213,8 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
     from radae.sweep.tracking import Tracker
 
     preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
+    # Before Ray starts and before the parent MLflow run is found (and set RUNNING) or created.
+    check_sweep_state(opts)
     connect_ray(opts)
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     use_gpu = opts.use_gpu if opts.use_gpu is not None else cluster_gpus > 0
