@@ -15,6 +15,7 @@ bit for bit (on CPU) where the interrupted run stopped. A non-finite loss raises
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -143,11 +144,26 @@ def _rng_state(generators: dict[str, torch.Generator], device: torch.device) -> 
 
 
 def _set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device) -> None:
+    """Restore the generators and the global RNG; see :func:`_device_mismatch_seed` for a change of device type."""
     for name, gen in generators.items():
-        gen.set_state(state[name])
+        stored = state[name]
+        if stored.numel() == gen.get_state().numel():
+            gen.set_state(stored)
+        else:
+            gen.manual_seed(_device_mismatch_seed(stored))
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _device_mismatch_seed(stored: torch.Tensor) -> int:
+    """A seed derived from a generator state saved on another device type (``train.device`` may change on resume).
+
+    A CPU generator's state (Mersenne Twister, 5056 bytes) cannot be loaded into a CUDA one (Philox seed
+    and offset, 16 bytes) or back, so such a resume reseeds the generator from a hash of the stored state:
+    deterministic for the checkpoint, though not the stream the original device would have continued.
+    """
+    return int.from_bytes(hashlib.sha256(stored.cpu().numpy().tobytes()).digest()[:8], "little") >> 1
 
 
 def _first_non_finite(values: torch.Tensor, names: list[str]) -> tuple[int, list[str]] | None:

@@ -112,6 +112,26 @@ def test_resume_on_cpu_of_a_graph_run_checkpoint_turns_capturable_off(mnist, tmp
     assert [g["capturable"] for g in groups] == [False] * len(groups)
 
 
+def test_resume_on_cpu_of_a_cuda_run_checkpoint_reseeds_its_generators(mnist, tmp_path: Path) -> None:
+    """train.device may change on resume; a CUDA generator's state (Philox seed + offset, 16 bytes)
+    cannot be loaded into a CPU generator, so the resumed run must reseed, deterministically."""
+    cfg = quick_config(tmp_path / "run")
+    first = train(cfg, data=mnist, progress=False)
+    state = load_checkpoint(first.checkpoint)
+    philox = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    state["rng"] |= {"perm": philox.clone(), "noise": philox.clone(), "cuda": philox.clone()}  # what a CUDA run stores
+    save_checkpoint(first.checkpoint, state)
+    saved = first.checkpoint.read_bytes()
+    models = []
+    for _ in range(2):  # twice from the same checkpoint: the reseeded continuation is deterministic
+        first.checkpoint.write_bytes(saved)
+        resumed = train(apply_overrides(cfg, {"train.epochs": 2}), data=mnist, resume=True, progress=False)
+        assert [m["epoch"] for m in resumed.history] == [1, 2]
+        models.append(load_checkpoint(resumed.checkpoint)["model"])
+    for key in models[0]:
+        assert torch.equal(models[0][key], models[1][key]), key
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mnist, tmp_path: Path, monkeypatch) -> None:
     cfg = quick_config(tmp_path / "run", **{"train.epochs": 2})
     ckpt = tmp_path / "run" / "checkpoint.pt"
