@@ -99,3 +99,17 @@ def test_stack_scripts_never_stop_every_ray_cluster():
         text = script.read_text()
         assert "ray stop" not in text.replace("never `ray stop`", ""), script
         assert "radae.sweep.stack" in text
+
+
+def test_stack_ports_are_distinct_and_free():
+    """The stack takes all its ports in one go (11: S3, MLflow, Ray GCS, dashboard, 7 Ray internals)."""
+    import socket
+
+    from radae.sweep.stack import RAY_PORT_FLAGS, free_ports
+
+    for _ in range(20):
+        ports = free_ports(4 + len(RAY_PORT_FLAGS[2:]))
+        assert len(set(ports)) == len(ports) == 11
+    for port in ports:  # each is free to bind on loopback once returned
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

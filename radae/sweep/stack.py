@@ -45,6 +45,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports nothing listens on now.
+
+    All ``n`` sockets stay bound until every port is chosen, so the kernel cannot hand out one
+    port twice (separate :func:`free_port` calls can, and two services would then race for it).
+    """
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
         socket.create_connection((host, port), timeout=0.5).close()
@@ -130,7 +146,9 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         old = json.loads((state_dir / "state.json").read_text())
         if any(group_alive(s["pgid"]) for s in old["services"].values()):
             raise StackError(f"a stack is already running from {state_dir} (stop it first)")
-    ports = {"s3": free_port(), "mlflow": free_port(), "ray": free_port(), "dashboard": free_port()}
+    # Every port of the stack at once: all distinct (Ray's own ports included).
+    chosen = free_ports(4 + len(RAY_PORT_FLAGS[2:]))
+    ports = dict(zip(("s3", "mlflow", "ray", "dashboard"), chosen[:4], strict=True))
     key, secret = "radae" + secrets.token_hex(6), secrets.token_urlsafe(24)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
@@ -157,7 +175,7 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
-        extra = dict(zip(RAY_PORT_FLAGS[2:], (str(free_port()) for _ in RAY_PORT_FLAGS[2:]), strict=True))
+        extra = dict(zip(RAY_PORT_FLAGS[2:], (str(port) for port in chosen[4:]), strict=True))
         cmd = [_bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
                "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
