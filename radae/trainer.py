@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from radae.checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
 from radae.config import ConfigError, RunConfig
+from radae.data import dataset_info
 from radae.models import MODELS, NETWORKS, Autoencoder, create_model
 from radae.perturb import PERTURBATIONS
 from radae.plots import save_reconstructions, save_samples
@@ -235,15 +236,18 @@ def train(
     """Train the model ``cfg`` describes; see the module docstring. Returns a :class:`TrainResult`."""
     device = validate(cfg)
     state = check_out_dir(cfg, resume)
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    # The model first (the image shape needs no I/O): settings only the model checks (e.g. an
+    # architecture a baseline does not support) fail before the data is read or a file is written.
+    model = create_model(cfg, dataset_info(cfg.data.name).image_shape)
     data = _load_data(cfg, device, data)
+    model = model.to(device)
     out = Path(cfg.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
     paths["config.json"].write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    seed = cfg.train.seed
-    torch.manual_seed(seed)
-    model = create_model(cfg, data.info.image_shape).to(device)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.train.lr_decay, patience=cfg.train.lr_patience, min_lr=cfg.train.min_lr

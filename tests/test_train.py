@@ -200,6 +200,13 @@ def test_graph_step_without_cuda_fails_before_any_output(tmp_path: Path) -> None
     assert not (tmp_path / "run").exists()
 
 
+def test_a_setting_only_the_model_refuses_fails_before_any_output(tmp_path: Path) -> None:
+    cfg = quick_config(tmp_path / "run", **{"model.name": "lipschitz-vae", "model.arch": "conv"})
+    with pytest.raises(ConfigError, match="model.arch must be mlp for lipschitz-vae"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_checkpoint_round_trip_through_load_model(mnist, trained) -> None:
     cfg, result = trained
     loaded_cfg, model = load_model(result.checkpoint)
