@@ -41,6 +41,7 @@ from radae.sweep.trainable import (
     _report_with_checkpoint,
     _state_file,
     apply_overrides_base,
+    log_trial_outputs,
 )
 
 
@@ -159,12 +160,7 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
             FINAL_KEY: 1.0,
         }
         if tracker is not None:
-            run_id = members[k]["run_id"]
-            tracker.log_metrics(run_id, finals[k], step=len(result.history))
-            tracker.log_artifacts(run_id, result.checkpoint, "checkpoint")
-            tracker.log_artifacts(run_id, outs[k] / "eval", "eval")
-            for name in ("samples.png", "reconstructions.png", "summary.json", "config.json", "metrics.jsonl"):
-                tracker.log_artifacts(run_id, outs[k] / name, "train")
+            log_trial_outputs(tracker, members[k]["run_id"], finals[k], len(result.history), result.checkpoint, outs[k])
     final: dict[str, Any] = {
         "resumed_from_epoch": float(resumed_from),
         "startup_seconds": entered - float(job["extra"].get("trial_started", entered)),

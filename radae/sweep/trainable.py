@@ -44,6 +44,8 @@ from radae.sweep.settings import StorageSettings
 EXECUTORS: Registry = Registry("executor")
 REPORTERS: Registry = Registry("reporter")
 CHECKPOINT_FILE = "checkpoint.pt"
+# Files of radae.train's output folder logged as MLflow artifacts of a trial's run.
+TRAIN_ARTIFACTS = ("samples.png", "reconstructions.png", "summary.json", "config.json", "metrics.jsonl")
 
 
 @dataclass(frozen=True)
@@ -229,13 +231,18 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
         FINAL_KEY: 1.0,
     }
     if tracker is not None:
-        tracker.log_metrics(job["run_id"], final, step=len(result.history))
-        tracker.log_artifacts(job["run_id"], result.checkpoint, "checkpoint")
-        tracker.log_artifacts(job["run_id"], out / "eval", "eval")
-        for name in ("samples.png", "reconstructions.png", "summary.json", "config.json", "metrics.jsonl"):
-            tracker.log_artifacts(job["run_id"], out / name, "train")
+        log_trial_outputs(tracker, job["run_id"], final, len(result.history), result.checkpoint, out)
     _report_with_checkpoint(reporter, final, {CHECKPOINT_FILE: result.checkpoint, "eval": out / "eval"})
     return final
+
+
+def log_trial_outputs(tracker: Any, run_id: str, final: Mapping[str, Any], epochs: int, checkpoint: Path, out: Path) -> None:
+    """A trained and evaluated configuration's MLflow record: final metrics, checkpoint, evaluation, training files."""
+    tracker.log_metrics(run_id, final, step=epochs)
+    tracker.log_artifacts(run_id, checkpoint, "checkpoint")
+    tracker.log_artifacts(run_id, out / "eval", "eval")
+    for name in TRAIN_ARTIFACTS:
+        tracker.log_artifacts(run_id, out / name, "train")
 
 
 def _evaluator() -> Callable[..., Any]:
