@@ -16,6 +16,7 @@ Sweeps and the CLI change a config only through dotted keys that must exist::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -363,11 +364,15 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if hint is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # no field means anything at inf or nan (lr=inf would train to NaN)
+                raise ValueError(value)
+            return number
         if hint is str:
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} expects {getattr(hint, '__name__', hint)}, got {value!r}") from None
+        expected = "a finite float" if hint is float else getattr(hint, "__name__", hint)
+        raise ConfigError(f"{key} expects {expected}, got {value!r}") from None
     return value
 
 

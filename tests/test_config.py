@@ -44,6 +44,10 @@ def test_more_modes_than_dimensions_switch_auto_placement_to_spread():
         ({"nosection.x": 1}, "nosection.x"),
         ({"prior.num_modes": 2.5}, "prior.num_modes"),
         ({"eval.levels": "1,-3"}, "eval.levels"),
+        ({"train.lr": "inf"}, "train.lr"),
+        ({"adv.eps": float("inf")}, "adv.eps"),
+        ({"loss.rec_mult": "Infinity"}, "loss.rec_mult"),
+        ({"eval.levels": "1,inf"}, "eval.levels"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):
