@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     from radae.cli import add_section_arguments
     from radae.config import RunConfig, apply_overrides
     from radae.data import DataError, load_dataset
+    from radae.trainer import resolve_device
 
     parser = argparse.ArgumentParser(
         prog="python -m radae.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,13 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in vars(args).items() if k.startswith("eval.")}
     try:
         apply_overrides(RunConfig(), overrides)  # bad values (lambda <= 0 ...) fail before any loading
+        device = resolve_device(args.device)  # likewise an unknown or absent device
         run_cfg, model = load_model(args.checkpoint, device="cpu")
         if args.data_dir:
             overrides["data.data_dir"] = args.data_dir
         run_cfg = apply_overrides(run_cfg, overrides)
-        device = torch.device(
-            "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-        )
         data = load_dataset(run_cfg.data)
         out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
         result = evaluate(model.to(device), data, run_cfg.eval, device=device, out_dir=out, progress=not args.quiet)

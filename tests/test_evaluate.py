@@ -109,6 +109,13 @@ def test_cli_runs_on_a_checkpoint(trained, tmp_path, capsys):
         ("ok", ["--levels", "1", "-1"], "lambda must be > 0"),
         ("ok", ["--images", "10001"], "test split has 10000"),
         ("ok", ["--inception-weights", "GARBAGE"], "do not load"),
+        ("ok", ["--device", "gpu"], "must be cpu, cuda, cuda:N or auto"),
+        pytest.param(
+            "ok",
+            ["--device", "cuda"],
+            "no CUDA device is available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA"),
+        ),
     ],
 )
 def test_bad_input_fails_clearly_before_any_output(trained, tmp_path, capsys, case, extra, message):
