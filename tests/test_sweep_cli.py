@@ -32,6 +32,7 @@ def dead_services(monkeypatch):
         (["--executor", "threads"], "unknown executor"),
         (["--concurrency", "0"], "--concurrency"),
         (["--mlflow-uri", ""], "MLflow tracking URI"),
+        (["--sweep-id", "my sweep"], "sweep id 'my sweep'"),  # part of every object key
     ],
 )
 def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, message):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from radae.cli import set_overrides
 from radae.config import ConfigError
+from radae.sweep import results
 from radae.sweep.definition import DefinitionError, load_definition, with_resources
 from radae.sweep.settings import SettingsError, StorageSettings, scrub
 
@@ -97,6 +98,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
             raise SettingsError(f"--concurrency must be >= 1, got {args.concurrency}")
         storage = StorageSettings.from_env(endpoint=args.endpoint, bucket=args.bucket, prefix=args.prefix)
         sweep_id = args.sweep_id or f"{defn.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        results.sweep_dir(storage, sweep_id)  # the id is part of every object key: checked before any trial
         opts = SweepOptions(
             sweep_id=sweep_id, storage=storage, tracking_uri=args.mlflow_uri, experiment=args.experiment,
             ray_address=args.ray_address, num_samples=args.num_samples, concurrency=args.concurrency,
@@ -107,7 +109,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         from radae.sweep.trainable import EXECUTORS
 
         EXECUTORS.get(opts.executor)
-    except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError) as exc:
+    except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     if args.state_dir:

@@ -212,6 +212,10 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
 
     from radae.sweep.tracking import Tracker
 
+    try:
+        results.sweep_dir(opts.storage, opts.sweep_id)  # part of every row's key: fail now, not after a trial
+    except results.ResultsError as exc:
+        raise SweepError(str(exc)) from exc
     preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
     # Before Ray starts and before the parent MLflow run is found (and set RUNNING) or created.
     check_sweep_state(opts)
