@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from radae.checkpoint import write_atomic
 from radae.models import Autoencoder
 
 
@@ -33,12 +34,11 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 2) -> np.ndarray:
 
 
 def save_grid(path: str | Path, images: torch.Tensor, nrow: int) -> Path:
-    """Write ``images`` as one PNG grid of ``nrow`` columns; returns the path."""
+    """Write ``images`` as one PNG grid of ``nrow`` columns, atomically; returns the path."""
     import matplotlib.image  # noqa: PLC0415  (imported on use: plotting is the last step of a run)
 
-    path = Path(path)
-    matplotlib.image.imsave(path, image_grid(images, nrow))
-    return path
+    grid = image_grid(images, nrow)
+    return write_atomic(path, lambda tmp: matplotlib.image.imsave(tmp, grid, format="png"))
 
 
 @torch.no_grad()

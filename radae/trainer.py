@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from radae.checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint
+from radae.checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint, write_text_atomic
 from radae.config import ConfigError, RunConfig
 from radae.data import dataset_info
 from radae.models import MODELS, NETWORKS, Autoencoder, create_model
@@ -246,7 +246,7 @@ def train(
     out = Path(cfg.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
-    paths["config.json"].write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    write_text_atomic(paths["config.json"], json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -273,7 +273,7 @@ def train(
         wall_before = float(state.get("wall_seconds", 0.0))
     # metrics.jsonl always mirrors the checkpoint's history (an interruption between the two writes
     # cannot leave a missing or duplicated line).
-    paths["metrics.jsonl"].write_text("".join(json.dumps(m) + "\n" for m in history))
+    write_text_atomic(paths["metrics.jsonl"], "".join(json.dumps(m) + "\n" for m in history))
 
     step_fn = STEP_MODES.get(resolve_step_mode(cfg.train.step_mode, device))(model, optimizer)
     n_train, batch = len(data.train), cfg.train.batch_size
@@ -378,7 +378,7 @@ def _finish(
         "data_source": getattr(data, "source", None),
         "paths": {name: str(path) for name, path in paths.items()},
     }
-    paths["summary.json"].write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(paths["summary.json"], json.dumps(summary, indent=2) + "\n")
     if progress:
         print(
             f"done in {wall:.0f}s: test rec MSE {test_rec_mse:.5f}; outputs in {out}/ "
