@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from radae.checkpoint import write_atomic
+
 # Row labels of an attack grid, top to bottom, as in the paper's figures.
 GRID_ROWS = ("source x", "clean recon", "adversarial x_a", "adversarial recon", "target x_t")
 
@@ -25,10 +27,7 @@ def level_tag(level: float) -> str:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"))
 
 
 def _as_hwc(img: torch.Tensor) -> np.ndarray:
@@ -99,10 +98,7 @@ def loss_vs_lambda(
 
 
 def _atomic_file(path: Path, write: Callable[[Path], None]) -> str:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return str(path)
+    return str(write_atomic(path, write))
 
 
 def write_tables(out: Path, metrics: dict, rows: list[dict], eval_config: dict, wall: float) -> list[str]:

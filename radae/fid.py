@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from radae.checkpoint import write_atomic, write_text_atomic
 from radae.classifier import FeatureCNN, train_feature_net
 
 FEATURE_NET_VERSION = 1
@@ -176,12 +177,6 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def classifier_feature_space(
     name: str,
     images: torch.Tensor,
@@ -215,10 +210,8 @@ def classifier_feature_space(
     state = {"model": {k: v.cpu() for k, v in net.state_dict().items()}}
     state |= {"image_shape": list(images.shape[1:]), "num_classes": num_classes, "settings": settings}
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    _atomic_write(checksum, (_sha256_file(path) + "\n").encode())
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
+    write_text_atomic(checksum, _sha256_file(path) + "\n")
     return FeatureSpace("fid_classifier", EXTRACTOR_NAME, "features", str(path))
 
 

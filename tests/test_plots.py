@@ -1,4 +1,4 @@
-"""Training figures and text outputs are written atomically: a failed write keeps the previous file."""
+"""Training and evaluation outputs are written atomically: a failed write keeps the previous file."""
 
 from __future__ import annotations
 
@@ -46,3 +46,16 @@ def test_a_failed_text_write_keeps_the_previous_text(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
     write_text_atomic(path, "done\n")
     assert path.read_text() == "done\n"
+
+
+def test_a_failed_evaluation_table_write_keeps_the_previous_tables(tmp_path: Path) -> None:
+    from radae.eval_plots import write_tables
+
+    row = {"name": "latent_msssim_xt_recxa_l1", "metric": "msssim", "compared": "xt_recxa", "attack": "latent"}
+    row |= {"lambda": 1.0, "mean": 0.5, "std": 0.1, "n": 4}
+    write_tables(tmp_path, {"latent_msssim_xt_recxa_l1_mean": 0.5}, [row], {"images": 4}, 1.0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OSError), file_size_limit(10_000):  # the Parquet file fits, eval.json does not
+        write_tables(tmp_path, {"x": 1.0}, [row] * 200, {"images": 4}, 2.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary file left
+    assert (tmp_path / "eval.json").read_bytes() == before["eval.json"]
