@@ -142,8 +142,9 @@ def train_latent_classifier(
     seed: int = 0,
 ) -> LatentMLP:
     """The paper's downstream classifier trained on training codes (N, D) and labels (N,)."""
-    torch.manual_seed(seed)  # initial weights
-    net = LatentMLP(codes.shape[1], num_classes, hidden).to(codes.device)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's global RNG is left alone
+        torch.default_generator.manual_seed(seed)  # the nets are built on the CPU: only its generator
+        net = LatentMLP(codes.shape[1], num_classes, hidden).to(codes.device)
     return fit(net, codes.detach(), labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
 
 
@@ -159,8 +160,9 @@ def train_feature_net(
     progress: Callable[[int, int], None] | None = None,
 ) -> FeatureCNN:
     """A :class:`FeatureCNN` trained on uint8 images (N, C, H, W) and their labels."""
-    torch.manual_seed(seed)
-    net = FeatureCNN(tuple(images.shape[1:]), num_classes).to(images.device)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's global RNG is left alone
+        torch.default_generator.manual_seed(seed)  # the nets are built on the CPU: only its generator
+        net = FeatureCNN(tuple(images.shape[1:]), num_classes).to(images.device)
     return fit(
         net,
         images,

@@ -61,3 +61,16 @@ def test_feature_net_classifies_real_mnist():
     acc = (predict(net, x) == data.test.labels[:2000]).float().mean()
     assert acc > 0.9, acc
     assert net.features(x[:3]).shape == (3, 128)
+
+
+def test_training_a_classifier_leaves_the_callers_global_rng_alone():
+    """The evaluation runs inside training processes (sweep trials): seeding the classifiers must
+    not reseed torch's global generator under the caller."""
+    codes, labels = torch.randn(40, 3), torch.arange(40) % 2
+    images = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    train_latent_classifier(codes, labels, 2, epochs=1, seed=7)
+    train_feature_net(images, torch.arange(16) % 2, 2, epochs=1, seed=7)
+    assert torch.equal(torch.rand(3), expected)
