@@ -113,3 +113,35 @@ def test_stack_ports_are_distinct_and_free():
     for port in ports:  # each is free to bind on loopback once returned
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_stop_reaches_descendants_in_other_process_groups(tmp_path):
+    """Like a Ray worker (own process group) or job driver (own session): counted in memory, stopped with its service."""
+    import os
+    import sys
+    import time
+
+    from radae.sweep import stack
+
+    code = ("import subprocess, sys, time\n"
+            "c = subprocess.Popen(['sleep', '120'], start_new_session=True)\n"
+            "print(c.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    log = tmp_path / "svc.log"
+    proc = stack._spawn([sys.executable, "-c", code], dict(os.environ), log)
+    deadline = time.time() + 30
+    while not log.read_text().strip():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    child = int(log.read_text().split()[0])
+    started = {pid: stack.start_time(pid) for pid in (child, proc.pid)}
+    try:
+        assert os.getpgid(child) != proc.pid and child in stack.tree(proc.pid)
+        assert stack.tree_rss_mib(proc.pid) > stack.group_rss_mib(proc.pid)
+        stack.stop_service(proc.pid, proc.pid, grace=5)
+        proc.wait(timeout=5)
+        assert stack.start_time(child) is None, "a descendant in its own group outlived stop"
+    finally:
+        for pid, t in started.items():  # only if still the process this test started
+            if stack.start_time(pid) == t:
+                os.kill(pid, 9)

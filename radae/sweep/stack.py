@@ -7,15 +7,18 @@
 
 Every service gets free loopback ports (checked before starting, so parallel stacks do not
 collide) and runs in its own process group, recorded in ``<state-dir>/state.json``. ``stop``
-signals exactly those process groups (SIGTERM, then SIGKILL after a grace period): never
-``ray stop``, which would stop every Ray cluster on the machine. The Ray head runs with
-``--block`` so its whole cluster lives in that one group. Credentials are random per stack
+signals exactly those process groups (SIGTERM, then SIGKILL after a grace period), then SIGKILLs
+by PID any descendant of a recorded process that outlived it: never ``ray stop``, which would
+stop every Ray cluster on the machine. The Ray head runs with ``--block``; Ray 2.60 puts each
+worker in a process group of its own and each job driver in a session of its own, so memory
+(``status``) and cleanup follow the head's process tree, not only its group. Credentials are random per stack
 (moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -125,6 +128,67 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def _procs() -> dict[int, tuple[int, int, int, str]]:
+    """``pid -> (ppid, pgid, rss pages, state)`` of every process now."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            out[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[21]), fields[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every live descendant of it, in any process group.
+
+    A Ray head's workers run in process groups of their own (and job drivers in sessions of
+    their own), so the head's group alone misses them.
+    """
+    procs = _procs()
+    children: dict[int, list[int]] = {}
+    for child, (ppid, *_rest) in procs.items():
+        children.setdefault(ppid, []).append(child)
+    found, todo = [], [pid] if pid in procs else []
+    while todo:
+        cur = todo.pop()
+        found.append(cur)
+        todo.extend(children.get(cur, []))
+    return [p for p in found if procs[p][3] != "Z"]
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants (Ray workers, job drivers), MiB."""
+    procs = _procs()
+    return sum(procs[p][2] for p in tree(pid) if p in procs) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def stop_service(pid: int, pgid: int, grace: float = 15.0) -> None:
+    """Stop a service we started: its process group (:func:`stop_group`), then SIGKILL any of its
+    descendants that live in other groups and outlived it (only PIDs seen as its descendants)."""
+    before = {p: start_time(p) for p in tree(pid) if p != pid}
+    stop_group(pgid, grace)
+    deadline = time.time() + 5.0
+    while time.time() < deadline:
+        left = [p for p, t in before.items() if t is not None and start_time(p) == t]
+        if not left:
+            return
+        for p in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def start_time(pid: int) -> int | None:
+    """Start time of a live (non-zombie) ``pid`` (tells a PID apart from a later reuse), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 def group_rss_mib(pgid: int) -> float:
     """Resident memory of every process of group ``pgid``, MiB."""
     total = 0
@@ -228,7 +292,7 @@ def stop(state_dir: Path) -> list[str]:
     for name in ("ray", "mlflow", "s3"):
         svc = state["services"].get(name)
         if svc:
-            stop_group(int(svc["pgid"]))
+            stop_service(int(svc["pid"]), int(svc["pgid"]))
             stopped.append(name)
     if state.get("ray_temp_dir"):
         shutil.rmtree(state["ray_temp_dir"], ignore_errors=True)
@@ -241,7 +305,7 @@ def status(state_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     state = json.loads(path.read_text())
-    return {name: {"pgid": s["pgid"], "alive": group_alive(s["pgid"]), "rss_mib": round(group_rss_mib(s["pgid"]))}
+    return {name: {"pgid": s["pgid"], "alive": group_alive(s["pgid"]), "rss_mib": round(tree_rss_mib(s["pid"]))}
             for name, s in state["services"].items()}
 
 

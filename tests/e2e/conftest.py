@@ -27,15 +27,16 @@ def mnist_dir() -> Path | None:
 
 
 class MemorySampler(threading.Thread):
-    """Samples the summed RSS of the stack's process groups every 0.5 s."""
+    """Samples the summed RSS of the stack's process trees every 0.5 s (Ray workers and job drivers
+    run in process groups of their own: the services' groups alone miss them)."""
 
-    def __init__(self, pgids):
+    def __init__(self, pids):
         super().__init__(daemon=True)
-        self.pgids, self.peak_mib, self.stop_event = pgids, 0.0, threading.Event()
+        self.pids, self.peak_mib, self.stop_event = pids, 0.0, threading.Event()
 
     def run(self):
         while not self.stop_event.is_set():
-            self.peak_mib = max(self.peak_mib, sum(stack.group_rss_mib(g) for g in self.pgids))
+            self.peak_mib = max(self.peak_mib, sum(stack.tree_rss_mib(p) for p in self.pids))
             self.stop_event.wait(0.5)
 
 
@@ -57,7 +58,7 @@ def live_stack(tmp_path_factory, measurements):
     t0 = time.time()
     state = stack.start(state_dir, num_cpus=2)
     measurements["stack_start_seconds"] = round(time.time() - t0, 1)
-    sampler = MemorySampler([s["pgid"] for s in state["services"].values()])
+    sampler = MemorySampler([s["pid"] for s in state["services"].values()])
     sampler.start()
     env = {**os.environ, **stack.load_env(state_dir)}
     try:
@@ -66,6 +67,9 @@ def live_stack(tmp_path_factory, measurements):
         sampler.stop_event.set()
         sampler.join()
         measurements["stack_peak_rss_mib"] = round(sampler.peak_mib)
+        descendants = {p: stack.start_time(p) for s in state["services"].values() for p in stack.tree(s["pid"])}
         stack.stop(state_dir)
         assert not any(stack.group_alive(s["pgid"]) for s in state["services"].values()), "stack processes left behind"
+        left = [p for p, t in descendants.items() if t is not None and stack.start_time(p) == t]
+        assert not left, f"stack descendants left behind (own process groups): {left}"
         shutil.rmtree(state_dir / "mlflow.db", ignore_errors=True)
