@@ -216,8 +216,12 @@ def test_pack_summary_is_the_best_member_per_objective_metric():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("share", [0.5, 1.0])
-def test_fractional_gpu_trials_share_one_gpu_in_ray(tmp_path, share):
+def test_fractional_gpu_trials_share_one_gpu_in_ray(tmp_path, share, monkeypatch):
     """A local Ray with one logical GPU: at 0.5 GPU per trial two trials hold GPU 0 at once, at 1.0 they queue."""
+    # Read by the processes ray.init starts (GCS, raylet, dashboard), not only the workers:
+    # no usage report to a non-loopback address, no auth token left for later `ray job submit`.
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     import shutil
     import tempfile
 
