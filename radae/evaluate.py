@@ -71,16 +71,18 @@ def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
     return None
 
 
-def pick_images(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random test indices and, per index, a random target of another class (any other image
-    when every label is the same, e.g. CelebA without attributes)."""
+def pick_images(
+    labels: torch.Tensor, n: int, seed: int, by_class: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random test indices and, per index, a random target of another class; any other image
+    when ``by_class`` is False (CelebA: "random other image", method.md) or every label is the same."""
     gen = torch.Generator().manual_seed(seed)
     labels = labels.cpu()
     idx = torch.randperm(len(labels), generator=gen)[:n]
-    single_class = bool((labels == labels[0]).all())
+    any_other = not by_class or bool((labels == labels[0]).all())
     targets = []
     for i in idx.tolist():
-        allowed = (torch.arange(len(labels)) != i) if single_class else (labels != labels[i])
+        allowed = (torch.arange(len(labels)) != i) if any_other else (labels != labels[i])
         choices = allowed.nonzero().flatten()
         targets.append(int(choices[torch.randint(len(choices), (1,), generator=gen)]))
     return idx, torch.tensor(targets)
@@ -164,7 +166,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}
     files: list[str] = []
-    idx, tidx = pick_images(data.test.labels, cfg.images, cfg.seed)
+    idx, tidx = pick_images(data.test.labels, cfg.images, cfg.seed, by_class=data.info.class_targets)
     x, xt = data.test.get(idx).to(device), data.test.get(tidx).to(device)
     src_labels = data.test.labels[idx].cpu()
     with frozen(model):

@@ -51,6 +51,19 @@ def test_pick_images_targets_another_class():
     assert (idx != targets).all()
 
 
+def test_celeba_latent_attack_targets_any_other_image_not_the_other_attribute_class():
+    """method.md: the target is a random other image for CelebA, whose labels (Male) are only an attribute."""
+    from radae.data import dataset_info
+
+    assert dataset_info("celeba").class_targets is False
+    assert all(dataset_info(name).class_targets for name in ("mnist", "fashion-mnist", "svhn"))
+    labels = torch.arange(200) % 2
+    idx, targets = pick_images(labels, 100, seed=0, by_class=False)
+    assert (idx != targets).all()
+    same = int((labels[idx] == labels[targets]).sum())
+    assert 30 < same < 70  # about half the targets share the attribute, as random images do
+
+
 @pytest.mark.slow
 def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path):
     data, model, _ = trained

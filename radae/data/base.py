@@ -28,6 +28,9 @@ class DatasetInfo:
     name: str
     image_shape: tuple[int, int, int]  # (C, H, W)
     num_classes: int
+    # Latent-attack targets: a test image of another class (True), or any other test image (False:
+    # CelebA, whose labels are only an attribute for the downstream classifier; method.md).
+    class_targets: bool = True
 
 
 @dataclass(frozen=True)

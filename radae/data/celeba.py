@@ -89,7 +89,7 @@ def read_labels(path: Path) -> dict[str, int]:
 
 @DATASETS.register("celeba")
 class CelebA(DatasetSource):
-    info = DatasetInfo("celeba", (3, SIZE, SIZE), 2)
+    info = DatasetInfo("celeba", (3, SIZE, SIZE), 2, class_targets=False)
     folders = ("", "celeba", "CelebA")
     download_url = "https://drive.google.com/"
 
