@@ -159,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radae.data import DataError, load_dataset
     from radae.sweep import results
     from radae.sweep.definition import DefinitionError, load_definition
-    from radae.sweep.settings import SettingsError, StorageSettings
+    from radae.sweep.preflight import check_storage
+    from radae.sweep.settings import SettingsError, StorageSettings, scrub
     from radae.trainer import resolve_device
 
     torch.set_num_threads(1)
@@ -173,11 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--models {unknown} are not in the grid ({', '.join(models)})")
         models = [m for m in models if not args.models or m in args.models]
         storage = StorageSettings.from_env() if args.s3 else None
+        # Before any training: the id is part of every row's key, and the bucket must answer.
+        sweep_id = args.sweep_id or f"{defn.name}{'-smoke' if args.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        results.check_id("sweep id", sweep_id)
+        problem = check_storage(storage) if storage else None
+        if problem:
+            raise SettingsError(problem)
         data = load_dataset(base.data, resolve_device(base.train.device))
-    except (DefinitionError, ConfigError, SettingsError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (DefinitionError, ConfigError, SettingsError, DataError, results.ResultsError) as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
-    sweep_id = args.sweep_id or f"{defn.name}{'-smoke' if args.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     out = Path(args.out)
     print(f"sweep {sweep_id}: {', '.join(models)} on {base.data.name} ({data}), {base.train.epochs} epoch(s) each", flush=True)
     rows = []

@@ -58,3 +58,13 @@ def test_unreachable_services_are_named_before_any_trial(dead_services, capsys):
 def test_script_help_runs_as_a_program():
     out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "search.py"), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--smoke-test" in out.stdout and "--resume" in out.stdout
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--sweep-id", "a/b"], "sweep id 'a/b'"), (["--s3"], "S3 endpoint")])
+def test_baselines_script_checks_id_and_storage_before_training(dead_services, argv, message):
+    """sweeps/baselines.py (sequential): a bad id or an unreachable bucket is named before any model trains."""
+    t0 = time.time()
+    out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--smoke-test", "--s3", *argv],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+    assert "epoch" not in out.stdout and time.time() - t0 < 60

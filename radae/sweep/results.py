@@ -32,7 +32,8 @@ class ResultsError(RuntimeError):
     """A results object could not be read or written; the message names its key."""
 
 
-def _check_id(kind: str, value: str) -> str:
+def check_id(kind: str, value: str) -> str:
+    """``value`` if it can be part of an object key, else :class:`ResultsError` naming it."""
     if not _ID.match(value or ""):
         raise ResultsError(f"{kind} {value!r} must match [A-Za-z0-9_.-]+ (it is part of an object key)")
     return value
@@ -40,12 +41,12 @@ def _check_id(kind: str, value: str) -> str:
 
 def sweep_dir(settings: StorageSettings, sweep_id: str) -> str:
     """``bucket/prefix/results/sweep=<id>`` (pyarrow path, no scheme)."""
-    return settings.key("results", f"sweep={_check_id('sweep id', sweep_id)}", with_bucket=True)
+    return settings.key("results", f"sweep={check_id('sweep id', sweep_id)}", with_bucket=True)
 
 
 def trial_path(settings: StorageSettings, sweep_id: str, trial_id: str) -> str:
     """Deterministic object path of one trial's row."""
-    return f"{sweep_dir(settings, sweep_id)}/trial={_check_id('trial id', trial_id)}.parquet"
+    return f"{sweep_dir(settings, sweep_id)}/trial={check_id('trial id', trial_id)}.parquet"
 
 
 def make_row(
