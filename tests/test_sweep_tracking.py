@@ -42,3 +42,18 @@ def test_parent_and_nested_runs_are_found_again(tracker, tmp_path, monkeypatch):
     assert [a.path for a in tracker.client.list_artifacts(run, "eval")] == ["eval/metrics.json"]
     tracker.end(run)
     assert tracker.client.get_run(run).info.status == "FINISHED"
+
+
+def test_retry_completes_params_of_a_run_created_before_a_crash(tracker):
+    """A trial killed between creating its run and logging its params gets them on the retry."""
+    from radae.sweep.tracking import SWEEP_TAG
+
+    parent = tracker.parent_run("sw-crash", {})
+    tags = {SWEEP_TAG: "sw-crash", TRIAL_TAG: "t1", ROLE_TAG: "trial", PARENT_TAG: parent}
+    orphan = tracker.client.create_run(tracker.experiment_id, tags=tags).info.run_id  # the crashed attempt
+    params = RunConfig().flat()
+    assert tracker.trial_run(parent, "sw-crash", "t1", params, {}) == orphan
+    assert len(tracker.client.get_run(orphan).data.params) == len(params)
+    moved = {**params, "train.out_dir": "/elsewhere"}  # e.g. --resume with another --work-dir
+    assert tracker.trial_run(parent, "sw-crash", "t1", moved, {}) == orphan
+    assert tracker.client.get_run(orphan).data.params["train.out_dir"] == str(params["train.out_dir"])

@@ -64,7 +64,7 @@ class Tracker:
         return run_id
 
     def trial_run(self, parent_id: str, sweep_id: str, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
-        """Find or create the trial's nested run under ``parent_id``; logs ``params`` once."""
+        """Find or create the trial's nested run under ``parent_id``; logs ``params`` (missing ones on a found run)."""
         run_id = self._find(**{SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id})
         if run_id is None:
             all_tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial", PARENT_TAG: parent_id,
@@ -74,6 +74,12 @@ class Tracker:
             self.log_params(run_id, params)
         else:
             self.client.update_run(run_id, status="RUNNING")
+            # An attempt killed between create_run and log_params left the run without (some of)
+            # its params: log the missing ones (a param MLflow holds cannot change value).
+            have = self.client.get_run(run_id).data.params
+            missing = {k: v for k, v in params.items() if str(k) not in have}
+            if missing:
+                self.log_params(run_id, missing)
         return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
