@@ -150,11 +150,11 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
     """Real MNIST: each member's history equals train(cfg)'s; files, checkpoints and resume are per trial;
     the pack resumes, and a member's checkpoint resumes in the single-trial trainer.
 
-    A member with lambda_REC = inf diverges at once; the other members are unaffected.
+    A member with lr = 1e30 overflows to a non-finite loss on its second step; the other members are unaffected.
     """
     run = {"data.data_dir": str(MNIST), "data.train_limit": 400, "data.val_size": 200, "train.epochs": 2, "train.max_steps_per_epoch": 2}
     members = [{**m, "train.out_dir": str(tmp_path / m["train.out_dir"])} for m in MEMBERS[:2]]
-    members.append({"loss.rec_weight": math.inf, "train.seed": 3, "train.out_dir": str(tmp_path / "bad")})
+    members.append({"train.lr": 1e30, "train.seed": 3, "train.out_dir": str(tmp_path / "bad")})
     cfgs = [cfg_of(**run, **m) for m in members]
     seen: list[tuple[int, int]] = []
     results = train_packed(cfgs, data=mnist_small, on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])), progress=False)
