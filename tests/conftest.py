@@ -11,3 +11,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def dead_services(monkeypatch):
+    """S3 and MLflow addresses on free loopback ports where nothing listens, and no Ray address."""
+    from radae.sweep.stack import free_port
+
+    monkeypatch.setenv("RADAE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RADAE_S3_BUCKET", "radae")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)

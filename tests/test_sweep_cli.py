@@ -14,14 +14,6 @@ ROOT = Path(__file__).parents[1]
 DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"
 
 
-@pytest.fixture
-def dead_services(monkeypatch):
-    monkeypatch.setenv("RADAE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("RADAE_S3_BUCKET", "radae")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

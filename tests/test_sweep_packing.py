@@ -14,7 +14,6 @@ from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import ResourceError, TrialResources, cap_gpu_memory, member_ids, member_metric
 from radae.sweep.searcher import PackedOptunaSearch, build_searcher, load_study
 from radae.sweep.space import SearchSpace
-from radae.sweep.stack import free_port
 
 DEFINITION = Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml"
 
@@ -120,14 +119,6 @@ def test_bad_definitions_fail_before_any_trial(top, base, space, message):
     raw = {"objective": {"mode": "scalar"}, "base": {"data.name": "mnist", **base}, "space": space, "num_samples": 2, **top}
     with pytest.raises(DefinitionError, match=message):
         parse_definition(raw)
-
-
-@pytest.fixture
-def dead_services(monkeypatch):
-    monkeypatch.setenv("RADAE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("RADAE_S3_BUCKET", "radae")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
 
 @pytest.mark.parametrize(
