@@ -139,15 +139,16 @@ if [[ $DRY == 1 ]]; then
     # Cheap checks only: versions and device, imports with the GPU machine's missing packages
     # blocked, the sweep definition's grid.
     rc=0
-    "$PYTHON" -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.cuda.is_available())" \
-        || rc=1
     timeout -k 5 120 ${CMD[imports]} >"$WORK/logs/imports.json" 2>"$WORK/logs/imports.log" || rc=1
-    "$PYTHON" -c "import json; r = json.load(open('$WORK/logs/imports.json')); print('imports (blocked: $BLOCK):', 'ok' if r['ok'] else r)" || rc=1
     "$PYTHON" -c "
+import json, sys, torch
 from radae.sweep.definition import load_definition
+print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.cuda.is_available())
+r = json.load(open('$WORK/logs/imports.json'))
+print('imports (blocked: $BLOCK):', 'ok' if r['ok'] else r)
 d = load_definition('sweeps/alpha_modes.yaml')
 print('grid:', d.space.grid_size(), 'configurations of', ', '.join(d.space.params))
-assert d.space.grid_size() == 30, d.space.grid_size()" || rc=1
+sys.exit(not (r['ok'] and d.space.grid_size() == 30))" || rc=1
     echo "gpu test files: ${GPU_TESTS[*]}"
     record imports "$rc" 0 120 "$([[ $rc == 0 ]] && echo ok || echo failed)"
     summarize >/dev/null || rc=1
@@ -155,6 +156,10 @@ assert d.space.grid_size() == 30, d.space.grid_size()" || rc=1
     exit "$rc"
 fi
 
+if [[ $MODE == gpu ]] && ! "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    echo "gpu_check: torch sees no CUDA device here; on a machine without a GPU use --cpu-smoke (or --dry-run)" >&2
+    exit 2
+fi
 START=$(date +%s)
 for s in "${STAGES[@]}"; do
     left=$((BUDGET_S - ($(date +%s) - START)))

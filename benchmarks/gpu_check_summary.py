@@ -124,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{s.get('name', '?'):<9}{s.get('status', '?'):<9}{float(s.get('wall_s') or 0):>8.1f}" for s in stages
     ]
     if bench:
-        lines.append(f"(b)/(a) {bench.get('ratio_radae_over_plain'):.2f}x, (c)/(a) x{bench.get('pack_size')} "
-                     f"{bench.get('ratio_packed_over_plain'):.2f}x, eval {bench.get('eval_protocol_s')}, FID {bench.get('fid_s')} s")  # fmt: skip
+        def num(key: str, unit: str) -> str:
+            v = bench.get(key)
+            return "n/a" if v is None else f"{v:.2f}{unit}"
+
+        lines.append(f"(b)/(a) {num('ratio_radae_over_plain', 'x')}, (c)/(a) x{bench.get('pack_size')} "
+                     f"{num('ratio_packed_over_plain', 'x')}, evaluation protocol {num('eval_protocol_s', ' s')}, "
+                     f"FID {num('fid_s', ' s')}")  # fmt: skip
     if grid:
         lines.append(f"grid: {grid['configurations']} configurations in {grid['grid_wall_s']:.1f} s, {grid['members_ok']} ok")
     print("\n".join(lines))
