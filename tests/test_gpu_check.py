@@ -123,3 +123,34 @@ def test_gpu_mode_without_cuda_stops_before_any_stage(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "--cpu-smoke" in proc.stderr
     assert not list((tmp_path / "work" / "stages").glob("*.json"))
+
+
+SHARED_MNIST = Path(os.environ.get("RADAE_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not found at {SHARED_MNIST}")
+def test_packed_grid_trains_a_definitions_grid_in_packs(tmp_path):
+    """benchmarks/packed_grid.py on a 2 x 2 grid in packs of 3: two packs (3, 1), every member trained in its own folder."""
+    definition = tmp_path / "grid.yaml"
+    definition.write_text(
+        "name: g\nobjective: {mode: scalar}\nbase: {data.name: mnist}\n"
+        "space:\n  loss.alpha: {type: grid, values: [0.5, 0.95]}\n  prior.num_modes: {type: grid, values: [1, 15]}\n"
+    )
+    out = tmp_path / "grid.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "packed_grid.py"), "--definition", str(definition), "--pack-size", "3",
+         "--device", "cpu", "--epochs", "1", "--max-steps", "2", "--train-limit", "500", "--val-size", "100",
+         "--data-dir", str(SHARED_MNIST), "--work-dir", str(tmp_path / "runs"), "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env=blocked_env(OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["configurations"] == 4 and [p["size"] for p in r["packs"]] == [3, 1]
+    assert all(p["status"] == "ok" and p["wall_s"] > 0 for p in r["packs"]) and r["grid_wall_s"] > 0
+    assert [(m["loss.alpha"], m["prior.num_modes"]) for m in r["members"]] == [(0.5, 1), (0.5, 15), (0.95, 1), (0.95, 15)]
+    assert r["members_ok"] == 4 and all(m["epochs"] == 1 and m["best_val"] > 0 for m in r["members"])
+    assert r["model_steps"] == 4 * 2 and r["steps_per_epoch"] == 2
+    for i in range(4):
+        summary = json.loads((tmp_path / "runs" / f"p{i:02d}" / "summary.json").read_text())
+        assert summary["best_val"] == pytest.approx(r["members"][i]["best_val"])
