@@ -1,6 +1,7 @@
 """Training and evaluation throughput of radae against a plain PyTorch loop, in one process on one device.
 
-    python benchmarks/throughput.py                 # full run (GPU: pack of 128, 300 timed steps)
+    python benchmarks/throughput.py                 # full run (GPU: packs of 32 and 128, 300 timed steps)
+    python benchmarks/throughput.py --pack 32,128   # several pack sizes, each its own row (c)
     python benchmarks/throughput.py --quick         # CPU smoke run in about a minute (CI)
     python benchmarks/throughput.py --json out.json # also write the table as JSON
 
@@ -14,7 +15,8 @@ Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 los
   (fused Adam), data resident on the device.
 - (c) ``packed``: ``radae.fast.PackedModels`` training ``--pack`` configurations (different
   alpha and modes) at once with torch.func.vmap, the whole pack step as one CUDA graph on GPU
-  (``PackedGraph``), eager on CPU; throughput counted in model-steps/s.
+  (``PackedGraph``), eager on CPU; throughput counted in model-steps/s. ``--pack 32,128`` times
+  one row per size (JSON ``packed``); the top-level ``pack_size``/``packed_*`` keys are the largest.
 
 Also: the PGD/FGSM cost ratio of (b), peak memory (``torch.cuda.max_memory_allocated`` on GPU,
 ``ru_maxrss`` of the process on CPU), the time of the MNIST evaluation protocol (100 images x 10
@@ -254,11 +256,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_flush_denormal(True)
     data, data_note = load_data(device)
     cfg, batch = base_config(device), 100
-    steps, rounds, pack = (args.steps or (5 if args.quick else 100)), (args.rounds or 3), args.pack
+    steps, rounds, packs = (args.steps or (5 if args.quick else 100)), (args.rounds or 3), args.pack
     runners = {
         "plain": plain_runner(cfg, data, device, batch),
         "radae": radae_runner(cfg, data, device, batch),
-        "packed": packed_runner(cfg, data, device, batch, pack),
+        **{f"packed_x{size}": packed_runner(cfg, data, device, batch, size) for size in packs},
         "radae_pgd": radae_runner(apply_overrides(cfg, {"adv.method": "pgd"}), data, device, batch),
     }
     for run in runners.values():  # warm-up: allocator, graph capture, lazy state
@@ -268,6 +270,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for name, run in runners.items():
             rates[name].append(rate(run, steps, device))
     med = {name: statistics.median(r) for name, r in rates.items()}
+    packed = [
+        {"pack_size": size, "model_steps_per_s": med[f"packed_x{size}"] * size,
+         "ratio_over_plain": med[f"packed_x{size}"] * size / med["plain"]}
+        for size in packs
+    ]  # fmt: skip
+    pack = max(packs)
     eval_s, eval_note = time_evaluation(cfg, data, device, args.quick)
     fid_s, fid_note = time_fid(cfg, data, device, args.quick)
     return {
@@ -282,9 +290,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "plain_steps_per_s": med["plain"],
         "radae_steps_per_s": med["radae"],
         "pack_size": pack,
-        "packed_model_steps_per_s": med["packed"] * pack,
+        "packed_model_steps_per_s": med[f"packed_x{pack}"] * pack,
+        "packed": packed,
         "ratio_radae_over_plain": med["radae"] / med["plain"],
-        "ratio_packed_over_plain": med["packed"] * pack / med["plain"],
+        "ratio_packed_over_plain": med[f"packed_x{pack}"] * pack / med["plain"],
         "pgd_over_fgsm_cost": med["radae"] / med["radae_pgd"],
         "peak_memory_mb": peak_memory_mb(device),
         "eval_protocol_s": eval_s,
@@ -306,9 +315,9 @@ def print_table(r: dict[str, Any]) -> None:
         f"{'row':<48}{'value':>16}",
         f"{'(a) plain PyTorch loop, steps/s':<48}{fmt(r['plain_steps_per_s']):>16}",
         f"{'(b) radae step (' + r['step_mode_radae'] + '), steps/s':<48}{fmt(r['radae_steps_per_s']):>16}",
-        f"{'(c) packed x' + str(r['pack_size']) + ', model-steps/s':<48}{fmt(r['packed_model_steps_per_s']):>16}",
+        *(f"{'(c) packed x' + str(p['pack_size']) + ', model-steps/s':<48}{fmt(p['model_steps_per_s']):>16}" for p in r["packed"]),
         f"{'(b)/(a)':<48}{fmt(r['ratio_radae_over_plain'], 'x'):>16}",
-        f"{'(c)/(a) in model-steps/s':<48}{fmt(r['ratio_packed_over_plain'], 'x'):>16}",
+        *(f"{'(c)/(a) x' + str(p['pack_size']) + ' in model-steps/s':<48}{fmt(p['ratio_over_plain'], 'x'):>16}" for p in r["packed"]),
         f"{'PGD/FGSM cost ratio (radae step)':<48}{fmt(r['pgd_over_fgsm_cost'], 'x'):>16}",
         f"{'peak memory, MiB':<48}{fmt(r['peak_memory_mb']):>16}",
         f"{'evaluation protocol, s':<48}{fmt(r['eval_protocol_s']):>16}   {r['eval_protocol']}",
@@ -317,18 +326,31 @@ def print_table(r: dict[str, Any]) -> None:
     print("\n".join(lines), flush=True)
 
 
+def pack_sizes(text: str) -> list[int]:
+    """``--pack 32,128`` -> [32, 128]: each size >= 1, no repeats."""
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--pack takes comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1 or len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(f"--pack sizes must be distinct integers >= 1, got {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small step counts and evaluation (CPU smoke run, CI)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--pack", type=int, default=None, help="trials per pack for (c) (default 128 on GPU, 4 on CPU)")
+    parser.add_argument(
+        "--pack", type=pack_sizes, default=None, help="trials per pack for (c), comma-separated for several rows (default 32,128 on GPU, 4 on CPU)"
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 100, quick 5)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--json", default=None, help="write the results as JSON to this file")
     args = parser.parse_args(argv)
     if args.pack is None:
-        args.pack = 128 if torch.cuda.is_available() and args.device != "cpu" else 4
+        args.pack = [32, 128] if torch.cuda.is_available() and args.device != "cpu" else [4]
     results = measure(args)
     print_table(results)
     if args.json:

@@ -33,6 +33,8 @@ def test_quick_benchmark_runs_and_its_output_parses(tmp_path):
     assert r["ratio_radae_over_plain"] == pytest.approx(r["radae_steps_per_s"] / r["plain_steps_per_s"])
     assert r["ratio_packed_over_plain"] == pytest.approx(r["packed_model_steps_per_s"] / r["plain_steps_per_s"])
     assert r["pack_size"] == 4 and r["quick"] is True and r["step_mode_radae"] == "eager"
+    assert [p["pack_size"] for p in r["packed"]] == [4]
+    assert r["packed"][0]["model_steps_per_s"] == pytest.approx(r["packed_model_steps_per_s"])
     assert r["data"].startswith(("real MNIST", "random"))
     # PGD (5 steps) costs more than FGSM (1 step): each extra step is a forward and a backward pass.
     assert r["pgd_over_fgsm_cost"] > 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from radae.data import DataError, Split, dataset_info, load_dataset
 from radae.data.celeba import load_face
 from radae.data.idx import read_idx, write_idx
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+# $RADAE_MNIST_DIR: where a checkout without ../shared keeps MNIST (benchmarks/gpu_check.sh sets it on the GPU machine).
+SHARED_MNIST = Path(os.environ.get("RADAE_MNIST_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
