@@ -25,10 +25,9 @@ import torch.nn.functional as F
 
 from radae.config import ConfigError, RunConfig
 from radae.data import dataset_info
-from radae.models import MODELS, NETWORKS, Autoencoder, create_model
-from radae.perturb import PERTURBATIONS
+from radae.models import Autoencoder, create_model
+from radae.names import check_names
 from radae.plots import save_reconstructions, save_samples
-from radae.registry import Registry
 from radae.rng import rng_state, set_rng_state
 from radae.runfolder import RunFolder, TrainResult
 from radae.trainsteps import make_optimizer, make_train_step, resolve_step_mode
@@ -51,16 +50,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _check_name(registry: Registry, name: str, key: str) -> None:
-    if name not in registry:
-        raise ConfigError(f"{key} {name!r} is unknown; known: {', '.join(registry.names())}")
-
-
 def validate(cfg: RunConfig) -> torch.device:
-    """Check the names the registries resolve and the device; returns the device."""
-    _check_name(MODELS, cfg.model.name, "model.name")
-    _check_name(NETWORKS, cfg.model.arch, "model.arch")
-    _check_name(PERTURBATIONS, cfg.adv.method, "adv.method")
+    """Check the names the registries resolve (:func:`radae.names.check_names`) and the device; returns the device."""
+    check_names(cfg)
     device = resolve_device(cfg.train.device)
     resolve_step_mode(cfg.train.step_mode, device)
     return device
