@@ -110,7 +110,9 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> N
     """Switch ``optimizer`` to capturable mode (device step counters)."""
     for group in optimizer.param_groups:
         if "capturable" not in group:
-            raise ConfigError(f"train.step_mode graph needs a capturable optimizer (e.g. Adam), got {type(optimizer).__name__}")
+            raise ConfigError(
+                f"train.step_mode graph needs a capturable optimizer (e.g. Adam), got {type(optimizer).__name__}"
+            )
         group["capturable"] = True
         for p in group["params"]:
             state = optimizer.state.get(p, {})

@@ -69,40 +69,47 @@ def _walk(tree: ast.AST, in_function: bool = False):
         yield from _walk(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
 
 
+def imports_of(importer: str, source: str) -> list[Import]:
+    """Every import statement of module ``importer`` whose text is ``source``."""
+    found: list[Import] = []
+    for node, in_function in _walk(ast.parse(source, importer)):
+        if isinstance(node, ast.Import):
+            targets = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(importer, node)
+            targets = [
+                (f"{base}.{alias.name}", None) if f"{base}.{alias.name}" in modules() else (base, alias.name)
+                for alias in node.names
+            ]
+        else:
+            continue
+        for target, name in targets:
+            ours = target == "radae" or target.startswith("radae.")
+            module = _radae_module(target) if ours else target.split(".")[0]  # third party: its top package
+            found.append(Import(importer, module, name, node.lineno, not in_function))
+    return found
+
+
 @cache
 def imports() -> tuple[Import, ...]:
-    found: list[Import] = []
-    for importer, path in modules().items():
-        for node, in_function in _walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [(alias.name, None) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = _resolve(importer, node)
-                targets = [
-                    (f"{base}.{alias.name}", None) if f"{base}.{alias.name}" in modules() else (base, alias.name)
-                    for alias in node.names
-                ]
-            else:
-                continue
-            for target, name in targets:
-                if target == "radae" or target.startswith("radae."):
-                    target = _radae_module(target)
-                else:
-                    target = target.split(".")[0]
-                found.append(Import(importer, target, name, node.lineno, not in_function))
-    return tuple(found)
+    return tuple(imp for importer, path in modules().items() for imp in imports_of(importer, path.read_text()))
 
 
 def is_core(module: str) -> bool:
     return module != SWEEP and not module.startswith(SWEEP + ".")
 
 
-def cycles(selected: set[str]) -> list[list[str]]:
-    """Every strongly connected set of more than one module (Tarjan), among ``selected`` modules."""
+def graph_of(selected: set[str]) -> dict[str, set[str]]:
+    """Module -> the modules it imports, among ``selected`` modules."""
     graph: dict[str, set[str]] = {m: set() for m in selected}
     for imp in imports():
         if imp.importer in selected and imp.target in selected and imp.target != imp.importer:
             graph[imp.importer].add(imp.target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan's algorithm)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -136,11 +143,11 @@ def cycles(selected: set[str]) -> list[list[str]]:
     return found
 
 
-def private_imports(importers: set[str]) -> list[str]:
+def private_imports(importers: set[str], found: tuple[Import, ...] | list[Import] | None = None) -> list[str]:
     """Imports by ``importers`` of a leading-underscore name (not a dunder) from another radae module."""
     return [
         str(imp)
-        for imp in imports()
+        for imp in (imports() if found is None else found)
         if imp.importer in importers
         and imp.target in modules()
         and imp.target != imp.importer
@@ -161,12 +168,27 @@ def test_the_graph_sees_radae_and_its_function_level_imports():
     assert ("radae.trainer", "radae.runfolder") in edges  # module level
     assert ("radae.sweep.trainable", "radae.trainer") in edges  # inside worker_loop
     assert any(i.target == "ray" and not i.module_level for i in imports())
-    # the checks do catch what they look for
-    assert cycles({"radae.sweep.trainable", "radae.sweep.packed_trial"}) == [["radae.sweep.packed_trial", "radae.sweep.trainable"]]
+
+
+def test_the_checks_catch_what_they_look_for():
+    source = "import ray\n\ndef f():\n    from radae.trainer import _hidden, train\n    from . import _x\n"
+    found = imports_of("radae.fast.packed_train", source)
+    assert [(i.target, i.name, i.module_level) for i in found] == [
+        ("ray", None, True),
+        ("radae.trainer", "_hidden", False),
+        ("radae.trainer", "train", False),
+        ("radae.fast", "_x", False),
+    ]
+    assert private_imports({"radae.fast.packed_train"}, found) == [
+        "radae.fast.packed_train:4 imports radae.trainer._hidden",
+        "radae.fast.packed_train:5 imports radae.fast._x",
+    ]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_core_import_graph_has_no_cycles():
-    assert cycles(CORE) == []
+    assert cycles(graph_of(CORE)) == []
 
 
 def test_core_imports_no_private_names():
@@ -189,5 +211,5 @@ def test_core_imports_no_sweep_module_and_no_orchestration_library_at_module_lev
     "._state_file, and radae.sweep.trainable imports radae.sweep.packed_trial back (cycle)",
 )
 def test_sweep_import_graph_has_no_cycles_and_no_private_imports():
-    assert cycles(set(modules())) == []
+    assert cycles(graph_of(set(modules()))) == []
     assert private_imports(SWEEP_MODULES) == []

@@ -102,7 +102,9 @@ def train_packed(
     states = [mb.folder.check(cfg, resume) for mb, cfg in zip(members, cfgs, strict=True)]
     done = {int(st["epoch"]) for st in states if st is not None}
     if len(done) > 1:
-        raise RunFolderError(f"the pack's checkpoints stopped at different epochs {sorted(done)}; resume them one by one")
+        raise RunFolderError(
+            f"the pack's checkpoints stopped at different epochs {sorted(done)}; resume them one by one"
+        )
     data = load_data(cfgs[0], device, data)
     models = []
     for cfg, st in zip(cfgs, states, strict=True):
@@ -124,7 +126,10 @@ def train_packed(
     n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
     steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
     if progress:
-        print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps", flush=True)
+        print(
+            f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps",
+            flush=True,
+        )
     shape = tuple(data.info.image_shape)
     graphed: PackedGraph | None = None
     t_run = time.perf_counter() - wall_before
@@ -154,8 +159,14 @@ def train_packed(
         if after_epoch is not None:
             after_epoch(epoch)
         if progress:
-            shown = "  ".join(f"[{m}] {mb.folder.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged" for m, mb in enumerate(members))
-            print(f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}", flush=True)
+            shown = "  ".join(
+                f"[{m}] {mb.folder.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged"
+                for m, mb in enumerate(members)
+            )
+            print(
+                f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}",
+                flush=True,
+            )
         if all(mb.error is not None for mb in members):
             break
     wall = time.perf_counter() - t_run
@@ -166,7 +177,9 @@ def train_packed(
             results.append(mb.folder.result(summary))
             continue
         model = pm.load_into(m, models[m])
-        results.append(finish_run(mb.cfg, model, data, mb.folder, device, wall, progress, {"status": "ok", "pack_size": size}))
+        results.append(
+            finish_run(mb.cfg, model, data, mb.folder, device, wall, progress, {"status": "ok", "pack_size": size})
+        )
     return results
 
 
@@ -246,7 +259,9 @@ class PackedGraph:
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.shape != self.static_x.shape:
-            raise ValueError(f"a captured pack step takes batches of shape {tuple(self.static_x.shape)}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"a captured pack step takes batches of shape {tuple(self.static_x.shape)}, got {tuple(x.shape)}"
+            )
         self.static_x.copy_(x, non_blocking=True)
         self.graph.replay()
         return {k: v.clone() for k, v in self.static_out.items()}
