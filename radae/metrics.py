@@ -174,7 +174,7 @@ def ms_ssim_paper(
     - L is inferred per image and scale from ``x`` (:func:`paper_data_range`) unless
       ``data_range`` is given (the original's ``val_range``).
 
-    Measured on real MNIST pairs it is 0.06-0.13 lower than :func:`ms_ssim` (docs/evaluation.md).
+    Measured on real MNIST pairs it is 0.02-0.15 lower than :func:`ms_ssim` (docs/evaluation.md).
     The original also average-pools after the last scale, which fails for 16x16 inputs; that
     pooled image is never used, so it is skipped here and 16x16 works.
 
