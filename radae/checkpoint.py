@@ -27,6 +27,9 @@ from radae.models import Autoencoder, create_model
 
 FORMAT = "radae-checkpoint-v1"
 REQUIRED_KEYS = ("format", "config", "image_shape", "model")
+# Fields added after checkpoints were first written whose default changed what a run does: a stored
+# config without the field was trained with this value, and loading (evaluation, resuming) keeps it.
+LEGACY_VALUES = {"data.resize": "pad"}  # before the paper's bilinear 28 -> 32 resize became the default
 
 
 class CheckpointError(ValueError):
@@ -99,9 +102,16 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def config_of(state: dict[str, Any], path: str | os.PathLike[str] = "checkpoint") -> RunConfig:
-    """The :class:`RunConfig` stored in a loaded checkpoint."""
+    """The :class:`RunConfig` stored in a loaded checkpoint (:data:`LEGACY_VALUES` for fields it predates)."""
+    stored = state["config"]
+    if isinstance(stored, dict):
+        stored = {section: dict(values) if isinstance(values, dict) else values for section, values in stored.items()}
+        for key, value in LEGACY_VALUES.items():
+            section, name = key.split(".")
+            if isinstance(stored.get(section), dict):
+                stored[section].setdefault(name, value)
     try:
-        return RunConfig.from_dict(state["config"])
+        return RunConfig.from_dict(stored)
     except ConfigError as err:
         raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from err
 

@@ -43,6 +43,10 @@ PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# data.resize values (radae.data.resize.RESIZERS implements each; a test keeps the two in step).
+RESIZE_MODES = ("bilinear", "pad")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str = field(default="fashion-mnist", metadata=_help("dataset: mnist, fashion-mnist, svhn, celeba"))
@@ -54,9 +58,14 @@ class DataConfig:
     )
     train_limit: int | None = field(default=None, metadata=_help("use only the first N training images (quick runs)"))
     download: bool = field(default=True, metadata=_help("allow a torchvision download when no local copy is found"))
+    resize: str = field(
+        default="bilinear",
+        metadata=_help("28x28 mnist/fashion-mnist to 32x32: bilinear (the paper's resize) or pad (2 zero px per side)"),
+    )
 
     def __post_init__(self) -> None:
         _check(self.val_size >= 1, "data.val_size", "must be >= 1", self.val_size)
+        _check(self.resize in RESIZE_MODES, "data.resize", f"must be one of {', '.join(RESIZE_MODES)}", self.resize)
         _check(self.train_limit is None or self.train_limit >= 1, "data.train_limit", "must be >= 1", self.train_limit)
 
 

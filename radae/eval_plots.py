@@ -115,20 +115,29 @@ def write_tables(out: Path, metrics: dict, rows: list[dict], eval_config: dict, 
 
 
 def summary(metrics: dict[str, float], levels) -> str:
-    """The headline table: latent MS-SSIM(x_t, recon x_a), max-damage MS-SSIM(recon x, recon x_a), accuracy."""
-    lines = ["lambda  latent MS-SSIM(x_t,rec x_a)  max-damage MS-SSIM(rec x,rec x_a)  acc latent       acc max-damage"]
+    """The headline table: latent MS-SSIM(x_t, recon x_a) and max-damage MS-SSIM(recon x, recon x_a),
+    each as the standard MS-SSIM and the paper's (``msssim_paper``), and the accuracies."""
+    lines = [
+        "lambda  latent MS-SSIM(x_t,rec x_a)  max-damage MS-SSIM(rec x,rec x_a)  acc latent       acc max-damage",
+        "        standard / paper's formula   standard / paper's formula",
+    ]
+
+    def cell(key: str) -> str:
+        mean = metrics.get(f"{key}_mean")
+        return "-" if mean is None else f"{mean:.3f}"
+
+    def acc(key: str, width: int) -> str:
+        mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
+        return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
+
     for lv in levels:
         t = level_tag(lv)
-
-        def cell(key: str, width: int) -> str:
-            mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
-            return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
-
+        latent = f"{cell(f'latent_msssim_xt_recxa_{t}')} / {cell(f'latent_msssim_paper_xt_recxa_{t}')}"
+        damage = f"{cell(f'max_damage_msssim_recx_recxa_{t}')} / {cell(f'max_damage_msssim_paper_recx_recxa_{t}')}"
         lines.append(
-            f"{lv:<8g}{cell(f'latent_msssim_xt_recxa_{t}', 29)}{cell(f'max_damage_msssim_recx_recxa_{t}', 35)}"
-            f"{cell(f'latent_acc_source_{t}', 17)}{cell(f'max_damage_acc_source_{t}', 17)}"
+            f"{lv:<8g}{latent:<29}{damage:<35}{acc(f'latent_acc_source_{t}', 17)}{acc(f'max_damage_acc_source_{t}', 17)}"
         )
-    for key in ("clean_msssim_x_recx", "fid_classifier", "fid_inception"):
+    for key in ("clean_msssim_x_recx", "clean_msssim_paper_x_recx", "fid_classifier", "fid_inception"):
         if f"{key}_mean" in metrics:
             lines.append(f"{key}: {metrics[f'{key}_mean']:.3f} +- {metrics[f'{key}_std']:.3f}")
     if "classifier_acc_clean" in metrics:

@@ -15,7 +15,9 @@ name, metric, compared, attack, lambda, mean, std, n), ``eval.json`` (the same p
 metrics and settings; written last, so its presence means the run finished), attack grids
 ``grid_<attack>_l<lambda>.png`` and ``attack_loss.png``. Every file is written atomically.
 
-Metric names: ``<attack>_<metric>_<compared>_l<lambda>_<mean|std>`` with compared pairs ``xt_recxa``
+Metric names: ``<attack>_<metric>_<compared>_l<lambda>_<mean|std>`` with ``metric`` one of
+``msssim`` (standard MS-SSIM), ``msssim_paper`` (the paper's formula, :func:`radae.metrics.ms_ssim_paper`)
+and ``l2``, and compared pairs ``xt_recxa``
 (target vs recon of x_a), ``recx_recxa``, ``x_xa``, ``xa_recxa``; ``clean_<metric>_x_recx_*``;
 ``<attack>_loss_objective_l*``; ``<attack>_acc_source_l*`` and ``classifier_acc_clean``;
 ``fid_classifier_*`` or ``fid_inception_*`` (never both under one name).
@@ -41,13 +43,16 @@ from radae import eval_plots, fid
 from radae.attacks import ATTACKS
 from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
-from radae.metrics import batched, l2_distance, ms_ssim
+from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
 PAIRS = {
     "latent": ("xt_recxa", "recx_recxa", "x_xa", "xa_recxa"),
     "max_damage": ("recx_recxa", "x_xa", "xa_recxa"),
 }
+# Per-image metrics reported for every pair, by metric name: both MS-SSIMs side by side (the paper's
+# formula is not the standard one; method.md) and L2.
+IMAGE_METRICS = {"msssim": ms_ssim, "msssim_paper": ms_ssim_paper, "l2": l2_distance}
 
 
 @dataclass
@@ -171,8 +176,8 @@ def evaluate(
     src_labels = data.test.labels[idx].cpu()
     with frozen(model):
         recx = _reconstruct(model, x)
-        _add(rows, metrics, ms_ssim(x, recx), metric="msssim", compared="x_recx", attack="clean")
-        _add(rows, metrics, l2_distance(x, recx), metric="l2", compared="x_recx", attack="clean")
+        for metric, fn in IMAGE_METRICS.items():
+            _add(rows, metrics, batched(fn, x, recx), metric=metric, compared="x_recx", attack="clean")
         with _timed(metrics, "classifier"):
             latent_clf = _latent_classifier(model, data, cfg, device, rows, metrics, log)
         curves = {}
@@ -287,8 +292,8 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         _add(rows, metrics, res.loss[sel], metric="loss", compared="objective", attack=name, level=level)
         for pair in PAIRS[name]:
             a, b = (images[k][sel] for k in pair.split("_"))
-            _add(rows, metrics, batched(ms_ssim, a, b), metric="msssim", compared=pair, attack=name, level=level)
-            _add(rows, metrics, l2_distance(a, b), metric="l2", compared=pair, attack=name, level=level)
+            for metric, fn in IMAGE_METRICS.items():
+                _add(rows, metrics, batched(fn, a, b), metric=metric, compared=pair, attack=name, level=level)
         if correct is not None:
             _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level)
         if out is not None:

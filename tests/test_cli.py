@@ -17,6 +17,7 @@ from radae.train import main
 # A valid non-default value for the string fields whose values are restricted or meaningful.
 STRING_VALUES = {
     "data.name": "mnist",
+    "data.resize": "pad",
     "model.name": "vae",
     "model.arch": "conv",
     "prior.placement": "spread",

@@ -48,6 +48,7 @@ def test_more_modes_than_dimensions_switch_auto_placement_to_spread():
         ({"adv.eps": float("inf")}, "adv.eps"),
         ({"loss.rec_mult": "Infinity"}, "loss.rec_mult"),
         ({"eval.levels": "1,inf"}, "eval.levels"),
+        ({"data.resize": "nearest"}, "data.resize"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):
@@ -71,6 +72,12 @@ def test_round_trip_through_json():
 
 def test_flat_keys_are_exactly_the_known_keys():
     assert sorted(RunConfig().flat()) == sorted(known_keys())
+
+
+def test_data_resize_is_recorded_in_the_flat_config():
+    # flat() is what MLflow params and the sweep's Parquet `config.*` columns are built from.
+    assert RunConfig().flat()["data.resize"] == "bilinear"
+    assert apply_overrides(RunConfig(), {"data.resize": "pad"}).flat()["data.resize"] == "pad"
 
 
 def test_every_dataset_default_names_an_existing_key():

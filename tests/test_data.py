@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from radae.config import DataConfig
+from radae.config import RESIZE_MODES, ConfigError, DataConfig
 from radae.data import DataError, Split, dataset_info, load_dataset
 from radae.data.celeba import load_face
 from radae.data.idx import read_idx, write_idx
+from radae.data.resize import RESIZERS, bilinear, bilinear_float, linear_weights
 
 # $RADAE_MNIST_DIR: where a checkout without ../shared keeps MNIST (benchmarks/gpu_check.sh sets it on the GPU machine).
 SHARED_MNIST = Path(os.environ.get("RADAE_MNIST_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
@@ -121,7 +122,7 @@ def test_missing_everywhere_lists_every_location(tmp_path, monkeypatch):
 @pytest.mark.parametrize("gz", [True, False])
 def test_mnist_layouts_padding_and_splits(tmp_path, layout, gz):
     arrays = write_mnist(tmp_path / layout, n_train=12, n_test=4, gz=gz)
-    data = load_dataset(DataConfig(name="mnist", data_dir=str(tmp_path), val_size=3))
+    data = load_dataset(DataConfig(name="mnist", data_dir=str(tmp_path), val_size=3, resize="pad"))
     assert data.source == str(tmp_path / layout)
     assert (len(data.train), len(data.val), len(data.test)) == (9, 3, 4)
     train_images, train_labels = arrays["train"]
@@ -131,6 +132,71 @@ def test_mnist_layouts_padding_and_splits(tmp_path, layout, gz):
     np.testing.assert_array_equal(data.test.images[:, 0, 2:30, 2:30].numpy(), arrays["t10k"][0])
     assert data.train.images[:, :, :2].sum() == 0 and data.train.images[:, :, :, 30:].sum() == 0
     assert data.val.labels.tolist() == train_labels[9:].tolist() and data.val.labels.dtype == torch.int64
+
+
+def skimage_resize_by_hand(image: np.ndarray, size: int) -> np.ndarray:
+    """skimage.transform.resize(image / 255, (size, size)) for enlarging, pixel by pixel in float64.
+
+    order=1 (bilinear), mode='reflect' (numpy's 'reflect': the pixel beyond an edge mirrors the one
+    inside it, -1 -> 1), no anti-aliasing when enlarging, output pixel centres mapped to input pixel
+    centres: s = (o + 0.5) * n_in / n_out - 0.5.
+    """
+    src = np.pad(image.astype(np.float64) / 255.0, 1, mode="reflect")  # index k of image -> k + 1 here
+    h, w = image.shape
+    out = np.empty((size, size))
+    for o in range(size):
+        for p in range(size):
+            r, c = (o + 0.5) * h / size - 0.5, (p + 0.5) * w / size - 0.5
+            r0, c0 = int(np.floor(r)), int(np.floor(c))
+            tr, tc = r - r0, c - c0
+            a, b = src[r0 + 1, c0 + 1], src[r0 + 1, c0 + 2]
+            d, e = src[r0 + 2, c0 + 1], src[r0 + 2, c0 + 2]
+            out[o, p] = (1 - tr) * ((1 - tc) * a + tc * b) + tr * ((1 - tc) * d + tc * e)
+    return out
+
+
+def test_bilinear_resize_matches_skimage_by_hand_and_scipy():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    images[0, 0, :] = 255  # ink on the border, where mirroring matters
+    ref = np.stack([skimage_resize_by_hand(im, 32) for im in images])
+    ours = bilinear_float(torch.from_numpy(images).double() / 255.0).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    # scipy.ndimage.zoom with these settings is what skimage.transform.resize calls (skimage >= 0.19).
+    from scipy import ndimage
+
+    zoomed = np.stack([ndimage.zoom(im / 255.0, 32 / 28, order=1, mode="mirror", grid_mode=True) for im in images])
+    np.testing.assert_allclose(ours, zoomed, atol=1e-12)
+    # Stored as uint8, rounded: every value is a multiple of 1/256 grey level, exact in float32 too.
+    np.testing.assert_array_equal(bilinear(images), np.rint(ref * 255).astype(np.uint8))
+    # F.interpolate(align_corners=False) agrees inside but clamps instead of mirroring on the border.
+    interp = torch.nn.functional.interpolate(
+        torch.from_numpy(images).double()[:, None] / 255, size=(32, 32), mode="bilinear", align_corners=False
+    )[:, 0].numpy()
+    np.testing.assert_allclose(interp[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-12)
+    assert np.abs(interp[0, 0] - ref[0, 0]).max() > 0.01
+
+
+def test_linear_weights_by_hand():
+    # 2 -> 4: s = (o + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25; -0.25 mixes in[-1] = in[1] (mirror) with 0.25.
+    w = linear_weights(2, 4)
+    expected = torch.tensor([[0.75, 0.25], [0.75, 0.25], [0.25, 0.75], [0.25, 0.75]], dtype=torch.float64)
+    assert torch.equal(w, expected)
+    assert torch.allclose(linear_weights(28, 32).sum(1), torch.ones(32, dtype=torch.float64))
+    with pytest.raises(ValueError, match="enlarges only"):
+        linear_weights(32, 28)
+
+
+def test_resize_modes_and_their_config_field(tmp_path):
+    assert set(RESIZERS) == set(RESIZE_MODES) and DataConfig().resize == "bilinear"
+    arrays = write_mnist(tmp_path, n_train=12, n_test=4)
+    data = load_dataset(DataConfig(name="mnist", data_dir=str(tmp_path), val_size=3))
+    assert data.train.images.shape == (9, 1, 32, 32)
+    np.testing.assert_array_equal(data.test.images[:, 0].numpy(), bilinear(arrays["t10k"][0]))
+    flat = np.full((1, 28, 28), 77, dtype=np.uint8)
+    assert (bilinear(flat) == 77).all()  # a constant image stays constant (mirrored borders, no dark frame)
+    with pytest.raises(ConfigError, match="data.resize must be one of bilinear, pad, got 'nearest'"):
+        DataConfig(resize="nearest")
 
 
 def test_train_limit_and_val_size_checks(tmp_path):
@@ -217,7 +283,7 @@ def test_download_goes_through_torchvision_into_the_cache(tmp_path, monkeypatch,
     monkeypatch.setattr(radae.data.mnist.MNIST, "system_dirs", ())
     data = load_dataset(DataConfig(name="mnist", val_size=2, download=True))
     assert data.source == str(tmp_path / "cache" / "radae" / "data" / "MNIST" / "raw")
-    np.testing.assert_array_equal(data.test.images[:, 0, 2:30, 2:30].numpy(), arrays["t10k"][0])
+    np.testing.assert_array_equal(data.test.images[:, 0].numpy(), bilinear(arrays["t10k"][0]))
     # A second load finds the cached copy without downloading.
     monkeypatch.setattr(radae.data.mnist.MNIST, "download_url", "http://127.0.0.1:1/")
     assert load_dataset(DataConfig(name="mnist", val_size=2, download=False)).source == data.source
@@ -372,10 +438,10 @@ def check_real_splits(data, mean: float) -> None:
     for split in (data.train, data.val, data.test):
         assert split.images.shape[1:] == (1, 32, 32) and split.images.dtype == torch.uint8
         assert split.labels.dtype == torch.int64 and set(split.labels.unique().tolist()) == set(range(10))
-        assert split.images[:, :, :2].max() == 0 and split.images[:, :, :, 30:].max() == 0  # zero padding
-        assert split.images.max() == 255
-    # Mean pixel of the 28x28 images (MNIST 0.1307, FashionMNIST 0.2860), diluted by the padding.
-    assert abs(data.test.get(torch.arange(10000)).mean().item() - mean * 784 / 1024) < 0.01
+        assert split.images.max() >= 250  # bilinear keeps the saturated strokes' interior
+    # Mean pixel of the 28x28 images (MNIST 0.1307, FashionMNIST 0.2860): the default bilinear resize
+    # keeps it (zero padding would dilute it by 784 / 1024).
+    assert abs(data.test.get(torch.arange(10000)).mean().item() - mean) < 0.005
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not found at {SHARED_MNIST}")
@@ -383,9 +449,16 @@ def test_real_mnist():
     data = load_dataset(DataConfig(name="mnist", data_dir=str(SHARED_MNIST), download=False))
     assert data.source == str(SHARED_MNIST)
     check_real_splits(data, mean=0.1307)
-    # Validation = the last 10,000 images of the official training file.
-    last = read_idx(next(SHARED_MNIST.glob("train-images-idx3-ubyte*")), ndim=3)[-1]
-    np.testing.assert_array_equal(data.val.images[-1, 0, 2:30, 2:30].numpy(), last)
+    # Validation = the last 10,000 images of the official training file, resized.
+    last = read_idx(next(SHARED_MNIST.glob("train-images-idx3-ubyte*")), ndim=3)[-1:]
+    np.testing.assert_array_equal(data.val.images[-1:, 0].numpy(), bilinear(last))
+    # Zero padding (data.resize=pad) keeps the 28x28 digit at [2:30, 2:30] in a zero frame.
+    padded = load_dataset(DataConfig(name="mnist", data_dir=str(SHARED_MNIST), download=False, resize="pad"))
+    np.testing.assert_array_equal(padded.val.images[-1, 0, 2:30, 2:30].numpy(), last[0])
+    assert padded.test.images[:, :, :2].max() == 0 and padded.test.images[:, :, :, 30:].max() == 0
+    # The resized digit is bigger: ~(32/28)^2 more ink, so a larger L2 norm than the padded one (method.md).
+    ratio = data.test.float().flatten(1).norm(dim=1).mean() / padded.test.float().flatten(1).norm(dim=1).mean()
+    assert 1.06 < ratio.item() < 1.16, ratio
     assert data.train.labels[:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]  # the well-known first MNIST labels
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
-from radae.evaluate import evaluate, main, pick_images
+from radae.evaluate import PAIRS, evaluate, main, pick_images
 
 MNIST_DIR = "/work/shared/data/mnist"
 
@@ -81,6 +81,15 @@ def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path)
             assert m[f"{key}_{lv}_mean"] >= 0 and m[f"{key}_{lv}_std"] >= 0
         assert m[f"latent_l2_x_xa_{lv}_mean"] <= float(lv[1:]) + 1e-4  # the perturbation respects lambda
         assert 0 <= m[f"max_damage_acc_source_{lv}_mean"] <= 1
+    # Every pair is scored with both MS-SSIMs and L2, under names that say which (the contract sweeps read).
+    for attack, pairs in PAIRS.items():
+        for lv in ("l1", "l3", "l5"):
+            for pair in pairs:
+                for metric in ("msssim", "msssim_paper", "l2"):
+                    assert {f"{attack}_{metric}_{pair}_{lv}_mean", f"{attack}_{metric}_{pair}_{lv}_std"} <= set(m)
+            paper = m[f"{attack}_msssim_paper_recx_recxa_{lv}_mean"]
+            assert 0 <= paper <= 1 and paper != m[f"{attack}_msssim_recx_recxa_{lv}_mean"]
+    assert 0 < m["clean_msssim_paper_x_recx_mean"] < m["clean_msssim_x_recx_mean"] <= 1
     assert "fid_classifier_mean" in m and "fid_inception_mean" not in m and m["fid_classifier_mean"] > 0
     assert 0.1 < m["classifier_acc_clean"] <= 1 and 0 < m["clean_msssim_x_recx_mean"] <= 1
     # Robustness falls as lambda grows: the attack reaches the target / damages more.
@@ -99,6 +108,9 @@ def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path)
     row = next(r for r in table if r["name"] == "latent_msssim_xt_recxa_l3")
     assert (row["attack"], row["compared"], row["lambda"], row["n"]) == ("latent", "xt_recxa", 3.0, 12)
     assert row["mean"] == pytest.approx(m["latent_msssim_xt_recxa_l3_mean"])
+    row = next(r for r in table if r["name"] == "max_damage_msssim_paper_recx_recxa_l3")
+    assert (row["metric"], row["attack"], row["lambda"]) == ("msssim_paper", "max_damage", 3.0)
+    assert row["mean"] == pytest.approx(m["max_damage_msssim_paper_recx_recxa_l3_mean"])
     doc = json.loads((out / "eval.json").read_text())
     assert doc["metrics"]["fid_classifier_mean"] == pytest.approx(m["fid_classifier_mean"])
 

@@ -7,22 +7,28 @@ import pytest
 from radae.sweep.objective import (
     FID_KEYS,
     LATENT_KEY,
+    LATENT_PAPER_KEY,
     MAXDAMAGE_KEY,
+    MAXDAMAGE_PAPER_KEY,
     ObjectiveError,
     make_objective,
     pareto_front,
     robustness,
+    robustness_paper,
     scalar_score,
 )
 
 LEVELS = (1.0, 3.0, 5.0)
 
 
-def metrics_from(latent, damage, fid=None, fid_key=FID_KEYS[-1]):
+def metrics_from(latent, damage, fid=None, fid_key=FID_KEYS[-1], paper_shift=-0.1):
+    """Standard-MS-SSIM metrics, and paper-MS-SSIM ones ``paper_shift`` away (the paper's formula scores lower)."""
     out = {}
     for level, lat, dmg in zip(LEVELS, latent, damage, strict=True):
         out[LATENT_KEY.format(level=f"{level:g}")] = lat
         out[MAXDAMAGE_KEY.format(level=f"{level:g}")] = dmg
+        out[LATENT_PAPER_KEY.format(level=f"{level:g}")] = lat + paper_shift
+        out[MAXDAMAGE_PAPER_KEY.format(level=f"{level:g}")] = dmg + paper_shift
     if fid is not None:
         out[fid_key] = fid
     return out
@@ -60,6 +66,11 @@ def test_derive_and_objective_modes():
     scalar = make_objective("scalar", 0.2)
     out = scalar.derive(metrics, LEVELS)
     assert out["robustness"] == pytest.approx(robustness(metrics, LEVELS))
+    # robustness_paper: the same formula on the msssim_paper metrics (latent 0.3/0.4/0.5, damage 0.8/0.7/0.6),
+    # reported beside R; the score keeps using R (the standard MS-SSIM).
+    paper_r = ((0.8 + 0.7) / 2 + (0.7 + 0.6) / 2 + (0.6 + 0.5) / 2) / 3
+    assert out["robustness_paper"] == pytest.approx(paper_r) == robustness_paper(metrics, LEVELS)
+    assert out["robustness"] == pytest.approx(((0.9 + 0.6) / 2 + (0.8 + 0.5) / 2 + (0.7 + 0.4) / 2) / 3)
     assert out["fid"] == 25.0 and out["score"] == pytest.approx(out["robustness"] - 0.2 * math.log(26.0))
     assert (scalar.searcher_metric, scalar.searcher_mode) == ("score", "max")
     pareto = make_objective("pareto")
@@ -75,6 +86,9 @@ def test_missing_metrics_are_named():
         make_objective("scalar").derive(metrics, LEVELS)
     with pytest.raises(ObjectiveError, match=MAXDAMAGE_KEY.format(level="7")):
         robustness(metrics, (7.0,))
+    standard_only = {k: v for k, v in metrics.items() if "msssim_paper" not in k} | {FID_KEYS[-1]: 10.0}
+    with pytest.raises(ObjectiveError, match=MAXDAMAGE_PAPER_KEY.format(level="1")):
+        make_objective("scalar").derive(standard_only, LEVELS)
     with pytest.raises(ValueError, match="fid_weight"):
         make_objective("scalar", -1.0)
 

@@ -218,6 +218,24 @@ def test_checkpoint_round_trip_through_load_model(mnist, trained) -> None:
     assert reconstruction_mse(model, mnist.test, 100) == pytest.approx(result.summary["test_rec_mse"], rel=1e-6)
 
 
+def test_checkpoint_written_before_data_resize_keeps_zero_padding(mnist, trained, tmp_path: Path) -> None:
+    cfg, result = trained
+    assert cfg.data.resize == "bilinear"  # the default now
+    state = load_checkpoint(result.checkpoint)
+    assert state["config"]["data"]["resize"] == "bilinear"  # recorded in every checkpoint
+    del state["config"]["data"]["resize"]  # what a checkpoint from before the field looks like
+    old = tmp_path / "old" / "checkpoint.pt"
+    save_checkpoint(old, state)
+    loaded, _ = load_model(old)
+    assert loaded.data.resize == "pad" and loaded == apply_overrides(cfg, {"data.resize": "pad"})
+    # A new default-config run into that folder is told why it is another run's folder.
+    fresh = apply_overrides(cfg, {"train.out_dir": str(old.parent)})
+    with pytest.raises(RunFolderError, match=r"data.resize='pad' \(now 'bilinear'\)"):
+        train(fresh, data=mnist, progress=False)
+    # config.json beside the checkpoint records the field too.
+    assert json.loads((result.checkpoint.parent / "config.json").read_text())["data"]["resize"] == "bilinear"
+
+
 def test_damaged_or_foreign_checkpoints_raise_checkpoint_error(mnist, trained, tmp_path: Path) -> None:
     cfg, result = trained
     data = result.checkpoint.read_bytes()

@@ -7,7 +7,8 @@
 
 Datasets and their preprocessing (paper appendix A.4), done once at load time on uint8:
 
-- ``mnist``, ``fashion-mnist``: 28x28 grey, zero-padded 2 px per side to (1, 32, 32), 10 classes.
+- ``mnist``, ``fashion-mnist``: 28x28 grey brought to (1, 32, 32) by ``data.resize`` (bilinear resize, the
+  paper's input, by default; or 2 px of zero padding per side), 10 classes.
 - ``svhn``: (3, 32, 32), 10 classes (the .mat label 10 is the digit 0).
 - ``celeba``: aligned faces center-cropped to 140x140, resized to (3, 64, 64); 2 classes, the
   ``Male`` attribute (all 0 when ``list_attr_celeba.txt`` is absent).

@@ -142,6 +142,11 @@ class DatasetSource:
         """Read and check the files; anything unreadable raises :class:`DataError` naming the file."""
         raise NotImplementedError
 
+    def prepare(self, raw: RawData, resize_mode: str) -> RawData:
+        """Bring what :meth:`read` returned to :attr:`info`'s image shape (``resize_mode``: the
+        ``data.resize`` setting, for datasets whose files are not stored at that shape)."""
+        return raw
+
     def download(self, root: Path) -> None:
         """Download the raw files with torchvision under ``root`` (a ``find`` candidate afterwards)."""
         raise NotImplementedError

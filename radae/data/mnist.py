@@ -1,4 +1,5 @@
-"""MNIST and FashionMNIST: 28x28 IDX files, zero-padded by 2 pixels to the paper's 32x32.
+"""MNIST and FashionMNIST: 28x28 IDX files brought to the paper's 32x32 by ``data.resize``
+(bilinear resize by default, or 2 px of zero padding; :mod:`radae.data.resize`).
 
 Accepted names: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``, in a base
@@ -14,6 +15,7 @@ import numpy as np
 
 from radae.data.base import DATASETS, DataError, DatasetInfo, DatasetSource, RawData
 from radae.data.idx import read_idx
+from radae.data.resize import resize
 
 # The repository's parent holds ../shared/data/mnist in the development and CI checkouts
 # (stack.md); for an installed package this path simply does not exist.
@@ -25,7 +27,6 @@ _FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-_PAD = 2  # 28 + 2 + 2 = 32
 
 
 @DATASETS.register("mnist")
@@ -62,10 +63,16 @@ class MNIST(DatasetSource):
                 )
             if labels.size and labels.max() >= self.info.num_classes:
                 raise DataError(f"data file {files[f'{part}_labels']} holds label {labels.max()}, expected 0-9")
-            padded = np.pad(images, ((0, 0), (_PAD, _PAD), (_PAD, _PAD)))
-            arrays[f"{part}_images"] = padded[:, None]
+            arrays[f"{part}_images"] = images[:, None]
             arrays[f"{part}_labels"] = labels.astype(np.int64)
         return RawData(**arrays)
+
+    def prepare(self, raw: RawData, resize_mode: str) -> RawData:
+        """28x28 -> 32x32 by ``data.resize`` (``bilinear``: the paper's resize; ``pad``: zero frame)."""
+        size = self.info.image_shape[-1]
+        train = resize(raw.train_images[:, 0], resize_mode, size)[:, None]
+        test = resize(raw.test_images[:, 0], resize_mode, size)[:, None]
+        return RawData(train, raw.train_labels, test, raw.test_labels)
 
     def download(self, root: Path) -> None:
         import torchvision.datasets

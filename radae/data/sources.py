@@ -152,7 +152,7 @@ def load_dataset(cfg: DataConfig, device: torch.device | str | None = None) -> S
     source = get_source(cfg.name)
     folder, files = locate(source, cfg)
     log.info("loading %s from %s", cfg.name, folder)
-    parts = split_raw(source.read(files), cfg, cfg.name)
+    parts = split_raw(source.prepare(source.read(files), cfg.resize), cfg, cfg.name)
     splits = {key: Split(_tensor(images), _tensor(labels)) for key, (images, labels) in parts.items()}
     for key, split in splits.items():
         if split.images.shape[1:] != source.info.image_shape:

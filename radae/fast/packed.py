@@ -34,7 +34,7 @@ from radae.models.rae import RobustGMMAE
 
 # Fields every member of a pack must share (they fix shapes, step count or the data).
 SHARED_FIELDS = (
-    "data.name", "data.data_dir", "data.val_size", "data.train_limit", "model.name", "model.arch",
+    "data.name", "data.data_dir", "data.val_size", "data.train_limit", "data.resize", "model.name", "model.arch",
     "model.latent_dim", "adv.method", "loss.adv_rec", "train.batch_size", "train.epochs",
     "train.max_steps_per_epoch", "train.device", "train.step_mode",
 )  # fmt: skip
