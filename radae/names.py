@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from radae.config import ConfigError, RunConfig
 from radae.data import DATASETS
+from radae.data.resize import RESIZERS
 from radae.models import MODELS, NETWORKS
 from radae.models.baselines import LIKELIHOODS
 from radae.perturb import PERTURBATIONS
@@ -26,6 +27,7 @@ from radae.trainsteps import STEP_MODES
 # dotted key -> (registry of its values, values accepted besides the registered ones)
 NAMED_FIELDS: dict[str, tuple[Registry, tuple[str, ...]]] = {
     "data.name": (DATASETS, ()),
+    "data.resize": (RESIZERS, ()),
     "model.name": (MODELS, ()),
     "model.arch": (NETWORKS, ()),
     "prior.placement": (PLACEMENTS, ("auto",)),
