@@ -30,7 +30,6 @@ MODULES = (
     "radae.trainer",
     "radae.trainsteps",
     "radae.fast",
-    "radae.fast.graph_step",
     "radae.fast.packed_train",
     "radae.evaluate",
     "radae.fid",

@@ -10,8 +10,8 @@ Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 los
 - (a) ``plain``: what one writes by hand: DataLoader over a TensorDataset (shuffled, batches
   moved to the device), the same MLP, FGSM with random start, KS/CV losses from radae.losses,
   Adam; eager, one model.
-- (b) ``radae``: radae's single-trial step, ``radae.fast.make_train_step`` with
-  ``train.step_mode=auto`` (CUDA graph on GPU, eager on CPU) and ``radae.fast.make_optimizer``
+- (b) ``radae``: radae's single-trial step, ``radae.trainsteps.make_train_step`` with
+  ``train.step_mode=auto`` (CUDA graph on GPU, eager on CPU) and ``radae.trainsteps.make_optimizer``
   (fused Adam), data resident on the device.
 - (c) ``packed``: ``radae.fast.PackedModels`` training ``--pack`` configurations (different
   alpha and modes) at once with torch.func.vmap, the whole pack step as one CUDA graph on GPU
@@ -44,11 +44,11 @@ from torch import nn
 
 from radae.config import RunConfig, apply_overrides
 from radae.data import DatasetInfo, Split, Splits, load_dataset
-from radae.fast import PackConfig, PackedModels, make_optimizer, make_train_step
-from radae.fast.graph_step import PackedGraph
+from radae.fast import PackConfig, PackedGraph, PackedModels
 from radae.losses import adversarial_ks_loss, coupled_cov_loss
 from radae.models import create_model
 from radae.prior import GMMPrior
+from radae.trainsteps import make_optimizer, make_train_step
 
 
 def sync(device: torch.device) -> None:

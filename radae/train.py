@@ -33,7 +33,8 @@ from pathlib import Path
 from radae.checkpoint import CheckpointError, config_of, load_checkpoint
 from radae.cli import build_parser, overrides_from_args, parse_config
 from radae.config import ConfigError, apply_overrides
-from radae.trainer import RunFolderError, TrainingDiverged, TrainResult, train
+from radae.runfolder import RunFolderError, TrainResult
+from radae.trainer import TrainingDiverged, train
 
 __all__ = ["TrainResult", "TrainingDiverged", "RunFolderError", "main", "train"]
 

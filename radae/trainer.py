@@ -3,8 +3,8 @@
 :func:`train` checks everything first (registry names, the output folder, the data), then runs
 ``cfg.train.epochs`` epochs of Adam on ``model.loss`` (eq. 9 for the robust autoencoder) with the
 data resident on the device, validates each epoch on the same objective, lets
-``ReduceLROnPlateau`` decay the learning rate on the validation loss, and writes per epoch an
-atomic checkpoint, a line of ``metrics.jsonl`` and calls ``on_epoch``.
+``ReduceLROnPlateau`` decay the learning rate on the validation loss, writes per epoch an
+atomic checkpoint and ``metrics.jsonl`` (:class:`radae.runfolder.RunFolder`) and calls ``on_epoch``.
 
 Determinism: the model is initialised from ``torch.manual_seed(seed)``; batch order comes from a
 permutation generator and latent noise / attack starts from a noise generator, both on the
@@ -15,48 +15,26 @@ bit for bit (on CPU) where the interrupted run stopped. A non-finite loss raises
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from radae.checkpoint import CheckpointError, config_of, load_checkpoint, save_checkpoint, write_text_atomic
 from radae.config import ConfigError, RunConfig
 from radae.data import dataset_info
-from radae.models import MODELS, NETWORKS, Autoencoder, create_model
-from radae.perturb import PERTURBATIONS
+from radae.models import Autoencoder, create_model
+from radae.names import check_names
 from radae.plots import save_reconstructions, save_samples
-from radae.registry import Registry
-from radae.trainsteps import STEP_MODES, make_optimizer, resolve_step_mode
-
-# Fields that may change between an interrupted run and its resumption (train longer, move the
-# data, change device); every other field must match the checkpoint's config.
-RESUMABLE_CHANGES = frozenset({"train.epochs", "train.device", "data.data_dir", "data.download"})
+from radae.rng import rng_state, set_rng_state
+from radae.runfolder import RunFolder, TrainResult
+from radae.trainsteps import make_optimizer, make_train_step, resolve_step_mode
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says when and which part."""
-
-
-class RunFolderError(ValueError):
-    """The output folder cannot be used for this run (another run's checkpoint, nothing to resume)."""
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` produced: the folder, the checkpoint, the summary and per-epoch metrics."""
-
-    out_dir: Path
-    checkpoint: Path
-    summary: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,58 +50,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _check_name(registry: Registry, name: str, key: str) -> None:
-    if name not in registry:
-        raise ConfigError(f"{key} {name!r} is unknown; known: {', '.join(registry.names())}")
-
-
 def validate(cfg: RunConfig) -> torch.device:
-    """Check the names the registries resolve and the device; returns the device."""
-    _check_name(MODELS, cfg.model.name, "model.name")
-    _check_name(NETWORKS, cfg.model.arch, "model.arch")
-    _check_name(PERTURBATIONS, cfg.adv.method, "adv.method")
+    """Check the names the registries resolve (:func:`radae.names.check_names`) and the device; returns the device."""
+    check_names(cfg)
     device = resolve_device(cfg.train.device)
     resolve_step_mode(cfg.train.step_mode, device)
     return device
 
 
-def differing_fields(a: RunConfig, b: RunConfig, ignore: frozenset[str] = RESUMABLE_CHANGES) -> list[str]:
-    """Dotted keys whose values differ between two configs (except ``ignore``)."""
-    fa, fb = a.flat(), b.flat()
-    return [k for k in fa if k not in ignore and fa[k] != fb.get(k)]
-
-
-def check_out_dir(cfg: RunConfig, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint to resume from (or None for a fresh run); refuses to overwrite any run."""
-    out = Path(cfg.train.out_dir)
-    ckpt = out / "checkpoint.pt"
-    if not ckpt.exists():
-        if resume:
-            raise RunFolderError(f"nothing to resume: {ckpt} does not exist (train.out_dir={out})")
-        return None
-    try:
-        state = load_checkpoint(ckpt)
-    except CheckpointError as err:
-        raise RunFolderError(
-            f"output folder {out} holds an unusable checkpoint; choose another out_dir. {err}"
-        ) from err
-    stored = config_of(state, ckpt)
-    diff = differing_fields(stored, cfg)
-    if diff:
-        shown = ", ".join(f"{k}={stored.flat()[k]!r} (now {cfg.flat()[k]!r})" for k in diff[:5])
-        raise RunFolderError(
-            f"output folder {out} holds another run's checkpoint (its config differs in {shown}); "
-            "choose another out_dir (--out-dir) or remove that folder"
-        )
-    if not resume:
-        raise RunFolderError(
-            f"output folder {out} already holds this run's checkpoint (epoch {state.get('epoch')}); "
-            "pass --resume to continue it or choose another out_dir (--out-dir)"
-        )
-    return state
-
-
-def _load_data(cfg: RunConfig, device: torch.device, data: Any) -> Any:
+def load_data(cfg: RunConfig, device: torch.device, data: Any) -> Any:
     """Splits on ``device``: the caller's, or loaded from cfg.data (DataError before any training)."""
     if data is None:
         from radae.data import load_dataset  # noqa: PLC0415  (I/O only once the config is known good)
@@ -134,37 +69,6 @@ def _load_data(cfg: RunConfig, device: torch.device, data: Any) -> Any:
     if len(data.train) < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(data.train)} training images")
     return data.to(device)
-
-
-def _rng_state(generators: dict[str, torch.Generator], device: torch.device) -> dict[str, Any]:
-    state = {name: gen.get_state() for name, gen in generators.items()}
-    state["torch"] = torch.get_rng_state()
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device) -> None:
-    """Restore the generators and the global RNG; see :func:`_device_mismatch_seed` for a change of device type."""
-    for name, gen in generators.items():
-        stored = state[name]
-        if stored.numel() == gen.get_state().numel():
-            gen.set_state(stored)
-        else:
-            gen.manual_seed(_device_mismatch_seed(stored))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _device_mismatch_seed(stored: torch.Tensor) -> int:
-    """A seed derived from a generator state saved on another device type (``train.device`` may change on resume).
-
-    A CPU generator's state (Mersenne Twister, 5056 bytes) cannot be loaded into a CUDA one (Philox seed
-    and offset, 16 bytes) or back, so such a resume reseeds the generator from a hash of the stored state:
-    deterministic for the checkpoint, though not the stream the original device would have continued.
-    """
-    return int.from_bytes(hashlib.sha256(stored.cpu().numpy().tobytes()).digest()[:8], "little") >> 1
 
 
 def _first_non_finite(values: torch.Tensor, names: list[str]) -> tuple[int, list[str]] | None:
@@ -235,18 +139,16 @@ def train(
 ) -> TrainResult:
     """Train the model ``cfg`` describes; see the module docstring. Returns a :class:`TrainResult`."""
     device = validate(cfg)
-    state = check_out_dir(cfg, resume)
+    folder = RunFolder(cfg.train.out_dir)
+    state = folder.check(cfg, resume)
     seed = cfg.train.seed
     torch.manual_seed(seed)
     # The model first (the image shape needs no I/O): settings only the model checks (e.g. an
     # architecture a baseline does not support) fail before the data is read or a file is written.
     model = create_model(cfg, dataset_info(cfg.data.name).image_shape)
-    data = _load_data(cfg, device, data)
+    data = load_data(cfg, device, data)
     model = model.to(device)
-    out = Path(cfg.train.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
-    write_text_atomic(paths["config.json"], json.dumps(cfg.to_dict(), indent=2) + "\n")
+    folder.start(cfg, state)
 
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -256,7 +158,6 @@ def train(
         "perm": torch.Generator(device=device).manual_seed(seed),
         "noise": torch.Generator(device=device).manual_seed(seed + 1),
     }
-    history: list[dict[str, Any]] = []
     start_epoch, best_val, wall_before = 1, math.inf, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -267,15 +168,11 @@ def train(
             for group in optimizer.param_groups:
                 group["capturable"] = False
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], generators, device)
-        history = list(state.get("history", []))
+        set_rng_state(state["rng"], generators, device)
         start_epoch, best_val = int(state["epoch"]) + 1, float(state["best_val"])
         wall_before = float(state.get("wall_seconds", 0.0))
-    # metrics.jsonl always mirrors the checkpoint's history (an interruption between the two writes
-    # cannot leave a missing or duplicated line).
-    write_text_atomic(paths["metrics.jsonl"], "".join(json.dumps(m) + "\n" for m in history))
 
-    step_fn = STEP_MODES.get(resolve_step_mode(cfg.train.step_mode, device))(model, optimizer)
+    step_fn = make_train_step(model, optimizer, cfg, device)
     n_train, batch = len(data.train), cfg.train.batch_size
     steps = n_train // batch
     if cfg.train.max_steps_per_epoch is not None:
@@ -283,7 +180,7 @@ def train(
     if progress:
         print(
             f"training {cfg.model.name} on {cfg.data.name} ({n_train} train / {len(data.val)} val images, "
-            f"{steps} steps per epoch) on {device}; outputs in {out}",
+            f"{steps} steps per epoch) on {device}; outputs in {folder.root}",
             flush=True,
         )
     t_run = time.perf_counter()
@@ -303,7 +200,7 @@ def train(
                     step = len(rows) - min(len(rows), 50) + bad[0] + 1
                     raise TrainingDiverged(
                         f"non-finite training loss at epoch {epoch}, step {step}: {', '.join(bad[1])} not finite; "
-                        f"stopped without writing a checkpoint (the last good one, if any, is {paths['checkpoint.pt']})"
+                        f"stopped without writing a checkpoint (the last good one, if any, is {folder.checkpoint})"
                     )
         train_means = torch.stack(rows).mean(dim=0).tolist()
         val = evaluate_objective(model, data.val, batch, seed + 2)
@@ -325,46 +222,41 @@ def train(
             "epoch_seconds": seconds,
             "steps_per_second": steps / seconds,
         }
-        history.append(metrics)
-        save_checkpoint(
-            paths["checkpoint.pt"],
+        folder.save_epoch(
+            metrics,
             {
                 "config": cfg.to_dict(),
                 "image_shape": tuple(data.info.image_shape),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(generators, device),
-                "epoch": epoch,
+                "rng": rng_state(generators, device),
                 "best_val": best_val,
-                "history": history,
                 "wall_seconds": wall_before + time.perf_counter() - t_run,
             },
         )
-        with open(paths["metrics.jsonl"], "a") as handle:
-            handle.write(json.dumps(metrics) + "\n")
         if progress:
             _print_epoch(metrics, cfg.train.epochs)
         if on_epoch is not None:
-            on_epoch(metrics, str(paths["checkpoint.pt"]))
-    return _finish(cfg, model, data, history, paths, device, wall_before + time.perf_counter() - t_run, progress)
+            on_epoch(metrics, str(folder.checkpoint))
+    return finish_run(cfg, model, data, folder, device, wall_before + time.perf_counter() - t_run, progress)
 
 
-def _finish(
+def finish_run(
     cfg: RunConfig,
     model: Autoencoder,
     data: Any,
-    history: list[dict[str, Any]],
-    paths: dict[str, Path],
+    folder: RunFolder,
     device: torch.device,
     wall: float,
     progress: bool,
+    extra: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Figures, test reconstruction error and ``summary.json``."""
-    out = paths["checkpoint.pt"].parent
-    paths["samples.png"] = save_samples(model, out / "samples.png", seed=cfg.train.seed)
+    """A finished run's figures, test reconstruction error and ``summary.json`` (plus ``extra`` keys)."""
+    out, history, paths = folder.root, folder.history, folder.paths()
+    paths["samples.png"] = save_samples(model, folder.path("samples.png"), seed=cfg.train.seed)
     test_images = data.test.get(torch.arange(min(len(data.test), 32), device=device))
-    paths["reconstructions.png"] = save_reconstructions(model, test_images, out / "reconstructions.png")
+    paths["reconstructions.png"] = save_reconstructions(model, test_images, folder.path("reconstructions.png"))
     test_rec_mse = reconstruction_mse(model, data.test, cfg.train.batch_size)
     best = min(history, key=lambda m: m["val_loss"]) if history else {}
     summary = {
@@ -377,12 +269,13 @@ def _finish(
         "device": str(device),
         "data_source": getattr(data, "source", None),
         "paths": {name: str(path) for name, path in paths.items()},
+        **(extra or {}),
     }
-    write_text_atomic(paths["summary.json"], json.dumps(summary, indent=2) + "\n")
+    folder.write_summary(summary)
     if progress:
         print(
             f"done in {wall:.0f}s: test rec MSE {test_rec_mse:.5f}; outputs in {out}/ "
             f"({', '.join(sorted(p.name for p in paths.values()))})",
             flush=True,
         )
-    return TrainResult(out_dir=out, checkpoint=paths["checkpoint.pt"], summary=summary, history=history)
+    return folder.result(summary)

@@ -99,3 +99,22 @@ def test_registry_builds_by_name_and_lists_known_on_error():
         reg.get("b")
     with pytest.raises(ValueError, match="already registered"):
         reg.register("a")(make_a)
+
+
+def test_every_registered_name_is_a_valid_config_and_unknown_names_list_the_known():
+    """radae.names: each registry-backed field accepts exactly its registry's names (plus auto where
+    allowed), so RunConfig's own value checks and the registries agree; an unknown name fails naming
+    the key, the value and every known name."""
+    from radae.names import NAMED_FIELDS, check_names, known_names
+
+    base = apply_overrides(RunConfig(), {"data.name": "mnist"})
+    check_names(base)
+    for key in NAMED_FIELDS:
+        known = known_names(key)
+        assert known, key
+        for name in known:
+            check_names(apply_overrides(base, {key: name}))
+        if key in ("data.name", "data.resize", "prior.placement", "train.step_mode", "baseline.likelihood"):
+            continue  # RunConfig itself already refuses other values of these
+        with pytest.raises(ConfigError, match=rf"^{key} 'nope' is unknown; known: {', '.join(known)}$"):
+            check_names(apply_overrides(base, {key: "nope"}))

@@ -18,13 +18,13 @@ import torch
 
 from radae.checkpoint import load_checkpoint, load_model
 from radae.config import ConfigError, RunConfig, apply_overrides
-from radae.fast import PackConfig, PackedModels, check_packable, make_train_step, train_packed
+from radae.fast import PackConfig, PackedGraph, PackedModels, check_packable, train_packed
 from radae.fast.adam import StackedAdam
 from radae.fast.functional import draw_noise, member_loss
 from radae.fast.packed import hyper_of, structure_of
 from radae.models import create_model
 from radae.trainer import train
-from radae.trainsteps import eager_step
+from radae.trainsteps import eager_step, make_optimizer, make_train_step
 
 SHAPE = (1, 32, 32)
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -191,6 +191,47 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
+def test_train_packed_writes_every_file_atomically(mnist_small, tmp_path, monkeypatch):
+    """Every file train_packed leaves in a member's folder (fresh run, then a resume) was written to a
+    temporary file and renamed over its name; none was ever opened for writing under its final name,
+    where a crash mid-write would leave half a file."""
+    import builtins
+    import io
+    import os
+
+    opened: list[Path] = []
+    replaced: list[Path] = []
+    real_open, real_replace = builtins.open, os.replace
+
+    def spy_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and any(c in mode for c in "wax+"):
+            opened.append(Path(file).resolve())
+        return real_open(file, mode, *args, **kwargs)
+
+    def spy_replace(src, dst, *args, **kwargs):
+        replaced.append(Path(dst).resolve())
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(io, "open", spy_open)  # pathlib's Path.write_text opens through io.open
+    monkeypatch.setattr(os, "replace", spy_replace)
+    run = {"data.data_dir": str(MNIST), "data.train_limit": 400, "data.val_size": 200, "train.epochs": 1, "train.max_steps_per_epoch": 2}
+    cfgs = [cfg_of(**run, **{**m, "train.out_dir": str(tmp_path / m["train.out_dir"])}) for m in MEMBERS[:2]]
+    train_packed(cfgs, data=mnist_small, progress=False)
+    train_packed([apply_overrides(c, {"train.epochs": 2}) for c in cfgs], resume=True, data=mnist_small, progress=False)
+    expected = {"config.json", "checkpoint.pt", "metrics.jsonl", "summary.json", "samples.png", "reconstructions.png"}
+    for cfg in cfgs:
+        out = Path(cfg.train.out_dir).resolve()
+        files = {p.name for p in out.iterdir()}
+        assert files == expected, files  # no temporary file left behind
+        for name in expected:
+            assert out / name in replaced, f"{name} was not renamed into place"
+        direct = [p for p in opened if p.parent == out and not p.name.startswith(".")]
+        assert not direct, f"opened for writing under their final names: {direct}"
+    assert opened, "the spy saw no write at all"
+
+
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -246,8 +287,6 @@ def test_packed_equals_eager_on_cuda():
 @gpu
 def test_packed_graph_equals_packed_eager_on_cuda():
     """The pack step replayed from one CUDA graph == the eager pack step (same generators), 1e-5."""
-    from radae.fast.graph_step import PackedGraph
-
     device = torch.device("cuda")
     cfgs = [cfg_of(**{**m, "train.device": "cuda"}) for m in MEMBERS]
     models = [build(c, torch.float32).to(device) for c in cfgs]
@@ -268,8 +307,6 @@ def test_packed_graph_equals_packed_eager_on_cuda():
 
 def test_make_optimizer_is_fused_adam_with_the_default_update():
     """The fused Adam of make_optimizer follows torch's default Adam (float64, 1e-12 after 5 steps)."""
-    from radae.fast import make_optimizer
-
     torch.manual_seed(0)
     a = torch.nn.Linear(6, 4).double()
     b = copy.deepcopy(a)

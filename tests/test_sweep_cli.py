@@ -25,6 +25,7 @@ DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"
         (["--concurrency", "0"], "--concurrency"),
         (["--mlflow-uri", ""], "MLflow tracking URI"),
         (["--sweep-id", "my sweep"], "sweep id 'my sweep'"),  # part of every object key
+        (["--set", "adv.method=pgdd"], "adv.method 'pgdd' is unknown; known: fgsm, none, pgd"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, message):
@@ -37,6 +38,14 @@ def test_bad_definition_file(tmp_path, dead_services, capsys):
     bad.write_text("objective: {mode: scalar}\nnum_samples: 2\nspace:\n  loss.ks_mult: {type: loguniform, low: 0, high: 10}\n")
     assert main(bad, []) == 2
     assert "loss.ks_mult" in capsys.readouterr().err
+
+
+def test_definition_with_an_unknown_model_name_is_refused_before_any_trial(tmp_path, dead_services, capsys):
+    bad = tmp_path / "names.yaml"
+    bad.write_text("objective: {mode: scalar}\nbase: {data.name: mnist}\nspace:\n  model.name: {type: grid, values: [rae, vea]}\n")
+    assert main(bad, []) == 2
+    err = capsys.readouterr().err
+    assert "model.name 'vea' is unknown; known: " in err and "rae" in err
 
 
 def test_unreachable_services_are_named_before_any_trial(dead_services, capsys):

@@ -130,3 +130,28 @@ def test_the_issue_search_space_is_the_shipped_one():
 def test_bad_definitions_fail_with_a_message(raw, message):
     with pytest.raises(DefinitionError, match=message):
         parse_definition(raw)
+
+
+GOOD = {"objective": {"mode": "scalar"}, "base": {"data.name": "mnist"}}
+
+
+@pytest.mark.parametrize(
+    ("over", "key", "bad", "known"),
+    [
+        ({"space": {"model.name": {"type": "grid", "values": ["rae", "vea"]}}}, "model.name", "vea", "avae, .*rae, se, vae"),
+        ({"space": {"adv.method": {"type": "choice", "values": ["fgsm", "pgdd"]}}, "num_samples": 2}, "adv.method", "pgdd", "fgsm, none, pgd"),
+        ({"space": {"model.arch": {"type": "grid", "values": ["mlp", "vit"]}}}, "model.arch", "vit", "conv, mlp"),
+        ({"base": {"data.name": "mnist", "adv.method": "cw"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}},
+         "adv.method", "cw", "fgsm, none, pgd"),
+    ],
+)
+def test_unknown_registry_names_are_refused_when_the_definition_is_parsed(over, key, bad, known):
+    """Every candidate value is checked (the bad one follows a good one), naming the key and the known names."""
+    with pytest.raises(DefinitionError, match=rf"{key} '{bad}' is unknown; known: {known}"):
+        parse_definition({**GOOD, **over})
+
+
+def test_space_validation_checks_every_choice_value_against_the_registries():
+    SearchSpace.from_dict({"model.name": {"type": "choice", "values": ["rae", "vae"]}}).validate(BASE)
+    with pytest.raises(SpaceError, match=r"search space model.name='vea' gives an invalid config: model.name 'vea' is unknown"):
+        SearchSpace.from_dict({"model.name": {"type": "choice", "values": ["rae", "vae", "vea"]}}).validate(BASE)

@@ -15,41 +15,33 @@ trainer. ``on_epoch(member, metrics, checkpoint_path)`` is called per member aft
 A member whose loss turns non-finite stops (its last good checkpoint stays); the others go on;
 its result's ``summary`` has ``status: "diverged"`` and the ``error``. Members that finish have
 ``status: "ok"``.
+
+With ``train.step_mode`` graph (or auto on CUDA) the pack's whole step runs as one CUDA graph
+(:class:`PackedGraph`, the recipe of :class:`radae.trainsteps.GraphStep`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from radae.checkpoint import save_checkpoint
 from radae.config import ConfigError, RunConfig
-from radae.fast.graph_step import PackedGraph
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 from radae.models import create_model
-from radae.trainer import (
-    RunFolderError,
-    TrainResult,
-    _finish,
-    _load_data,
-    _rng_state,
-    _set_rng_state,
-    check_out_dir,
-    validate,
-)
+from radae.rng import rng_state, set_rng_state
+from radae.runfolder import RunFolder, RunFolderError, TrainResult
+from radae.trainer import finish_run, load_data, validate
 from radae.trainsteps import resolve_step_mode
 
 OnEpoch = Callable[[int, dict[str, Any], str], None]
 
 
 class _Member:
-    """Per-trial bookkeeping: generators, scheduler (on a one-tensor stand-in optimizer), files."""
+    """Per-trial bookkeeping: generators, scheduler (on a one-tensor stand-in optimizer), run folder."""
 
     def __init__(self, cfg: RunConfig, device: torch.device):
         self.cfg, seed = cfg, cfg.train.seed
@@ -60,9 +52,7 @@ class _Member:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.lr_holder, mode="min", factor=t.lr_decay, patience=t.lr_patience, min_lr=t.min_lr
         )
-        out = Path(t.out_dir)
-        self.paths = {name: out / name for name in ("checkpoint.pt", "metrics.jsonl", "summary.json", "config.json")}
-        self.history: list[dict[str, Any]] = []
+        self.folder = RunFolder(t.out_dir)
         self.best_val = math.inf
         self.error: str | None = None
 
@@ -108,11 +98,14 @@ def train_packed(
     mode = resolve_step_mode(cfgs[0].train.step_mode, device)
     if mode == "graph" and device.type != "cuda":
         raise ConfigError(f"train.step_mode graph needs a CUDA device, got {device}; use eager or auto")
-    states = [check_out_dir(cfg, resume) for cfg in cfgs]
+    members = [_Member(cfg, device) for cfg in cfgs]
+    states = [mb.folder.check(cfg, resume) for mb, cfg in zip(members, cfgs, strict=True)]
     done = {int(st["epoch"]) for st in states if st is not None}
     if len(done) > 1:
-        raise RunFolderError(f"the pack's checkpoints stopped at different epochs {sorted(done)}; resume them one by one")
-    data = _load_data(cfgs[0], device, data)
+        raise RunFolderError(
+            f"the pack's checkpoints stopped at different epochs {sorted(done)}; resume them one by one"
+        )
+    data = load_data(cfgs[0], device, data)
     models = []
     for cfg, st in zip(cfgs, states, strict=True):
         torch.manual_seed(cfg.train.seed)
@@ -120,23 +113,23 @@ def train_packed(
         if st is not None:
             models[-1].load_state_dict(st["model"])
     pm = PackedModels(models, cfgs, [c.train.lr for c in cfgs], pack)
-    members = [_Member(cfg, device) for cfg in cfgs]
     start_epoch, wall_before = (done.pop() + 1 if done else 1), 0.0
     for m, (mb, st) in enumerate(zip(members, states, strict=True)):
         if st is not None:
             pm.adam.load_member(m, st["optimizer"], pm.names)
             mb.scheduler.load_state_dict(st["scheduler"])
-            _set_rng_state(st["rng"], {"perm": mb.perm, "noise": mb.noise}, device)
-            mb.history, mb.best_val = list(st.get("history", [])), float(st["best_val"])
+            set_rng_state(st["rng"], {"perm": mb.perm, "noise": mb.noise}, device)
+            mb.best_val = float(st["best_val"])
             wall_before = max(wall_before, float(st.get("wall_seconds", 0.0)))
-        mb.paths["config.json"].parent.mkdir(parents=True, exist_ok=True)
-        mb.paths["config.json"].write_text(json.dumps(mb.cfg.to_dict(), indent=2) + "\n")
-        mb.paths["metrics.jsonl"].write_text("".join(json.dumps(h) + "\n" for h in mb.history))
+        mb.folder.start(mb.cfg, st)
     t_cfg = cfgs[0].train
     n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
     steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
     if progress:
-        print(f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps", flush=True)
+        print(
+            f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps",
+            flush=True,
+        )
     shape = tuple(data.info.image_shape)
     graphed: PackedGraph | None = None
     t_run = time.perf_counter() - wall_before
@@ -162,25 +155,31 @@ def train_packed(
             if mb.error is None:
                 _end_epoch(m, mb, pm, models[m], names, train_means[m], val[m], epoch, steps, seconds, shape, t_run)
                 if mb.error is None and on_epoch is not None:
-                    on_epoch(m, mb.history[-1], str(mb.paths["checkpoint.pt"]))
+                    on_epoch(m, mb.folder.history[-1], str(mb.folder.checkpoint))
         if after_epoch is not None:
             after_epoch(epoch)
         if progress:
-            shown = "  ".join(f"[{m}] {mb.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged" for m, mb in enumerate(members))
-            print(f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}", flush=True)
+            shown = "  ".join(
+                f"[{m}] {mb.folder.history[-1]['val_loss']:.4g}" if mb.error is None else f"[{m}] diverged"
+                for m, mb in enumerate(members)
+            )
+            print(
+                f"epoch {epoch}/{t_cfg.epochs}  {seconds:.1f}s  {steps * size / seconds:.1f} model-steps/s  val loss {shown}",
+                flush=True,
+            )
         if all(mb.error is not None for mb in members):
             break
     wall = time.perf_counter() - t_run
     results = []
     for m, mb in enumerate(members):
         if mb.error is not None:
-            summary = {"status": "diverged", "error": mb.error, "epochs": len(mb.history), "device": str(device)}
-            results.append(TrainResult(Path(mb.cfg.train.out_dir), mb.paths["checkpoint.pt"], summary, mb.history))
+            summary = {"status": "diverged", "error": mb.error, "epochs": len(mb.folder.history), "device": str(device)}
+            results.append(mb.folder.result(summary))
             continue
-        res = _finish(mb.cfg, pm.load_into(m, models[m]), data, mb.history, dict(mb.paths), device, wall, progress)
-        res.summary.update({"status": "ok", "pack_size": size})
-        mb.paths["summary.json"].write_text(json.dumps(res.summary, indent=2) + "\n")
-        results.append(res)
+        model = pm.load_into(m, models[m])
+        results.append(
+            finish_run(mb.cfg, model, data, mb.folder, device, wall, progress, {"status": "ok", "pack_size": size})
+        )
     return results
 
 
@@ -193,7 +192,7 @@ def _end_epoch(
     bad = [n for n, v in zip(names, train_vals, strict=True) if not math.isfinite(v)]
     bad += [f"val_{k}" for k, v in val.items() if not math.isfinite(v)]
     if bad:
-        mb.error = f"non-finite {', '.join(bad)} at epoch {epoch}; stopped (the last good checkpoint is {mb.paths['checkpoint.pt']})"
+        mb.error = f"non-finite {', '.join(bad)} at epoch {epoch}; stopped (the last good checkpoint is {mb.folder.checkpoint})"
         return
     mb.scheduler.step(val["loss"])
     pm.adam.lr[m] = mb.lr
@@ -209,21 +208,60 @@ def _end_epoch(
         "steps_per_second": steps / seconds,
         "pack_size": len(pm),
     }
-    mb.history.append(metrics)
-    save_checkpoint(
-        mb.paths["checkpoint.pt"],
+    mb.folder.save_epoch(
+        metrics,
         {
             "config": mb.cfg.to_dict(),
             "image_shape": shape,
             "model": pm.load_into(m, model).state_dict(),
             "optimizer": pm.adam.member_state_dict(m, pm.names, lr=mb.lr),
             "scheduler": mb.scheduler.state_dict(),
-            "rng": _rng_state({"perm": mb.perm, "noise": mb.noise}, pm.device),
-            "epoch": epoch,
+            "rng": rng_state({"perm": mb.perm, "noise": mb.noise}, pm.device),
             "best_val": mb.best_val,
-            "history": mb.history,
             "wall_seconds": time.perf_counter() - t_run,
         },
     )
-    with open(mb.paths["metrics.jsonl"], "a") as handle:
-        handle.write(json.dumps(metrics) + "\n")
+
+
+class PackedGraph:
+    """A pack's whole step (noise draws, vmapped eq. 9 gradients, stacked Adam) as one CUDA graph.
+
+    Same recipe as :class:`radae.trainsteps.GraphStep`: a static batch buffer (M, N, C, H, W), warm-up on a side
+    stream then a restore of parameters, Adam state and generators, and every member generator
+    registered with the graph. ``pm.adam.lr`` is read by the graph, so per-member lr changes
+    (``pm.adam.lr[m] = ...``, in place) apply to later replays.
+    """
+
+    def __init__(self, pm, generators: list[torch.Generator], example: torch.Tensor, warmup: int = 3):
+        if example.device.type != "cuda":
+            raise ConfigError(f"train.step_mode graph needs a CUDA device, got {example.device}")
+        self.pm, self.generators = pm, generators
+        self.static_x = example.detach().clone()
+        batch = example.shape[1]
+        state = [*pm.params.values(), *pm.adam.exp_avg.values(), *pm.adam.exp_avg_sq.values(), pm.adam.step]
+        saved, gen_states = [t.detach().clone() for t in state], [g.get_state() for g in generators]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                pm.step(self.static_x, pm.draw(generators, batch))
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():
+            for t, s in zip(state, saved, strict=True):
+                t.copy_(s)
+        for g, s in zip(generators, gen_states, strict=True):
+            g.set_state(s)
+        self.graph = torch.cuda.CUDAGraph()
+        for g in {id(g): g for g in generators}.values():
+            self.graph.register_generator_state(g)
+        with torch.cuda.graph(self.graph):
+            self.static_out = pm.step(self.static_x, pm.draw(generators, batch))
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.shape != self.static_x.shape:
+            raise ValueError(
+                f"a captured pack step takes batches of shape {tuple(self.static_x.shape)}, got {tuple(x.shape)}"
+            )
+        self.static_x.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return {k: v.clone() for k, v in self.static_out.items()}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
+from radae.names import check_names
 from radae.sweep.objective import OBJECTIVES, Objective, make_objective
 from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
 from radae.sweep.space import SearchSpace, SpaceError
@@ -111,6 +112,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         objective = make_objective(obj["mode"], float(obj.get("fid_weight", 0.1)))
         space = SearchSpace.from_dict(space_spec)
         base_cfg = apply_overrides(RunConfig(), {**base, **(extra or {})})
+        check_names(base_cfg)
         space.validate(base_cfg)
         resources = TrialResources.from_mapping(resource_raw)
         validate_packing(space, base_cfg, resources)

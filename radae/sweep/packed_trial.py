@@ -36,7 +36,6 @@ from radae.sweep.trainable import (
     REPORTERS,
     SweepContext,
     TrialJob,
-    _evaluator,
     _numeric,
     _report_with_checkpoint,
     _state_file,
@@ -78,12 +77,12 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
     from radae.checkpoint import load_model
     from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
+    from radae.evaluate import evaluate
     from radae.fast import PackConfig, train_packed
     from radae.sweep.tracking import Tracker
     from radae.trainer import resolve_device
 
     entered = time.time()
-    evaluate = _evaluator()
     torch.set_num_threads(int(job.get("threads", 1)))
     cap_gpu_memory(job["extra"].get("gpu_fraction"))
     reporter = REPORTERS.create(job["reporter"])

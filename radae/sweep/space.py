@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides, known_keys
+from radae.names import check_names
 from radae.registry import Registry
 
 
@@ -161,13 +162,15 @@ class SearchSpace:
     def validate(self, base: RunConfig) -> None:
         """Raise :class:`SpaceError` unless every extreme of every parameter gives a valid config.
 
-        Each bound is applied alone to ``base`` through ``apply_overrides``: ``loss.alpha`` up to
-        1.5 fails here, before any trial, with the config's own message.
+        Each bound (every value of a choice or grid) is applied alone to ``base`` through
+        ``apply_overrides`` and its registry names checked (:func:`radae.names.check_names`):
+        ``loss.alpha`` up to 1.5 or ``model.name: [rae, vea]`` fails here, before any trial, with
+        the config's own message.
         """
         for key, spec in self.params.items():
             for value in spec.extremes():
                 try:
-                    apply_overrides(base, {key: value})
+                    check_names(apply_overrides(base, {key: value}))
                 except ConfigError as exc:
                     raise SpaceError(f"search space {key}={value!r} gives an invalid config: {exc}") from None
 

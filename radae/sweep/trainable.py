@@ -168,6 +168,7 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     from radae.checkpoint import load_model
     from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
+    from radae.evaluate import evaluate
     from radae.sweep.packing import cap_gpu_memory
     from radae.sweep.tracking import Tracker
     from radae.train import train
@@ -178,7 +179,6 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
 
         return packed_loop(job)
     entered = time.time()
-    evaluate = _evaluator()
     torch.set_num_threads(int(job.get("threads", 1)))
     cap_gpu_memory(job["extra"].get("gpu_fraction"))
     reporter = REPORTERS.create(job["reporter"])
@@ -243,15 +243,6 @@ def log_trial_outputs(tracker: Any, run_id: str, final: Mapping[str, Any], epoch
     tracker.log_artifacts(run_id, out / "eval", "eval")
     for name in TRAIN_ARTIFACTS:
         tracker.log_artifacts(run_id, out / name, "train")
-
-
-def _evaluator() -> Callable[..., Any]:
-    """``radae.evaluate.evaluate``, or the ``module:function`` named by ``$RADAE_SWEEP_EVALUATE``
-    (same signature; lets experiments and tests plug in another evaluator without code changes)."""
-    import importlib
-
-    module, _, name = os.environ.get("RADAE_SWEEP_EVALUATE", "radae.evaluate:evaluate").partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 # ---- executors: where worker_loop runs ----------------------------------------------------------
