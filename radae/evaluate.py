@@ -76,6 +76,21 @@ def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
     return None
 
 
+def classifier_space(data, cfg: EvalConfig, log: Callable[[str], None] = print) -> fid.FeatureSpace:
+    """The dataset's ``fid_classifier`` feature space (:func:`radae.fid.classifier_feature_space` on the training split)."""
+    train = data.train
+    return fid.classifier_feature_space(
+        data.info.name,
+        train.images,
+        train.labels,
+        data.info.num_classes,
+        cache_dir=cfg.feature_cache,
+        epochs=cfg.feature_epochs,
+        seed=cfg.seed,
+        log=log,
+    )
+
+
 def pick_images(
     labels: torch.Tensor, n: int, seed: int, by_class: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,17 +208,7 @@ def evaluate(
             if isinstance(space, (str, os.PathLike)):
                 space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
             if space is None:
-                train = data.train
-                space = fid.classifier_feature_space(
-                    data.info.name,
-                    train.images,
-                    train.labels,
-                    data.info.num_classes,
-                    cache_dir=cfg.feature_cache,
-                    epochs=cfg.feature_epochs,
-                    seed=cfg.seed,
-                    log=log,
-                )
+                space = classifier_space(data, cfg, log)
             metrics["time_fid_features_s"] = time.perf_counter() - fid_start
             log(
                 f"{space.metric}: {cfg.fid_runs} runs of {cfg.fid_samples} samples vs {len(data.val)} validation images"

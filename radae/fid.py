@@ -12,6 +12,8 @@ Feature spaces (method.md, "Evaluation"), reported under different names so they
   trained by radae on the dataset's training split, once per dataset: cached in
   ``$XDG_CACHE_HOME/radae/features/<dataset>-<key>.pt`` (key = hash of the training data and
   settings) beside a ``.sha256`` checksum; a cache that fails its checksum is rebuilt with a warning.
+  A sweep builds it once and hands every trial the same file (:mod:`radae.sweep.fidnet`), which
+  :func:`checked_feature_space` checks against its sha256 before use.
 
 Both go through ``torch_fidelity.calculate_metrics`` (the classifier registered as the feature
 extractor ``radae-classifier``), fed by in-memory datasets of uint8 3-channel images. Where
@@ -174,7 +176,31 @@ def feature_cache_dir() -> Path:
 
 
 def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 (hex) of a feature network file: the identity a sweep records in every row."""
+    return _sha256_file(Path(path))
+
+
+def checked_feature_space(path: str | os.PathLike[str], sha256: str) -> FeatureSpace:
+    """The ``fid_classifier`` space of the feature network file ``path``, after checking it.
+
+    Raises :class:`FIDError` naming the file when it is missing, its sha256 is not ``sha256``
+    (corrupt, truncated or another network) or it does not load as a :class:`FeatureCNN`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FIDError(f"FID feature network {path} does not exist")
+    actual = _sha256_file(path)
+    if actual != sha256:
+        raise FIDError(f"FID feature network {path} has sha256 {actual}, expected {sha256}: corrupt or another network")
+    try:
+        load_feature_net(path)
+    except Exception as err:  # unpickling, missing keys, wrong shapes: all mean "not usable"
+        raise FIDError(f"FID feature network {path} does not load: {err}") from err
+    return FeatureSpace("fid_classifier", EXTRACTOR_NAME, "features", str(path))
 
 
 def classifier_feature_space(

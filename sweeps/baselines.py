@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radae.sweep import results
     from radae.sweep.definition import DefinitionError, load_definition
     from radae.sweep.preflight import check_storage
+    from radae.sweep.seeds import seed_columns
     from radae.sweep.settings import SettingsError, StorageSettings, scrub
     from radae.trainer import resolve_device
 
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = defn.space.to_config(base, {"model.name": name})
         cfg = _with_out_dir(cfg, out / sweep_id / name)
         started = time.time()
-        extra: dict[str, Any] = {"executor": "sequential"}
+        extra: dict[str, Any] = {"executor": "sequential", **seed_columns({"model.name": name}, cfg.train.seed)}
         try:
             final, status = run_model(cfg, data, defn.objective), "completed"
         except Exception as exc:  # one failing model must not hide the others' rows

@@ -184,3 +184,32 @@ def test_inception_weights_file_gives_fid_inception(random_inception_weights):
     real = (torch.rand(12, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
     out = compute_fid(Noise(), real, space, samples=12, runs=1, device=torch.device("cpu"))
     assert np.isfinite(out["mean"]) and out["std"] == 0
+
+
+def _saved_feature_net(path, seed=0):
+    """A FeatureCNN file in the cache's format (state dict, image shape, class count), untrained."""
+    from radae.classifier import FeatureCNN
+
+    torch.manual_seed(seed)
+    net = FeatureCNN((1, 32, 32), 10)
+    torch.save({"model": net.state_dict(), "image_shape": [1, 32, 32], "num_classes": 10}, path)
+    return path
+
+
+def test_checked_feature_space_verifies_the_checksum_before_use(tmp_path):
+    from radae.fid import checked_feature_space, file_sha256, load_feature_net
+
+    path = _saved_feature_net(tmp_path / "net.pt")
+    sha = file_sha256(path)
+    space = checked_feature_space(path, sha)
+    assert space.metric == "fid_classifier" and space.weights_path == str(path)
+    assert load_feature_net(space.weights_path).image_shape == (1, 32, 32)
+    other = file_sha256(_saved_feature_net(tmp_path / "other.pt", seed=1))
+    with pytest.raises(FIDError, match=rf"net.pt has sha256 {sha}, expected {other}: corrupt or another network"):
+        checked_feature_space(path, other)
+    with pytest.raises(FIDError, match="does not exist"):
+        checked_feature_space(tmp_path / "missing.pt", sha)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a network")
+    with pytest.raises(FIDError, match="garbage.pt does not load"):  # right checksum, not a network
+        checked_feature_space(garbage, file_sha256(garbage))

@@ -55,8 +55,10 @@ def test_concurrency_and_ray_resources_follow_the_gpu_share():
     assert quarter.tune_resources("direct", use_gpu=True) == {"cpu": 1, "gpu": 0.25}
     assert quarter.tune_resources("direct", use_gpu=False) == {"cpu": 1, "gpu": 0}
     assert quarter.tune_resources("torch", use_gpu=True) == {"cpu": 0.01}  # the Train worker holds the GPU
-    assert quarter.worker_resources(1.0, use_gpu=True) == {"CPU": 1.0, "GPU": 0.25}
-    assert quarter.worker_resources(1.0, use_gpu=False) == {"CPU": 1.0}
+    # Tune function + Train worker = exactly 1 CPU per trial: N CPUs train N trials at once (issue 9, item 6).
+    assert quarter.worker_resources(1.0, use_gpu=True) == {"CPU": 0.99, "GPU": 0.25}
+    assert quarter.worker_resources(1.0, use_gpu=False) == {"CPU": 0.99}
+    assert quarter.tune_resources("torch", use_gpu=False)["cpu"] + quarter.worker_resources(1.0, use_gpu=False)["CPU"] == 1.0
     packed = TrialResources(pack_size=4)
     assert [packed.tune_samples(n) for n in (1, 4, 5, 30)] == [1, 1, 2, 8]
     assert member_ids("ab12", 3) == ["ab12-m0", "ab12-m1", "ab12-m2"] and member_metric(2, "fid") == "pack.m2.fid"

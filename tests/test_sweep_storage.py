@@ -1,5 +1,6 @@
 """Parquet rows in a real S3 server (moto_server on a free loopback port) and the preflight checks."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -139,6 +140,61 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
     assert stored["status"] == "pruned" and stored["param.loss.alpha"] == 0.3
     assert stored["config.loss.alpha"] == 0.3 and stored["config.train.epochs"] == 2 and stored["config.data.name"] == "mnist"
     assert stored["metric.val_loss"] == 3.5 and "metric.score" not in stored
+    assert stored["seed"] == 0 and stored["config_label"] == "loss.alpha=0.3" and stored["fid_network_sha256"] is None
+
+    # A seeded trial (seed index 1 of base seed 5) stopped early: its row names the seed and configuration.
+    from dataclasses import replace
+
+    from radae.sweep.seeds import config_key
+
+    seeded = replace(ctx, base={**ctx.base, "train.seed": 5}, fid_networks={"mnist": {"key": "k", "sha256": "ab" * 32}})
+    _status_row(seeded, SimpleNamespace(trial_id="t_seed1", config={"loss.alpha": 0.3, "seed": 1}, last_result={}), "pruned")
+    stored = results.read_row(s3, "sw-3", "t_seed1")
+    assert stored["seed"] == 6 and stored["config.train.seed"] == 6 and "param.seed" not in stored
+    assert stored["config_key"] == config_key({"loss.alpha": 0.3}) and stored["fid_network_sha256"] == "ab" * 32
+
+
+@pytest.mark.slow
+def test_one_fid_network_per_sweep_stored_reused_fetched_and_checked(s3, tmp_path, monkeypatch):
+    """The driver builds the sweep's FID network once (real MNIST), a second driver reuses it, trials fetch it checked."""
+    from radae.config import RunConfig, apply_overrides
+    from radae.fid import FIDError, file_sha256
+    from radae.sweep import fidnet
+    from radae.sweep.space import SearchSpace
+
+    mnist = Path("/work/shared/data/mnist")
+    if not (mnist / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real MNIST not found")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    base = apply_overrides(RunConfig(), {"data.name": "mnist", "data.data_dir": str(mnist), "data.train_limit": 600,
+                                         "data.val_size": 100, "eval.feature_epochs": 1, "eval.feature_cache": str(tmp_path / "c")})
+    space = SearchSpace.from_dict({"loss.alpha": {"type": "grid", "values": [0.5, 0.95]}})
+    nets = fidnet.publish_feature_nets(s3, "sw-fid", space, base)
+    key = "radae-test/unit/fid/sweep=sw-fid/mnist/feature_net.pt"
+    assert set(nets) == {"mnist"} and nets["mnist"]["key"] == key and len(nets["mnist"]["sha256"]) == 64
+    stored = s3.boto3_client().get_object(Bucket="radae-test", Key=key.split("/", 1)[1])["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == nets["mnist"]["sha256"]
+
+    # A resumed driver reuses the stored network: it never builds one again.
+    monkeypatch.setattr(fidnet, "_build_and_store", lambda *a: pytest.fail("a stored network must not be rebuilt"))
+    assert fidnet.publish_feature_nets(s3, "sw-fid", space, base) == nets
+    # No classifier FID, no network.
+    assert fidnet.publish_feature_nets(s3, "sw-none", space, apply_overrides(base, {"eval.fid": False})) == {}
+
+    # Trials fetch it into a cache keyed by the checksum, checked; a cached copy is used as is.
+    net = {**nets["mnist"], "storage": s3.public()}
+    got = fidnet.fetch_feature_net(net, tmp_path / "trial")
+    assert got.weights_path == str(tmp_path / "trial" / f"{net['sha256']}.pt") and file_sha256(got.weights_path) == net["sha256"]
+    assert fidnet.fetch_feature_net(net, tmp_path / "trial") == got and fidnet.fetch_feature_net(None) is None
+    # A corrupt stored object (or another network) fails with the object's name, before any training.
+    client = s3.boto3_client()
+    client.put_object(Bucket="radae-test", Key=key.split("/", 1)[1], Body=stored[:-100])
+    with pytest.raises(FIDError, match=r"s3://radae-test/unit/fid/sweep=sw-fid/mnist/feature_net.pt fails its check.*expected"):
+        fidnet.fetch_feature_net(net, tmp_path / "other")
+    assert list((tmp_path / "other").iterdir()) == []  # nothing half-written is left to be trusted
+    with pytest.raises(FIDError, match="does not exist"):
+        fidnet.fetch_feature_net({**net, "key": "radae-test/unit/fid/nothing.pt"}, tmp_path / "other")
 
 
 @pytest.mark.parametrize("resume", [True, False])

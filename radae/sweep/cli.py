@@ -24,7 +24,7 @@ from pathlib import Path
 from radae.cli import set_overrides
 from radae.config import ConfigError
 from radae.sweep import results
-from radae.sweep.definition import DefinitionError, load_definition, with_resources
+from radae.sweep.definition import DefinitionError, load_definition, with_resources, with_seeds
 from radae.sweep.settings import SettingsError, StorageSettings, scrub
 
 
@@ -35,6 +35,8 @@ def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--sweep-id", help="sweep id (default <name>-<UTC time>); required with --resume")
     p.add_argument("--resume", action="store_true", help="restore an interrupted sweep (Tuner.restore) with its Optuna state")
     p.add_argument("--num-samples", type=int, help="trials to run (default: the definition's)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="training seeds per configuration (default: the definition's seeds, else 1)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="trials running at once (default: cluster GPUs / gpus_per_trial on a GPU cluster, else 1)")
     p.add_argument("--gpus-per-trial", type=float, default=None,
@@ -77,6 +79,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         defn = load_definition(raw_path, smoke=args.smoke_test, extra=overrides)
         defn = with_resources(defn, {"gpus_per_trial": args.gpus_per_trial, "pack_size": args.pack_size,
                                      "pack_noise": args.pack_noise}, overrides)
+        defn = with_seeds(defn, args.seeds)
         if args.objective and args.objective != defn.objective.name:
             from dataclasses import replace
 
@@ -117,7 +120,8 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         (Path(args.state_dir) / "driver.pid").write_text(str(os.getpid()))
     res = defn.resources
     packing = f", packs of {res.pack_size}" if res.packed else ""
-    print(f"sweep {sweep_id}: {defn.num_samples if not args.num_samples else args.num_samples} trials of {defn.name} "
+    seeded = f" x {defn.seeds} seeds" if defn.seeds > 1 else ""
+    print(f"sweep {sweep_id}: {defn.num_samples if not args.num_samples else args.num_samples} configurations{seeded} of {defn.name} "
           f"({defn.objective.name} objective{packing}, {res.gpus_per_trial:g} GPU per trial where GPUs exist), storage {storage}, "
           f"MLflow {args.mlflow_uri}, python {sys.executable}", flush=True)
     try:

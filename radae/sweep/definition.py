@@ -13,6 +13,7 @@ the ``space`` and ``num_samples`` for ``--smoke-test``::
     smoke: {base: {train.epochs: 1}, space: {...}, num_samples: 2}
     gpus_per_trial: 0.25      # optional: Ray GPU share and CUDA memory cap per trial (radae.sweep.packing)
     pack_size: 4              # optional: configurations trained together per trial (train_packed)
+    seeds: 2                  # optional (also in smoke): training seeds per configuration (radae.sweep.seeds)
 
 :func:`load_definition` validates everything (unknown keys, impossible ranges, scheduler on a
 two-objective sweep) before any trial starts.
@@ -29,10 +30,11 @@ from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.names import check_names
 from radae.sweep.objective import OBJECTIVES, Objective, make_objective
 from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
+from radae.sweep.seeds import SEED_FIELD, check_seeds
 from radae.sweep.space import SearchSpace, SpaceError
 
-TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke", *RESOURCE_KEYS}
-SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", *RESOURCE_KEYS}
+TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke", "seeds", *RESOURCE_KEYS}
+SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", "seeds", *RESOURCE_KEYS}
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor"}
 
 
@@ -52,6 +54,8 @@ class SweepDefinition:
     source: str = field(default="", compare=False)
     # Trials per GPU: fractional GPU and packing (radae.sweep.packing); num_samples counts configurations.
     resources: TrialResources = field(default_factory=TrialResources)
+    # Training seeds per configuration (radae.sweep.seeds): num_samples configurations x seeds Tune trials.
+    seeds: int = 1
 
     def base_config(self, extra: Mapping[str, Any] | None = None) -> RunConfig:
         """``RunConfig()`` with the definition's base overrides, then ``extra`` (the CLI's --set)."""
@@ -60,7 +64,7 @@ class SweepDefinition:
     def describe(self) -> dict[str, Any]:
         """Flat description for the parent MLflow run."""
         out = {"sweep.name": self.name, "sweep.objective": self.objective.name, "sweep.fid_weight": self.objective.fid_weight,
-               "sweep.num_samples": self.num_samples, "sweep.scheduler": (self.scheduler or {}).get("type", "none")}
+               "sweep.num_samples": self.num_samples, "sweep.seeds": self.seeds, "sweep.scheduler": (self.scheduler or {}).get("type", "none")}
         out.update(self.resources.describe())
         out.update({f"base.{k}": v for k, v in self.base.items()})
         out.update({f"space.{k}": repr(v) for k, v in self.space.params.items()})
@@ -92,6 +96,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
     space_spec = dict(raw.get("space") or {})
     num_samples = raw.get("num_samples")
     scheduler = raw.get("scheduler")
+    seeds = raw.get("seeds", 1)
     if smoke:
         sm = raw.get("smoke")
         if not isinstance(sm, Mapping):
@@ -102,6 +107,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         space_spec = dict(sm.get("space") or space_spec)
         num_samples = sm.get("num_samples", num_samples)
         scheduler = sm.get("scheduler", scheduler)
+        seeds = sm.get("seeds", seeds)
         resource_raw = {**{k: raw.get(k) for k in RESOURCE_KEYS}, **{k: sm[k] for k in RESOURCE_KEYS if k in sm}}
     else:
         resource_raw = {k: raw.get(k) for k in RESOURCE_KEYS}
@@ -116,6 +122,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         space.validate(base_cfg)
         resources = TrialResources.from_mapping(resource_raw)
         validate_packing(space, base_cfg, resources)
+        check_space_seeds(space, check_seeds(seeds, "seeds"))
     except (SpaceError, ConfigError, ResourceError, ValueError) as exc:
         raise fail(str(exc)) from None
     if not space.params:
@@ -148,6 +155,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
         description=str(raw.get("description") or ""),
         source=source,
         resources=resources,
+        seeds=seeds,
     )
 
 
@@ -164,3 +172,22 @@ def with_resources(defn: SweepDefinition, extra: Mapping[str, Any], overrides: M
     except ResourceError as exc:
         raise DefinitionError(f"{defn.source}: {exc}") from None
     return replace(defn, resources=resources)
+
+
+def check_space_seeds(space: SearchSpace, seeds: int) -> None:
+    """ValueError when ``seeds > 1`` and the space also searches the training seed."""
+    if seeds > 1 and SEED_FIELD in space.params:
+        raise ValueError(f"seeds: {seeds} repeats every configuration over {SEED_FIELD}; do not also search {SEED_FIELD}")
+
+
+def with_seeds(defn: SweepDefinition, seeds: int | None) -> SweepDefinition:
+    """``defn`` with the CLI's ``--seeds`` (None: the definition's), validated."""
+    from dataclasses import replace
+
+    if seeds is None:
+        return defn
+    try:
+        check_space_seeds(defn.space, check_seeds(seeds, "--seeds"))
+    except ValueError as exc:
+        raise DefinitionError(f"{defn.source}: {exc}") from None
+    return replace(defn, seeds=seeds)

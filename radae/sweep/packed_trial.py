@@ -40,7 +40,9 @@ from radae.sweep.trainable import (
     _report_with_checkpoint,
     _state_file,
     apply_overrides_base,
+    feature_net_kwargs,
     log_trial_outputs,
+    split_times,
 )
 
 
@@ -116,6 +118,7 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
     tracker = Tracker(job["tracking_uri"], job["experiment"]) if reporter.rank == 0 else None
     device = resolve_device(cfgs[0].train.device)
     data = load_dataset(cfgs[0].data, device)
+    fid_kwargs = feature_net_kwargs(job)  # one dataset per pack (data.name is shared)
     pending: dict[int, tuple[dict[str, Any], str]] = {}
 
     def on_epoch(i: int, metrics: dict[str, Any], checkpoint_path: str) -> None:
@@ -149,7 +152,7 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
             continue
         e0 = time.time()
         _, model = load_model(result.checkpoint, device=device)
-        evaluation = evaluate(model, data, cfgs[k].eval, device=device, out_dir=outs[k] / "eval", progress=False)
+        evaluation = evaluate(model, data, cfgs[k].eval, device=device, out_dir=outs[k] / "eval", progress=False, **fid_kwargs)
         finals[k] = {
             **_numeric(evaluation.metrics),
             **objective.derive(evaluation.metrics, cfgs[k].eval.levels),
@@ -166,6 +169,8 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
         "data_seconds": t0 - entered,
         "train_seconds": t1 - t0,
         "eval_seconds": time.time() - t1,
+        "train_started_at": t0,
+        "train_finished_at": t1,
         "pack_size": float(len(cfgs)),
         FINAL_KEY: 1.0,
     }
@@ -188,6 +193,8 @@ def run_pack(pack: list[dict[str, Any]], trial_id: str, ctx: SweepContext) -> No
 
     from radae.config import apply_overrides
     from radae.sweep import results
+    from radae.sweep.fidnet import fid_columns, fid_tags
+    from radae.sweep.seeds import seed_tags, trial_config
     from radae.sweep.space import SearchSpace
     from radae.sweep.tracking import Tracker
 
@@ -210,19 +217,26 @@ def run_pack(pack: list[dict[str, Any]], trial_id: str, ctx: SweepContext) -> No
     base = apply_overrides_base(ctx.base)
     work = Path(ctx.work_dir).expanduser().resolve() / ctx.sweep_id
     tracker = Tracker(ctx.tracking_uri, ctx.experiment)
-    members, cfgs = [], []
+    members, cfgs, owns, seeded = [], [], [], []
     for k, (member, params) in enumerate(zip(ids, pack, strict=True)):
-        cfg = apply_overrides(space.to_config(base, params), {"train.out_dir": str(work / member)})
-        tags = {**{f"param.{p}": v for p, v in params.items()}, "radae.pack_trial": trial_id, "radae.pack_member": k}
+        cfg, own, columns = trial_config(space, base, params)
+        cfg = apply_overrides(cfg, {"train.out_dir": str(work / member)})
+        fid_net = ctx.fid_network(cfg.data.name)
+        tags = {**{f"param.{p}": v for p, v in own.items()}, "radae.pack_trial": trial_id, "radae.pack_member": k,
+                **seed_tags(columns), **fid_tags(fid_net)}
         run_id = tracker.trial_run(ctx.parent_run_id, ctx.sweep_id, member, cfg.flat(), tags)
         members.append({"trial_id": member, "cfg": cfg.to_dict(), "run_id": run_id})
         cfgs.append(cfg)
-    extra = {"trial_started": started, "gpu_fraction": ctx.gpus_per_trial, "members": members, "pack_noise": ctx.pack_noise}
+        owns.append(own)
+        seeded.append(columns)
+    extra = {"trial_started": started, "gpu_fraction": ctx.gpus_per_trial, "members": members, "pack_noise": ctx.pack_noise,
+             "fid_network": fid_net}
     job = asdict(TrialJob(ctx.sweep_id, trial_id, cfgs[0].to_dict(), members[0]["run_id"], ctx.tracking_uri, ctx.experiment,
                           ctx.objective, ctx.fid_weight, ctx.state_dir, ctx.threads, extra=extra))
     final = EXECUTORS.get(ctx.executor)(job, ctx)
     finished = time.time()
-    for k, (member, params, cfg) in enumerate(zip(ids, pack, cfgs, strict=True)):
+    _, train_times = split_times(final)
+    for k, (member, params, cfg) in enumerate(zip(ids, owns, cfgs, strict=True)):
         own = _member_metrics(final, k)
         error = own.pop("error", "diverged")
         ok = bool(own.get(FINAL_KEY))
@@ -230,9 +244,9 @@ def run_pack(pack: list[dict[str, Any]], trial_id: str, ctx: SweepContext) -> No
             sweep_id=ctx.sweep_id, trial_id=member, status="completed" if ok else "error", config=cfg.flat(), params=params,
             metrics=own,
             timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
-                     "train_seconds": final.get("train_seconds"), "eval_seconds": own.get("eval_seconds")},
+                     "train_seconds": final.get("train_seconds"), "eval_seconds": own.get("eval_seconds"), **train_times},
             extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor,
-                   "pack_trial": trial_id, "pack_member": k, "pack_size": len(pack),
+                   "pack_trial": trial_id, "pack_member": k, "pack_size": len(pack), **seeded[k], **fid_columns(fid_net),
                    **({} if ok else {"error": str(error)})},
         )
         results.write_row(settings, row)

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 RESOURCE_KEYS = ("gpus_per_trial", "pack_size", "pack_noise")
 PACK_KEY = "pack"  # a packed Tune trial's config: {"pack": [params of member 0, member 1, ...]}
 NOISE_MODES = ("member", "shared")
+# CPU share of a torch-executor Tune function, which only waits on its TorchTrainer (whose worker trains).
+TUNE_FUNCTION_CPU = 0.01
 
 
 class ResourceError(ValueError):
@@ -84,12 +86,19 @@ class TrialResources:
     def tune_resources(self, executor: str, use_gpu: bool) -> dict[str, float]:
         """``tune.with_resources`` of the Tune function (the torch executor's worker holds the GPU)."""
         if executor == "torch":
-            return {"cpu": 0.01}
+            return {"cpu": TUNE_FUNCTION_CPU}
         return {"cpu": 1, "gpu": self.gpus_per_trial if use_gpu else 0}
 
     def worker_resources(self, cpus: float, use_gpu: bool) -> dict[str, float]:
-        """``ScalingConfig(resources_per_worker=...)`` of a Ray Train worker."""
-        return {"CPU": cpus, "GPU": self.gpus_per_trial} if use_gpu else {"CPU": cpus}
+        """``ScalingConfig(resources_per_worker=...)`` of a Ray Train worker of the torch executor.
+
+        The Tune function that waits on the trainer holds :data:`TUNE_FUNCTION_CPU`; each worker
+        asks ``cpus`` minus that share, so a trial (function + one worker) takes exactly ``cpus``
+        and N CPUs train N trials at once. Asking the full ``cpus`` left the second trial's worker
+        0.02 CPU short on a 2-CPU node: it never started (``WorkerGroupStartupTimeoutError``).
+        """
+        cpu = round(max(cpus - TUNE_FUNCTION_CPU, TUNE_FUNCTION_CPU), 4)  # Ray counts resources in 1e-4 units
+        return {"CPU": cpu, "GPU": self.gpus_per_trial} if use_gpu else {"CPU": cpu}
 
     def tune_samples(self, configurations: int) -> int:
         """Tune trials needed for ``configurations`` members (the last pack may be smaller)."""

@@ -9,6 +9,9 @@ drops the endpoint); the OptunaSearch state (and its SQLite study) comes back wi
 Trials per GPU (:mod:`radae.sweep.packing`): each trial asks ``gpus_per_trial`` of a GPU, the
 concurrency defaults to ``floor(cluster GPUs / gpus_per_trial)``, and with ``pack_size > 1`` the
 definition's ``num_samples`` configurations run in ``ceil(num_samples / pack_size)`` Tune trials.
+With ``seeds: S`` every configuration trains S times (``num_samples * S`` configurations-seeds,
+:mod:`radae.sweep.seeds`). Before any trial, the driver stores the sweep's FID feature network
+(:mod:`radae.sweep.fidnet`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from radae.sweep import results
 from radae.sweep.definition import SweepDefinition
+from radae.sweep.fidnet import publish_feature_nets
 from radae.sweep.objective import FINAL_KEY
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
@@ -68,12 +72,13 @@ def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
 def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(row id, params, last metrics, extra columns) of each configuration a Tune trial trains."""
     from radae.sweep.packing import PACK_KEY, member_ids
+    from radae.sweep.seeds import SEED_KEY
 
     last = dict(trial.last_result or {})
     metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     pack = trial.config.get(PACK_KEY)
     if pack is None:
-        return [(trial.trial_id, {k: v for k, v in trial.config.items() if k in ctx.space}, metrics, {})]
+        return [(trial.trial_id, {k: v for k, v in trial.config.items() if k in ctx.space or k == SEED_KEY}, metrics, {})]
     out = []
     for k, (member, params) in enumerate(zip(member_ids(trial.trial_id, len(pack)), pack, strict=True)):
         own = {name[len(f"m{k}.") :]: v for name, v in metrics.items() if name.startswith(f"m{k}.")}
@@ -82,16 +87,19 @@ def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, A
 
 
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
+    from radae.sweep.fidnet import fid_columns
+    from radae.sweep.seeds import trial_config
     from radae.sweep.space import SearchSpace
     from radae.sweep.trainable import apply_overrides_base
 
     for row_id, params, metrics, extra in _trial_members(ctx, trial):
-        cfg = SearchSpace.from_dict(ctx.space).to_config(apply_overrides_base(ctx.base), params)
+        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), apply_overrides_base(ctx.base), params)
         now = time.time()
         row = results.make_row(
-            sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=params, metrics=metrics,
+            sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=own, metrics=metrics,
             timings={"started_at": None, "finished_at": now, "wall_seconds": None, "train_seconds": None, "eval_seconds": None},
-            extra={"resumed_from_epoch": None, "executor": ctx.executor, **extra},
+            extra={"resumed_from_epoch": None, "executor": ctx.executor, **extra, **seeded,
+                   **fid_columns(ctx.fid_network(cfg.data.name))},
         )
         results.write_row(ctx.settings(), row)
 
@@ -146,13 +154,13 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
                                   stop_last_trials=False)
     configurations = opts.num_samples or defn.num_samples
     searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed,
-                              pack_size=res.pack_size, total=configurations)
+                              pack_size=res.pack_size, total=configurations, seeds=defn.seeds)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=res.tune_samples(configurations),
+            num_samples=res.tune_samples(configurations * defn.seeds),
             max_concurrent_trials=concurrency or opts.concurrency or 1,
         ),
         run_config=tune.RunConfig(
@@ -234,13 +242,15 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
     storage = opts.storage.public()
+    # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
+    fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(opts.overrides))
     ctx = SweepContext(
         sweep_id=opts.sweep_id, base={**defn.base, **opts.overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
         use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial, pack_size=res.pack_size,
-        pack_noise=res.pack_noise,
+        pack_noise=res.pack_noise, fid_networks=fid_networks,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)
     grid = tuner.fit()

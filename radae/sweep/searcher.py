@@ -10,6 +10,12 @@ value, as for its own pruners).
 Tune trial's config is ``{"pack": [params_0, ..., params_k-1]}``, each member asked from Optuna as
 its own Optuna trial and told its own objective (``pack.m<k>.<metric>`` of the trial's final
 report), so every trained configuration informs the sampler.
+
+Seeds (a definition's ``seeds: S``, :mod:`radae.sweep.seeds`): one Optuna trial per
+configuration, handed to S Tune trials (or pack members) with seed indices 0..S-1 under
+``seed``; :class:`SeedGroups` tells Optuna once all S ended: COMPLETE with the mean objective over
+the seeds (per objective in pareto mode), FAIL if any seed failed for good, else PRUNED if any
+was stopped early. Intermediate (per-epoch) values of single seeds are not told.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from radae.sweep.objective import FINAL_KEY, Objective
 from radae.sweep.packing import PACK_KEY, member_metric
+from radae.sweep.seeds import SEED_KEY
 from radae.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,101 @@ class PruneAwareOptunaSearch(OptunaSearch):
         log.info("trial %s stopped before its evaluation: recorded in Optuna as PRUNED", trial_id)
 
 
+def verdict(result: dict | None, error: bool, keys: list[str]) -> tuple[Any, list[float] | None]:
+    """(Optuna state, objective values) of one trained configuration seed from its final report."""
+    import optuna
+
+    values = [(result or {}).get(k) for k in keys]
+    if error:
+        return optuna.trial.TrialState.FAIL, None
+    if not (result or {}).get(FINAL_KEY):
+        return optuna.trial.TrialState.PRUNED, None
+    if any(v is None for v in values):  # e.g. a pack member that diverged while the others were evaluated
+        return optuna.trial.TrialState.FAIL, None
+    return optuna.trial.TrialState.COMPLETE, [float(v) for v in values]
+
+
+class SeedGroups:
+    """Hands out (Optuna trial, seed index) units and tells Optuna once per configuration.
+
+    :meth:`add` queues the S units of a new Optuna trial; :meth:`end` records one unit's verdict
+    and, with all S in, tells the study: COMPLETE with the per-objective mean over the seeds, FAIL if
+    any seed failed, else PRUNED if any was stopped early. Picklable (saved with the searcher).
+    """
+
+    def __init__(self, seeds: int) -> None:
+        self.seeds = seeds
+        self.pending: list[tuple[Any, int]] = []
+        self.ended: dict[int, list[tuple[Any, list[float] | None]]] = {}
+
+    def add(self, ot_trial: Any) -> None:
+        self.pending.extend((ot_trial, i) for i in range(self.seeds))
+
+    def pop(self) -> tuple[Any, int] | None:
+        return self.pending.pop(0) if self.pending else None
+
+    def end(self, study: Any, ot_trial: Any, state: Any, values: list[float] | None) -> None:
+        import statistics
+
+        import optuna
+
+        got = self.ended.setdefault(ot_trial.number, [])
+        got.append((state, values))
+        if len(got) < self.seeds:
+            return
+        states = [s for s, _ in got]
+        told = None
+        if optuna.trial.TrialState.FAIL in states:
+            state = optuna.trial.TrialState.FAIL
+        elif optuna.trial.TrialState.PRUNED in states:
+            state = optuna.trial.TrialState.PRUNED
+        else:
+            state = optuna.trial.TrialState.COMPLETE
+            means = [statistics.fmean(v[j] for _, v in got) for j in range(len(got[0][1]))]
+            told = means if len(means) > 1 else means[0]
+        try:
+            if self.seeds > 1:  # each seed's values, beside the mean (optuna-dashboard shows user attributes)
+                ot_trial.set_user_attr("seed_values", [v for _, v in got])
+            study.tell(ot_trial, told, state=state)
+        except Exception as exc:  # e.g. a NaN value, or told already (a restored sweep re-reports a finished seed)
+            log.warning("Optuna trial %d (%d seeds): %s", ot_trial.number, self.seeds, exc)
+
+
+def _unit_params(ot_trial: Any, index: int, seeds: int) -> dict[str, Any]:
+    """A Tune trial's (or pack member's) params: the configuration, plus its seed index when seeded."""
+    return {**ot_trial.params, SEED_KEY: index} if seeds > 1 else dict(ot_trial.params)
+
+
+class SeededOptunaSearch(PruneAwareOptunaSearch):
+    """Unpacked sweep with ``seeds > 1``: S Tune trials per Optuna trial (see :class:`SeedGroups`)."""
+
+    def __init__(self, *args: Any, seeds: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups = SeedGroups(seeds)
+        self._units: dict[str, tuple[Any, int]] = {}
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if trial_id not in self._units:
+            unit = self.groups.pop()
+            if unit is None:
+                self.groups.add(self._ot_study.ask(fixed_distributions=self._space))
+                unit = self.groups.pop()
+            self._units[trial_id] = unit
+        ot_trial, index = self._units[trial_id]
+        return _unit_params(ot_trial, index, self.groups.seeds)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        return  # one seed's intermediate values are not its configuration's
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._units or trial_id in self._completed_trials:
+            return
+        ot_trial, _ = self._units[trial_id]
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        self.groups.end(self._ot_study, ot_trial, *verdict(result, error, metrics))
+        self._completed_trials.add(trial_id)
+
+
 class PackedOptunaSearch(PruneAwareOptunaSearch):
     """One Tune trial = up to ``pack_size`` Optuna trials; ``total`` configurations in all.
 
@@ -59,30 +161,36 @@ class PackedOptunaSearch(PruneAwareOptunaSearch):
     capped at ``total``: the last pack may be smaller.
     """
 
-    def __init__(self, *args: Any, pack_size: int, total: int, shared: list[str], grid: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pack_size: int, total: int, shared: list[str], grid: bool, seeds: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pack_size, self.total, self.shared, self.grid = pack_size, total, list(shared), grid
-        self._packs: dict[str, list[Any]] = {}
+        self.groups = SeedGroups(seeds)
+        self._packs: dict[str, list[tuple[Any, int]]] = {}
         self._asked = 0
 
     def suggest(self, trial_id: str) -> dict | None:
         from ray.tune.search import Searcher
 
+        seeds = self.groups.seeds
         if trial_id not in self._packs:
-            count = min(self.pack_size, self.total - self._asked)
+            count = min(self.pack_size, self.total * seeds - self._asked)
             if count <= 0:
                 return Searcher.FINISHED
-            leader = self._ot_study.ask(fixed_distributions=self._space)
-            members = [leader]
-            for _ in range(count - 1):
-                fixed = {k: leader.params[k] for k in self.shared if k in leader.params}
-                if fixed and not self.grid:
-                    self._ot_study.enqueue_trial(fixed, skip_if_exists=False)
-                members.append(self._ot_study.ask(fixed_distributions=self._space))
-            self._packs[trial_id] = members
-            self._ot_trials[trial_id] = leader
+            units: list[tuple[Any, int]] = []
+            while len(units) < count:
+                unit = self.groups.pop()
+                if unit is None:
+                    leader = units[0][0] if units else None
+                    fixed = {k: leader.params[k] for k in self.shared if k in leader.params} if leader else {}
+                    if fixed and not self.grid:
+                        self._ot_study.enqueue_trial(fixed, skip_if_exists=False)
+                    self.groups.add(self._ot_study.ask(fixed_distributions=self._space))
+                    continue
+                units.append(unit)
+            self._packs[trial_id] = units
+            self._ot_trials[trial_id] = units[0][0]
             self._asked += count
-        return {PACK_KEY: [dict(t.params) for t in self._packs[trial_id]]}
+        return {PACK_KEY: [_unit_params(t, i, seeds) for t, i in self._packs[trial_id]]}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._packs:
@@ -94,23 +202,10 @@ class PackedOptunaSearch(PruneAwareOptunaSearch):
             return
         if trial_id in self._completed_trials:
             return
-        import optuna
-
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        for k, ot_trial in enumerate(self._packs[trial_id]):
-            values = [(result or {}).get(member_metric(k, m)) for m in metrics]
-            if error:
-                state, told = optuna.trial.TrialState.FAIL, None
-            elif not (result or {}).get(FINAL_KEY):
-                state, told = optuna.trial.TrialState.PRUNED, None
-            elif any(v is None for v in values):  # this member diverged; the others were evaluated
-                state, told = optuna.trial.TrialState.FAIL, None
-            else:
-                state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
-            try:
-                self._ot_study.tell(ot_trial, told, state=state)
-            except Exception as exc:  # e.g. a NaN value
-                log.warning("trial %s member %d: %s", trial_id, k, exc)
+        for k, (ot_trial, _) in enumerate(self._packs[trial_id]):
+            keys = [member_metric(k, m) for m in metrics]
+            self.groups.end(self._ot_study, ot_trial, *verdict(result, error, keys))
         self._completed_trials.add(trial_id)
 
 
@@ -124,10 +219,11 @@ def study_storage(path: str | Path):
 
 
 def build_searcher(space: SearchSpace, objective: Objective, *, study_db: str | Path, study_name: str, seed: int = 0,
-                   pack_size: int = 1, total: int | None = None):
+                   pack_size: int = 1, total: int | None = None, seeds: int = 1):
     """The sweep's searcher: Optuna GridSampler for a pure grid, else (multi-objective) TPE.
 
-    ``pack_size > 1`` gives a :class:`PackedOptunaSearch` asking ``total`` configurations in packs.
+    ``pack_size > 1`` gives a :class:`PackedOptunaSearch` asking ``total`` configurations in packs;
+    ``seeds > 1`` repeats each configuration over that many seeds (:class:`SeedGroups`).
     """
     import optuna
 
@@ -142,7 +238,10 @@ def build_searcher(space: SearchSpace, objective: Objective, *, study_db: str | 
 
         if total is None:
             raise ValueError("a packed searcher needs total (the number of configurations to train)")
-        return PackedOptunaSearch(pack_size=pack_size, total=total, shared=shared_keys(space.params), grid=space.is_grid, **kwargs)
+        return PackedOptunaSearch(pack_size=pack_size, total=total, shared=shared_keys(space.params), grid=space.is_grid,
+                                  seeds=seeds, **kwargs)
+    if seeds > 1:
+        return SeededOptunaSearch(seeds=seeds, **kwargs)
     return PruneAwareOptunaSearch(**kwargs)
 
 

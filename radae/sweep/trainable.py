@@ -46,6 +46,8 @@ REPORTERS: Registry = Registry("reporter")
 CHECKPOINT_FILE = "checkpoint.pt"
 # Files of radae.train's output folder logged as MLflow artifacts of a trial's run.
 TRAIN_ARTIFACTS = ("samples.png", "reconstructions.png", "summary.json", "config.json", "metrics.jsonl")
+# Final-report entries that are Unix times of the training (row columns, not metrics).
+TRAIN_TIMES = ("train_started_at", "train_finished_at")
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,17 @@ class SweepContext:
     gpus_per_trial: float = 1.0
     pack_size: int = 1
     pack_noise: str = "member"
+    # dataset name -> the sweep's stored FID feature network ({"key", "sha256"}, radae.sweep.fidnet)
+    fid_networks: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> StorageSettings:
         """Storage settings with the credentials of this process's environment."""
         return StorageSettings.from_env(**self.storage)
+
+    def fid_network(self, dataset: str) -> dict[str, Any] | None:
+        """Where a trial on ``dataset`` fetches the sweep's FID feature network (None: it needs none)."""
+        net = self.fid_networks.get(dataset)
+        return {**net, "storage": self.storage} if net else None
 
 
 @dataclass
@@ -203,6 +212,7 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     tracker = Tracker(job["tracking_uri"], job["experiment"]) if reporter.rank == 0 else None
     device = resolve_device(cfg.train.device)
     data = load_dataset(cfg.data, device)
+    fid_kwargs = feature_net_kwargs(job)  # fetched and checked before training: a bad network fails now
 
     def on_epoch(metrics: dict[str, Any], checkpoint_path: str) -> None:
         _report_with_checkpoint(reporter, _numeric(metrics), {CHECKPOINT_FILE: Path(checkpoint_path)})
@@ -214,7 +224,7 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     result = train(cfg, resume=(out / CHECKPOINT_FILE).exists(), on_epoch=on_epoch, data=data, progress=False)
     t1 = time.time()
     _, model = load_model(result.checkpoint, device=device)
-    evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=out / "eval", progress=False)
+    evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=out / "eval", progress=False, **fid_kwargs)
     t2 = time.time()
     objective = make_objective(job["objective"], job["fid_weight"])
     final = {
@@ -224,6 +234,9 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
         "epochs_trained": float(len(result.history)),
         "train_seconds": t1 - t0,
         "eval_seconds": t2 - t1,
+        # Unix times of this attempt's training (row columns, not metrics: see TRAIN_TIMES).
+        "train_started_at": t0,
+        "train_finished_at": t1,
         "resumed_from_epoch": float(resumed_from),
         # From the Tune function's start to this loop's start: the executor's overhead.
         "startup_seconds": entered - float(job["extra"].get("trial_started", entered)),
@@ -236,9 +249,22 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     return final
 
 
+def feature_net_kwargs(job: dict[str, Any]) -> dict[str, Any]:
+    """``evaluate``'s ``feature_net`` argument: the sweep's FID network, fetched and checked (radae.sweep.fidnet)."""
+    from radae.sweep.fidnet import fetch_feature_net
+
+    space = fetch_feature_net(job["extra"].get("fid_network"))
+    return {"feature_net": space} if space is not None else {}
+
+
+def split_times(final: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, timing columns) of a final report: :data:`TRAIN_TIMES` are Unix times, not metrics."""
+    return {k: v for k, v in final.items() if k not in TRAIN_TIMES}, {k: final.get(k) for k in TRAIN_TIMES}
+
+
 def log_trial_outputs(tracker: Any, run_id: str, final: Mapping[str, Any], epochs: int, checkpoint: Path, out: Path) -> None:
     """A trained and evaluated configuration's MLflow record: final metrics, checkpoint, evaluation, training files."""
-    tracker.log_metrics(run_id, final, step=epochs)
+    tracker.log_metrics(run_id, split_times(final)[0], step=epochs)
     tracker.log_artifacts(run_id, checkpoint, "checkpoint")
     tracker.log_artifacts(run_id, out / "eval", "eval")
     for name in TRAIN_ARTIFACTS:
@@ -292,7 +318,9 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
 
     from radae.config import apply_overrides
     from radae.sweep import results
+    from radae.sweep.fidnet import fid_columns, fid_tags
     from radae.sweep.packing import PACK_KEY
+    from radae.sweep.seeds import seed_tags, trial_config
     from radae.sweep.space import SearchSpace
     from radae.sweep.tracking import Tracker
 
@@ -309,26 +337,30 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
 
     started = time.time()
     space = SearchSpace.from_dict(ctx.space)
-    cfg = space.to_config(apply_overrides_base(ctx.base), params)
+    cfg, params, seeded = trial_config(space, apply_overrides_base(ctx.base), params)
+    fid_net = ctx.fid_network(cfg.data.name)
     out_dir = Path(ctx.work_dir).expanduser().resolve() / ctx.sweep_id / trial_id
     cfg = apply_overrides(cfg, {"train.out_dir": str(out_dir)})
     tracker = Tracker(ctx.tracking_uri, ctx.experiment)
-    run_id = tracker.trial_run(ctx.parent_run_id, ctx.sweep_id, trial_id, cfg.flat(), {f"param.{k}": v for k, v in params.items()})
+    run_id = tracker.trial_run(ctx.parent_run_id, ctx.sweep_id, trial_id, cfg.flat(),
+                               {**{f"param.{k}": v for k, v in params.items()}, **seed_tags(seeded), **fid_tags(fid_net)})
     job = asdict(
         TrialJob(ctx.sweep_id, trial_id, cfg.to_dict(), run_id, ctx.tracking_uri, ctx.experiment, ctx.objective,
                  ctx.fid_weight, ctx.state_dir, ctx.threads,
-                 extra={"trial_started": started, "gpu_fraction": ctx.gpus_per_trial})
+                 extra={"trial_started": started, "gpu_fraction": ctx.gpus_per_trial, "fid_network": fid_net})
     )
     executor: Callable[[dict[str, Any], SweepContext], dict[str, Any]] = EXECUTORS.get(ctx.executor)
     # A failure leaves the run RUNNING: a retry continues it; the driver's RowsCallback marks
     # trials that end pruned (KILLED) or failed for good (FAILED).
     final = executor(job, ctx)
     finished = time.time()
+    metrics, train_times = split_times(final)
     row = results.make_row(
-        sweep_id=ctx.sweep_id, trial_id=trial_id, status="completed", config=cfg.flat(), params=params, metrics=final,
+        sweep_id=ctx.sweep_id, trial_id=trial_id, status="completed", config=cfg.flat(), params=params, metrics=metrics,
         timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
-                 "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds")},
-        extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor},
+                 "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds"), **train_times},
+        extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor, **seeded,
+               **fid_columns(fid_net)},
     )
     results.write_row(settings, row)
     tracker.end(run_id, "FINISHED")

@@ -6,10 +6,12 @@ fault test kills a trial's worker mid-training and the driver mid-sweep, then re
 ``--resume``: every trial has exactly one row and no finished trial is run again.
 """
 
+import hashlib
 import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -80,12 +82,33 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
 
     settings = settings_of(live)
     table = results.read_sweep(settings, sweep)
-    n = defn.num_samples
-    assert n == 4 and table.num_rows == n and len(raw_objects(settings, sweep)) == n
+    n = defn.num_samples * defn.seeds  # 2 configurations x 2 seeds
+    assert defn.seeds == 2 and n == 4 and table.num_rows == n and len(raw_objects(settings, sweep)) == n
     rows = table.to_pylist()
     assert all(r["status"] == "completed" for r in rows) and len({r["trial_id"] for r in rows}) == n
     grid = {(p["loss.alpha"], p["prior.num_modes"]) for p in defn.space.grid_points()}
     assert {(r["param.loss.alpha"], r["param.prior.num_modes"]) for r in rows} == grid
+    # Seeds: each configuration S times, with train.seed = base + 0..S-1, under one config_key.
+    configs: dict = {}
+    for r in rows:
+        configs.setdefault(r["config_key"], []).append(r)
+    assert len(configs) == len(grid) and all(len(c) == defn.seeds for c in configs.values())
+    for same in configs.values():
+        assert sorted(r["seed"] for r in same) == [0, 1] and all(r["config.train.seed"] == r["seed"] for r in same)
+        assert len({(r["param.loss.alpha"], r["param.prior.num_modes"], r["config_label"]) for r in same}) == 1
+        assert same[0]["config_label"] == f"loss.alpha={same[0]['param.loss.alpha']} prior.num_modes={same[0]['param.prior.num_modes']}"
+        assert same[0]["metric.score"] != same[1]["metric.score"]  # different seeds, different models
+    # One FID feature network for the whole sweep: stored with its results, the same checksum in every row.
+    fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
+    stored_net = settings.boto3_client().get_object(Bucket=settings.bucket, Key=fid_key)["Body"].read()
+    assert {r["fid_network_sha256"] for r in rows} == {hashlib.sha256(stored_net).hexdigest()}
+    # Both cores train (issue 9, item 6): with --concurrency 2 on the 2-CPU cluster two trials' training overlaps.
+    spans = sorted((r["train_started_at"], r["train_finished_at"]) for r in rows)
+    assert all(a < b for a, b in spans)
+    assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
+    ray_logs = "".join(p.read_text(errors="replace") for p in Path(live["state"]["ray_temp_dir"]).rglob("*")
+                       if p.is_file() and p.suffix in (".log", ".out", ".err"))
+    assert "WorkerGroupStartupTimeoutError" not in proc.stdout + proc.stderr + ray_logs
     for r in rows:
         assert r["config.loss.alpha"] == r["param.loss.alpha"] and r["config.data.name"] == "mnist"
         assert r["config.train.epochs"] == 2 and r["metric.epochs_trained"] == 2
@@ -101,8 +124,13 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
     runs = tracker.trial_runs(sweep)
     assert len(runs) == n and parent.info.status == "FINISHED"
+    by_trial = {r["trial_id"]: r for r in rows}
     for run in runs:
         assert run.data.tags[PARENT_TAG] == parent.info.run_id and run.info.status == "FINISHED"
+        row = by_trial[run.data.tags["radae.trial_id"]]
+        assert run.data.tags["radae.seed"] == str(row["seed"]) == run.data.params["train.seed"]
+        assert run.data.tags["radae.config_key"] == row["config_key"] and run.data.tags["radae.config_label"] == row["config_label"]
+        assert run.data.tags["radae.fid_network_sha256"] == row["fid_network_sha256"]
         assert run.data.params["loss.alpha"] in {str(a) for a, _ in grid} and "eval.fid_samples" in run.data.params
         history = tracker.client.get_metric_history(run.info.run_id, "val_loss")
         assert [m.step for m in history] == [1, 2]
@@ -115,9 +143,11 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     assert {o["Key"].rsplit("/", 1)[1] for o in report["Contents"]} == {"pareto.csv", "pareto.parquet", "pareto.png", "sensitivity.png"}
     assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")} >= {"report/pareto.png", "report/pareto.csv"}
 
+    # Optuna: one trial per configuration, told the mean score over its seeds.
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * n
-    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(r["metric.score"] for r in rows))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * len(grid)
+    means = sorted(statistics.fmean(r["metric.score"] for r in same) for same in configs.values())
+    assert sorted(t.value for t in study.trials) == pytest.approx(means)
 
     secret = live["env"]["AWS_SECRET_ACCESS_KEY"]
     assert secret not in proc.stdout + proc.stderr
@@ -141,7 +171,8 @@ def progress(state_dir, exclude=()):
 def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     live, sweep = live_stack, f"fault-{uuid.uuid4().hex[:6]}"
     state_dir = live["work"] / sweep / "state"
-    extra = ["--num-samples", "2", "--concurrency", "1", "--set", "train.epochs=4", "--set", "data.train_limit=6000"]
+    # One configuration x the smoke's two seeds: two trials, one Optuna trial told once both ended.
+    extra = ["--num-samples", "1", "--concurrency", "1", "--set", "train.epochs=4", "--set", "data.train_limit=6000"]
     settings = settings_of(live)
     t0 = time.time()
     proc = submit(live, sweep, extra, wait=False, submission_id=f"{sweep}-a")
@@ -164,6 +195,8 @@ def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     wait_for(lambda: client.get_job_status(f"{sweep}-a") in (JobStatus.FAILED, JobStatus.STOPPED), "the killed job", interval=0.5)
     before = {r["trial_id"]: r["finished_at"] for r in results.read_sweep(settings, sweep).to_pylist()}
     assert first in before and second not in before
+    fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
+    fid_stored = settings.boto3_client().head_object(Bucket=settings.bucket, Key=fid_key)["LastModified"]
 
     # 4. Resume: the sweep completes, finished trials are not run again, the interrupted one resumes.
     proc = submit(live, sweep, [*extra, "--resume"], submission_id=f"{sweep}-b")
@@ -175,6 +208,11 @@ def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     assert all(r["status"] == "completed" for r in rows.values())
     assert all(rows[t]["finished_at"] == finished for t, finished in before.items())  # not repeated
     assert rows[second]["resumed_from_epoch"] >= 1
+    assert sorted(r["seed"] for r in rows.values()) == [0, 1] and len({r["config_key"] for r in rows.values()}) == 1
+    # --resume reused the stored FID network (not rebuilt): one checksum, the object untouched.
+    assert settings.boto3_client().head_object(Bucket=settings.bucket, Key=fid_key)["LastModified"] == fid_stored
+    assert len({r["fid_network_sha256"] for r in rows.values()}) == 1 and None not in {r["fid_network_sha256"] for r in rows.values()}
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
-    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert len(study.trials) == 1 and study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert study.trials[0].value == pytest.approx(statistics.fmean(r["metric.score"] for r in rows.values()))
     assert len(Tracker(live["env"]["MLFLOW_TRACKING_URI"]).trial_runs(sweep)) == 2

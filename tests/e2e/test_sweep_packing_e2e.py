@@ -44,10 +44,13 @@ def test_packed_sweep_keeps_each_configuration_separate(live_stack, measurements
 
     settings = settings_of(live)
     rows = results.read_sweep(settings, sweep).to_pylist()
-    n = defn.num_samples
+    n = defn.num_samples * defn.seeds  # 2 configurations x 2 seeds, in packs of 2
     assert n == 4 and len(rows) == n and len(raw_objects(settings, sweep)) == n
-    grid = {(p["loss.alpha"], p["prior.num_modes"]) for p in defn.space.grid_points()}
-    assert {(r["param.loss.alpha"], r["param.prior.num_modes"]) for r in rows} == grid  # every point once
+    grid = [(p["loss.alpha"], p["prior.num_modes"]) for p in defn.space.grid_points()]
+    points = [(r["param.loss.alpha"], r["param.prior.num_modes"]) for r in rows]
+    assert sorted(points) == sorted(grid * defn.seeds)  # every point once per seed
+    assert sorted((r["config_key"], r["seed"]) for r in rows) == sorted((k, s) for k in {r["config_key"] for r in rows} for s in (0, 1))
+    assert len({r["fid_network_sha256"] for r in rows}) == 1 and rows[0]["fid_network_sha256"] is not None
     packs: dict[str, list[dict]] = {}
     for r in rows:
         packs.setdefault(r["pack_trial"], []).append(r)
@@ -82,8 +85,12 @@ def test_packed_sweep_keeps_each_configuration_separate(live_stack, measurements
     assert len(set(histories)) == n
 
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * n  # every member informs the sampler
-    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(r["metric.score"] for r in rows))
+    # Every member informs the sampler: one Optuna trial per configuration, told the mean over its seeds.
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * defn.num_samples
+    means = {}
+    for r in rows:
+        means.setdefault(r["config_key"], []).append(r["metric.score"])
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(sum(v) / len(v) for v in means.values()))
 
     before = raw_objects(settings, sweep)
     t0 = time.time()
