@@ -168,3 +168,54 @@ def test_resume_state_checked_before_ray_and_mlflow(s3, tmp_path, monkeypatch, r
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+class _CreatesFile:
+    """Unpickling this runs ``open(path, "w")``: the file appears if the pickle is ever executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
+    """A pickle whose __reduce__ would create a file, uploaded as a trial's Ray checkpoint, is refused on
+    restore with an error naming it; the file is never created and the trial's folder is untouched."""
+    import torch
+    from ray.train import Checkpoint
+
+    from radae.checkpoint import FORMAT, CheckpointError
+    from radae.sweep.trainable import CHECKPOINT_FILE, take_restored
+
+    marker = tmp_path / "pwned"
+    name = f"m0/{CHECKPOINT_FILE}" if packed else CHECKPOINT_FILE
+    local = tmp_path / "crafted" / name
+    local.parent.mkdir(parents=True)
+    torch.save({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": _CreatesFile(str(marker)), "epoch": 3}, local)
+    path, fs = s3.ray_storage("train", "sw-1", "sw-1-t_00001", "checkpoint_000002")
+    with fs.open_output_stream(f"{path}/{name}") as out:
+        out.write(local.read_bytes())
+    restored = Checkpoint(path, filesystem=fs)
+    dest = tmp_path / "trial" / CHECKPOINT_FILE
+    with restored.as_directory() as ckpt_dir, pytest.raises(CheckpointError) as err:
+        take_restored(Path(ckpt_dir) / name, dest, f"{restored.path}/{name}")
+    assert f"{path}/{name}" in str(err.value) and "refused" in str(err.value) and "io.open" in str(err.value)
+    assert not marker.exists() and not dest.exists()
+    # The project's own checkpoints still restore (and report their epoch).
+    with fs.open_output_stream(f"{path}/{name}") as out:
+        out.write(torch_bytes({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": {"w": torch.ones(2)}, "epoch": 3}))
+    with Checkpoint(path, filesystem=fs).as_directory() as ckpt_dir:
+        assert take_restored(Path(ckpt_dir) / name, dest, name) == 3 and dest.exists()
+
+
+def torch_bytes(obj) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

@@ -310,6 +310,12 @@ def load_env(state_dir: Path) -> dict[str, str]:
     return out
 
 
+def auth_headers(env: dict[str, str]) -> dict[str, str]:
+    """HTTP headers with the stack's Ray token (``RAY_AUTH_TOKEN_PATH`` of ``env``), for Ray's job API."""
+    path = env.get("RAY_AUTH_TOKEN_PATH")
+    return {"Authorization": f"Bearer {Path(path).read_text().strip()}"} if path else {}
+
+
 def stop(state_dir: Path) -> list[str]:
     """Stop the recorded process groups (Ray first); returns the services stopped."""
     path = state_dir / "state.json"

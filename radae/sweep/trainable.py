@@ -165,7 +165,7 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from the latest Ray checkpoint), evaluate, report; returns the final metrics."""
     import torch
 
-    from radae.checkpoint import load_model
+    from radae.checkpoint import load_checkpoint, load_model
     from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
     from radae.sweep.packing import cap_gpu_memory
@@ -194,11 +194,9 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     restored = reporter.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as ckpt_dir:
-            if (Path(ckpt_dir) / CHECKPOINT_FILE).exists():
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(ckpt_dir) / CHECKPOINT_FILE, out / CHECKPOINT_FILE)
+            take_restored(Path(ckpt_dir) / CHECKPOINT_FILE, out / CHECKPOINT_FILE, f"{restored.path}/{CHECKPOINT_FILE}")
     if (out / CHECKPOINT_FILE).exists():
-        resumed_from = int(torch.load(out / CHECKPOINT_FILE, map_location="cpu", weights_only=False).get("epoch", 0))
+        resumed_from = int(load_checkpoint(out / CHECKPOINT_FILE).get("epoch", 0))
 
     tracker = Tracker(job["tracking_uri"], job["experiment"]) if reporter.rank == 0 else None
     device = resolve_device(cfg.train.device)
@@ -234,6 +232,28 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
         log_trial_outputs(tracker, job["run_id"], final, len(result.history), result.checkpoint, out)
     _report_with_checkpoint(reporter, final, {CHECKPOINT_FILE: result.checkpoint, "eval": out / "eval"})
     return final
+
+
+def take_restored(src: Path, dest: Path, origin: str) -> int | None:
+    """Copy a checkpoint restored from Ray storage to ``dest`` once the project's loader accepts it.
+
+    ``src`` is read with :func:`radae.checkpoint.load_checkpoint` (``torch.load(weights_only=True)``):
+    a file holding anything but tensors and plain containers, such as a crafted pickle written to
+    the bucket, is refused with a :class:`~radae.checkpoint.CheckpointError` naming ``origin`` (its
+    place in storage) before any code of it runs or any file of the trial changes. Returns the
+    checkpoint's epoch, or None when ``src`` does not exist.
+    """
+    from radae.checkpoint import CheckpointError, load_checkpoint
+
+    if not src.exists():
+        return None
+    try:
+        state = load_checkpoint(src)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {origin} restored from Ray storage refused: {exc}") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
+    return int(state.get("epoch", 0))
 
 
 def log_trial_outputs(tracker: Any, run_id: str, final: Mapping[str, Any], epochs: int, checkpoint: Path, out: Path) -> None:
