@@ -1,7 +1,9 @@
 """Parquet rows in a real S3 server (moto_server on a free loopback port) and the preflight checks."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -219,3 +221,64 @@ def torch_bytes(obj) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+def test_a_corrupt_object_in_the_results_prefix_is_named(s3):
+    results.write_row(s3, row("t_00001"))
+    bad = results.trial_path(s3, "sw-corrupt", "t_00002")
+    results.write_row(s3, {**row("t_00003"), "sweep_id": "sw-corrupt"})
+    fs = s3.pyarrow_fs()
+    with fs.open_output_stream(bad) as out:
+        out.write(b"PAR1 this is not parquet")
+    with pytest.raises(results.ResultsError, match=rf"s3://{bad} is corrupt"):
+        results.read_sweep(s3, "sw-corrupt")
+    with pytest.raises(results.ResultsError, match=rf"s3://{bad} is corrupt"):
+        results.read_row(s3, "sw-corrupt", "t_00002")
+    assert results.read_row(s3, "sw-corrupt", "t_00003")["trial_id"] == "t_00003"  # the others still read
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3, tmp_path, monkeypatch):
+    """The lease of a live driver (another process on this host) refuses run_sweep before Ray, MLflow or any
+    file; a lease whose PID is gone or whose heartbeat is stale is taken over."""
+    import ray
+
+    from radae.sweep import stack
+    from radae.sweep.definition import load_definition
+    from radae.sweep.lease import DriverLease, LeaseError, lease_path
+    from radae.sweep.runner import SweepError, SweepOptions, run_sweep
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        held = {"sweep_id": "sw-lease", "host": socket.gethostname(), "pid": other.pid,
+                "pid_start": stack.start_time(other.pid), "token": "other-driver", "acquired_at": time.time(),
+                "heartbeat": time.time()}
+        fs, path = s3.pyarrow_fs(), lease_path(s3, "sw-lease")
+        with fs.open_output_stream(path) as out:
+            out.write(json.dumps(held).encode())
+        before = fs.open_input_stream(path).read()
+        db, state = tmp_path / "mlflow.db", tmp_path / "state"
+        defn = load_definition(Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml", smoke=True)
+        opts = SweepOptions(sweep_id="sw-lease", storage=s3, tracking_uri=f"sqlite:///{db}", resume=True,
+                            study_db=str(tmp_path / "optuna.db"), work_dir=str(tmp_path / "trials"), state_dir=str(state))
+        with pytest.raises(SweepError, match=rf"being run by another driver \(pid {other.pid} .*lease s3://{path}"):
+            run_sweep(defn, opts)
+        assert not ray.is_initialized() and not db.exists() and not (state / "driver.pid").exists()
+        assert fs.open_input_stream(path).read() == before  # nothing overwritten
+        # The holder dies: its lease is taken over at once (same host, PID gone).
+        other.kill()
+        other.wait()
+        with DriverLease(s3, "sw-lease", settle=0.1) as lease:
+            assert lease.read()["token"] == lease.record["token"]
+            with pytest.raises(LeaseError, match=f"pid {lease.record['pid']}"):
+                DriverLease(s3, "sw-lease", settle=0.1).acquire()
+        assert lease.read() is None  # released
+        # A stale heartbeat (a driver on another host that stopped beating) is taken over too.
+        with fs.open_output_stream(path) as out:
+            out.write(json.dumps({**held, "host": "elsewhere", "heartbeat": time.time() - 120}).encode())
+        with DriverLease(s3, "sw-lease", settle=0.1, ttl=30) as lease:
+            assert lease.read()["token"] == lease.record["token"]
+    finally:
+        other.kill()
+        other.wait()

@@ -98,14 +98,27 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any]) -> str:
 def read_row(settings: StorageSettings, sweep_id: str, trial_id: str) -> dict[str, Any] | None:
     """The trial's stored row, or None when it has none yet."""
     import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
 
     fs = settings.pyarrow_fs()
     path = trial_path(settings, sweep_id, trial_id)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
-    with fs.open_input_file(path) as f:
-        return pq.read_table(f).to_pylist()[0]
+    return _read_object(fs, path).to_pylist()[0]
+
+
+def _read_object(fs: Any, path: str):
+    """One trial object as a table; :class:`ResultsError` naming the object when it is not readable Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f)
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"results object s3://{path} is corrupt or unreadable (not a Parquet row: {exc})") from exc
+    if table.num_rows != 1:
+        raise ResultsError(f"results object s3://{path} holds {table.num_rows} rows, expected one trial row")
+    return table
 
 
 def list_rows(settings: StorageSettings, sweep_id: str) -> list[str]:
@@ -127,13 +140,9 @@ def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = Fa
     trial, is null there) and sorted by trial id.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     fs = settings.pyarrow_fs()
-    tables = []
-    for path in list_rows(settings, sweep_id):
-        with fs.open_input_file(path) as f:
-            tables.append(pq.read_table(f))
+    tables = [_read_object(fs, path) for path in list_rows(settings, sweep_id)]
     if not tables:
         table = pa.table({"sweep_id": pa.array([], pa.string()), "trial_id": pa.array([], pa.string())})
     else:
