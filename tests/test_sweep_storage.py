@@ -282,3 +282,29 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     finally:
         other.kill()
         other.wait()
+
+
+def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, monkeypatch, caplog):
+    """The S3 endpoint resets every connection for ~3 s (pyarrow's own retries cut to one attempt so the
+    outage outlasts them): the row write logs a warning naming the endpoint, backs off, and lands once."""
+    import dataclasses
+    import logging
+    import threading
+
+    from radae.sweep import settings as settings_module
+    from tcp_proxy import TcpProxy
+
+    monkeypatch.setattr(settings_module, "S3_MAX_ATTEMPTS", 1)
+    proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
+    try:
+        via = dataclasses.replace(s3, endpoint=proxy.endpoint)
+        results.write_row(via, {**row("t_00008"), "sweep_id": "sw-outage"})  # through the proxy while it is up
+        proxy.down()
+        threading.Timer(3.0, proxy.back_up).start()
+        with caplog.at_level(logging.WARNING, logger="radae.sweep.results"):
+            results.write_row(via, {**row("t_00009"), "sweep_id": "sw-outage"})
+        assert proxy.refused >= 1, (proxy.refused, proxy.relayed, caplog.text)
+        assert f"S3 endpoint {proxy.endpoint} unreachable" in caplog.text
+        assert results.read_sweep(s3, "sw-outage").column("trial_id").to_pylist() == ["t_00008", "t_00009"]  # one row each
+    finally:
+        proxy.close()

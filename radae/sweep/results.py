@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from radae.sweep.settings import StorageSettings, scrub
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Row writes retried after pyarrow's own retries gave up (backoff 2, 4, 8, ... s, capped at 30 s).
+WRITE_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 class ResultsError(RuntimeError):
@@ -86,12 +91,20 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any]) -> str:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     fs = settings.pyarrow_fs()
-    try:
-        # One PUT of the whole object: readers see the old row or the new one, never half.
-        with fs.open_output_stream(path) as out:
-            out.write(buf.getvalue())
-    except OSError as exc:
-        raise ResultsError(f"cannot write s3://{path}: {exc}") from exc
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            # One PUT of the whole object: readers see the old row or the new one, never half.
+            with fs.open_output_stream(path) as out:
+                out.write(buf.getvalue())
+            break
+        except OSError as exc:
+            if attempt == WRITE_ATTEMPTS:
+                raise ResultsError(f"cannot write s3://{path} after {attempt} attempts (S3 endpoint "
+                                   f"{settings.endpoint or 'aws'} unreachable or refusing): {exc}") from exc
+            wait = min(2.0**attempt, 30.0)
+            log.warning("S3 endpoint %s unreachable writing the row s3://%s (attempt %d of %d: %s); retrying in %.0f s",
+                        settings.endpoint or "aws", path, attempt, WRITE_ATTEMPTS, exc, wait)
+            time.sleep(wait)
     return f"s3://{path}"
 
 

@@ -37,6 +37,8 @@ ENV = {
     "session_token": ("RADAE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
 }
 MASK = "***"
+# Attempts of each pyarrow S3 request (AWS standard retry strategy, exponential backoff).
+S3_MAX_ATTEMPTS = 10
 # Keys whose values are secrets wherever they appear (env dumps, configs, kwargs).
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|access_key|credential|aws_access_key_id)", re.I)
 
@@ -106,8 +108,13 @@ class StorageSettings:
             kwargs.update(endpoint_override=url.netloc, scheme=url.scheme)
         if self.access_key and self.secret_key:
             kwargs.update(access_key=self.access_key, secret_key=self.secret_key, session_token=self.session_token)
-        # Short timeouts so an unreachable endpoint fails fast instead of retrying for minutes.
-        kwargs.update(connect_timeout=5, request_timeout=30)
+        # Short timeouts per request, and the AWS SDK's standard retries with exponential backoff
+        # (0.1 s doubling, capped at 20 s): an endpoint away for up to about a minute delays every
+        # pyarrow call (Ray's checkpoint and experiment-state uploads included) instead of failing it.
+        from pyarrow import fs
+
+        kwargs.update(connect_timeout=5, request_timeout=30,
+                      retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
         return kwargs
 
     def pyarrow_fs(self):
