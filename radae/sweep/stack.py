@@ -265,11 +265,7 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         # All three start at once (each waits only for its own port); the bucket is created
         # as soon as S3 answers.
         record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"))
-        mlflow_env = {**base_env, **storage.server_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
-               "--artifacts-destination", f"s3://{bucket}/{prefix}/mlflow", "--host", "127.0.0.1",
-               "--port", str(ports["mlflow"]), "--workers", "1"]
-        record("mlflow", _spawn(cmd, mlflow_env, state_dir / "mlflow.log"))
+        record("mlflow", _spawn_mlflow(state_dir, storage, ports["mlflow"], base_env))
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
@@ -299,6 +295,35 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
     state["env"] = {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
     (state_dir / "state.json").write_text(json.dumps(state, indent=2))
     return state
+
+
+def _spawn_mlflow(state_dir: Path, storage: StorageSettings, port: int, base_env: dict[str, str]) -> subprocess.Popen:
+    """The MLflow server (SQLite in the state dir, artifacts proxied to S3); the S3 credentials as ``AWS_*``
+    in its environment only."""
+    env = {**base_env, **storage.server_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
+           "--artifacts-destination", storage.uri("mlflow"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return _spawn(cmd, env, state_dir / "mlflow.log")
+
+
+def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120) -> int:
+    """Kill the stack's MLflow server (SIGKILL, as a crash would), wait ``down_for`` s and start it again
+    on its port with the same SQLite store; returns the new PID once ``/health`` answers."""
+    state_dir = state_dir.resolve()
+    state = json.loads((state_dir / "state.json").read_text())
+    old = state["services"]["mlflow"]
+    stop_service(int(old["pid"]), int(old["pgid"]), grace=0)
+    time.sleep(down_for)
+    env = load_env(state_dir)
+    storage = StorageSettings.from_env(env)
+    base_env = {**{k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV},
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    port = int(state["ports"]["mlflow"])
+    proc = _spawn_mlflow(state_dir, storage, port, base_env)
+    state["services"]["mlflow"] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / "mlflow.log")}
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2))
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), "MLflow server", proc, state_dir / "mlflow.log", timeout)
+    return proc.pid
 
 
 def load_env(state_dir: Path) -> dict[str, str]:

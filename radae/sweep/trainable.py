@@ -161,7 +161,31 @@ def _report_with_checkpoint(reporter: Any, metrics: dict[str, Any], files: Mappi
         reporter.report(metrics, tmp)
 
 
+class DiskFullError(OSError):
+    """The trial's work folder ran out of space; the message names the trial and the folder."""
+
+
 def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
+    """:func:`train_and_evaluate`, with a full disk under the trial's work folder named (:class:`DiskFullError`).
+
+    Checkpoints are written atomically (:func:`radae.checkpoint.save_checkpoint`), so the last good one
+    survives in the folder and in Ray storage; the retried or resumed trial continues from it.
+    """
+    import errno
+
+    try:
+        return train_and_evaluate(job)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or isinstance(exc, DiskFullError):
+            raise
+        out = job["cfg"]["train"]["out_dir"]
+        raise DiskFullError(
+            errno.ENOSPC, f"trial {job['trial_id']}: no space left on the device of its work folder {out} ({exc}); "
+            "its last good checkpoint is kept there and in Ray storage: free space, then --resume continues from it"
+        ) from exc
+
+
+def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from the latest Ray checkpoint), evaluate, report; returns the final metrics."""
     import torch
 
@@ -243,7 +267,7 @@ def take_restored(src: Path, dest: Path, origin: str) -> int | None:
     place in storage) before any code of it runs or any file of the trial changes. Returns the
     checkpoint's epoch, or None when ``src`` does not exist.
     """
-    from radae.checkpoint import CheckpointError, load_checkpoint
+    from radae.checkpoint import CheckpointError, load_checkpoint, write_atomic
 
     if not src.exists():
         return None
@@ -252,7 +276,8 @@ def take_restored(src: Path, dest: Path, origin: str) -> int | None:
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {origin} restored from Ray storage refused: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dest)
+    # Atomic: a full disk leaves the folder's previous checkpoint whole, never a truncated copy.
+    write_atomic(dest, lambda tmp: shutil.copy2(src, tmp))
     return int(state.get("epoch", 0))
 
 
