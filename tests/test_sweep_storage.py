@@ -277,7 +277,7 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
         # A stale heartbeat (a driver on another host that stopped beating) is taken over too.
         with fs.open_output_stream(path) as out:
             out.write(json.dumps({**held, "host": "elsewhere", "heartbeat": time.time() - 120}).encode())
-        with DriverLease(s3, "sw-lease", settle=0.1, ttl=30) as lease:
+        with DriverLease(s3, "sw-lease", settle=0.1, ttl=60) as lease:
             assert lease.read()["token"] == lease.record["token"]
     finally:
         other.kill()

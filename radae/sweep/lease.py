@@ -4,8 +4,9 @@
 PID and its start time, a random token) and a heartbeat it refreshes every ``period`` seconds.
 A second driver on the same sweep id (fresh or ``--resume``) finds a live lease and is refused
 with :class:`LeaseError` naming the holder, before it starts Ray, touches MLflow or writes
-anything. A lease is stale, and taken over, when its heartbeat is older than ``ttl`` seconds or,
-on the same host, when its PID is gone (a driver killed with SIGKILL is resumed at once).
+anything. A lease of a driver on this host is taken over as soon as its PID is gone (a driver
+killed with SIGKILL is resumed at once); one of another host when its heartbeat is older than
+``ttl`` (180 s: longer than the S3 retries of a heartbeat during an endpoint outage).
 
 Two drivers starting in the same instant both write; each reads the object back after a short
 pause and only the one whose token is there proceeds (last writer wins, the other is refused).
@@ -42,7 +43,7 @@ def _start_time(pid: int) -> int | None:
 class DriverLease:
     """Acquire with :meth:`acquire` (or ``with``); refreshed by a daemon thread; :meth:`release` deletes it."""
 
-    def __init__(self, settings: StorageSettings, sweep_id: str, *, ttl: float = 30.0, period: float = 5.0,
+    def __init__(self, settings: StorageSettings, sweep_id: str, *, ttl: float = 180.0, period: float = 5.0,
                  settle: float = 0.5) -> None:
         import os
 
@@ -73,12 +74,11 @@ class DriverLease:
 
     # ---- protocol ---------------------------------------------------------------------------
     def holder_alive(self, held: dict[str, Any]) -> bool:
-        """Whether the driver recorded in ``held`` still runs (heartbeat fresh, and its PID alive on this host)."""
-        if time.time() - float(held.get("heartbeat", 0)) > self.ttl:
-            return False
+        """Whether the driver recorded in ``held`` still runs: on this host, whether its PID (with its start
+        time) is alive; on another host, whether its heartbeat is younger than ``ttl``."""
         if held.get("host") == socket.gethostname():
             return _start_time(int(held.get("pid", -1))) == held.get("pid_start")
-        return True
+        return time.time() - float(held.get("heartbeat", 0)) <= self.ttl
 
     def acquire(self) -> DriverLease:
         held = self.read()
