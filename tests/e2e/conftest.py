@@ -62,6 +62,8 @@ def live_stack(tmp_path_factory, measurements):
     sampler.start()
     # Credentials only as the stack's RADAE_S3_* (never AWS_* from the caller's environment).
     env = {**{k: v for k, v in os.environ.items() if k not in stack.CREDENTIAL_ENV}, **stack.load_env(state_dir)}
+    # Drivers run as `python sweeps/<script>.py` import this checkout's radae, not another editable install.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
         yield {"state": state, "env": env, "state_dir": state_dir, "work": tmp_path_factory.mktemp("sweeps")}
     finally:
