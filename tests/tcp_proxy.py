@@ -7,6 +7,7 @@ bytes both ways to ``127.0.0.1:target``. Only loopback addresses are used.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -81,15 +82,11 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _reset(conn: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
-    except OSError:
-        pass

@@ -291,8 +291,9 @@ def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, monkeypatc
     import logging
     import threading
 
-    from radae.sweep import settings as settings_module
     from tcp_proxy import TcpProxy
+
+    from radae.sweep import settings as settings_module
 
     monkeypatch.setattr(settings_module, "S3_MAX_ATTEMPTS", 1)
     proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
