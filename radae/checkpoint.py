@@ -16,6 +16,8 @@ from the stored config and loads its weights strictly.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,16 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        blocked = re.search(r"GLOBAL (\S+)", str(err))
+        if blocked:
+            # weights_only=True: objects other than tensors and plain containers are never built.
+            raise CheckpointError(
+                f"checkpoint {path} refused: it holds objects other than tensors and plain containers "
+                f"(a crafted or foreign pickle; it would call {blocked.group(1)}), which the loader "
+                "(torch.load(weights_only=True)) never builds"
+            ) from err
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read ({str(err).splitlines()[-1]})") from err
     except Exception as err:  # torch raises many types for truncated or garbage files
         raise CheckpointError(
             f"checkpoint {path} is truncated or corrupt and cannot be read ({type(err).__name__}: {err})"

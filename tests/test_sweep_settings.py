@@ -45,9 +45,9 @@ def test_derived_client_settings_agree():
     s = StorageSettings.from_env(ENV)
     kw = s.boto3_kwargs()
     assert kw["endpoint_url"] == "http://127.0.0.1:9999" and kw["aws_secret_access_key"] == ENV["AWS_SECRET_ACCESS_KEY"]
-    fs = s.pyarrow_fs()
-    options = fs.__reduce__()[1][0]
+    options = s.pyarrow_kwargs()
     assert (options["endpoint_override"], options["scheme"], options["region"]) == ("127.0.0.1:9999", "http", "us-east-1")
+    assert s.pyarrow_fs().region == "us-east-1"
     path, ray_fs = s.ray_storage("tune")
     assert path == "sweeps/team/radae/ray/tune" and "://" not in path  # pyarrow fs + path without scheme
     assert s.uri("results", "sweep=a") == "s3://sweeps/team/radae/results/sweep=a"
@@ -56,16 +56,25 @@ def test_derived_client_settings_agree():
     assert "AWS_SECRET_ACCESS_KEY" not in s.mlflow_client_env()
 
 
-def test_ray_filesystem_pickle_holds_no_secret_when_the_environment_has_it(monkeypatch):
-    s = StorageSettings.from_env(ENV)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV["AWS_ACCESS_KEY_ID"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV["AWS_SECRET_ACCESS_KEY"])
-    _, fs = s.ray_storage()
-    assert ENV["AWS_SECRET_ACCESS_KEY"].encode() not in pickle.dumps(fs)
-    # Without them in the environment the credentials must travel with the filesystem.
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    _, fs = s.ray_storage()
-    assert ENV["AWS_SECRET_ACCESS_KEY"].encode() in pickle.dumps(fs)
+def test_ray_filesystem_pickle_holds_no_secret_and_reads_the_environment_where_unpickled(monkeypatch):
+    # Credentials only in RADAE_S3_*: the pickle Ray stores in the bucket must not carry them.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RADAE_S3_ACCESS_KEY_ID", "RADAE_S3_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    env = {k: v for k, v in ENV.items() if not k.startswith("AWS_")}
+    env.update(RADAE_S3_ACCESS_KEY_ID=ENV["AWS_ACCESS_KEY_ID"], RADAE_S3_SECRET_ACCESS_KEY=ENV["AWS_SECRET_ACCESS_KEY"])
+    s = StorageSettings.from_env(env)
+    assert s.secret_key == ENV["AWS_SECRET_ACCESS_KEY"]
+    for fs in (s.ray_storage()[1], s.pyarrow_fs()):
+        blob = pickle.dumps(fs)
+        assert ENV["AWS_SECRET_ACCESS_KEY"].encode() not in blob and ENV["AWS_ACCESS_KEY_ID"].encode() not in blob
+        # Unpickled in a worker whose environment has the credentials, it reads them there.
+        monkeypatch.setenv("RADAE_S3_ACCESS_KEY_ID", "workerkey01")
+        monkeypatch.setenv("RADAE_S3_SECRET_ACCESS_KEY", "workersecret01")
+        again = pickle.loads(blob)
+        assert isinstance(again, type(fs)) and again.region == "us-east-1"
+        assert again.__reduce__()[1][0] == s.public()
+    assert s.radae_env()["RADAE_S3_SECRET_ACCESS_KEY"] == ENV["AWS_SECRET_ACCESS_KEY"]
+    assert StorageSettings.from_env(s.radae_env()) == s
 
 
 def test_scrub_removes_secrets_everywhere(monkeypatch):

@@ -1,8 +1,10 @@
 """Parquet rows in a real S3 server (moto_server on a free loopback port) and the preflight checks."""
 
 import hashlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,3 +226,142 @@ def test_resume_state_checked_before_ray_and_mlflow(s3, tmp_path, monkeypatch, r
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+class _CreatesFile:
+    """Unpickling this runs ``open(path, "w")``: the file appears if the pickle is ever executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
+    """A pickle whose __reduce__ would create a file, uploaded as a trial's Ray checkpoint, is refused on
+    restore with an error naming it; the file is never created and the trial's folder is untouched."""
+    import torch
+    from ray.train import Checkpoint
+
+    from radae.checkpoint import FORMAT, CheckpointError
+    from radae.sweep.trainable import CHECKPOINT_FILE, take_restored
+
+    marker = tmp_path / "pwned"
+    name = f"m0/{CHECKPOINT_FILE}" if packed else CHECKPOINT_FILE
+    local = tmp_path / "crafted" / name
+    local.parent.mkdir(parents=True)
+    torch.save({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": _CreatesFile(str(marker)), "epoch": 3}, local)
+    path, fs = s3.ray_storage("train", "sw-1", "sw-1-t_00001", "checkpoint_000002")
+    with fs.open_output_stream(f"{path}/{name}") as out:
+        out.write(local.read_bytes())
+    restored = Checkpoint(path, filesystem=fs)
+    dest = tmp_path / "trial" / CHECKPOINT_FILE
+    with restored.as_directory() as ckpt_dir, pytest.raises(CheckpointError) as err:
+        take_restored(Path(ckpt_dir) / name, dest, f"{restored.path}/{name}")
+    assert f"{path}/{name}" in str(err.value) and "refused" in str(err.value) and "io.open" in str(err.value)
+    assert not marker.exists() and not dest.exists()
+    # The project's own checkpoints still restore (and report their epoch).
+    with fs.open_output_stream(f"{path}/{name}") as out:
+        out.write(torch_bytes({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": {"w": torch.ones(2)}, "epoch": 3}))
+    with Checkpoint(path, filesystem=fs).as_directory() as ckpt_dir:
+        assert take_restored(Path(ckpt_dir) / name, dest, name) == 3 and dest.exists()
+
+
+def torch_bytes(obj) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_a_corrupt_object_in_the_results_prefix_is_named(s3):
+    results.write_row(s3, row("t_00001"))
+    bad = results.trial_path(s3, "sw-corrupt", "t_00002")
+    results.write_row(s3, {**row("t_00003"), "sweep_id": "sw-corrupt"})
+    fs = s3.pyarrow_fs()
+    with fs.open_output_stream(bad) as out:
+        out.write(b"PAR1 this is not parquet")
+    with pytest.raises(results.ResultsError, match=rf"s3://{bad} is corrupt"):
+        results.read_sweep(s3, "sw-corrupt")
+    with pytest.raises(results.ResultsError, match=rf"s3://{bad} is corrupt"):
+        results.read_row(s3, "sw-corrupt", "t_00002")
+    assert results.read_row(s3, "sw-corrupt", "t_00003")["trial_id"] == "t_00003"  # the others still read
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3, tmp_path, monkeypatch):
+    """The lease of a live driver (another process on this host) refuses run_sweep before Ray, MLflow or any
+    file; a lease whose PID is gone or whose heartbeat is stale is taken over."""
+    import ray
+
+    from radae.sweep import stack
+    from radae.sweep.definition import load_definition
+    from radae.sweep.lease import DriverLease, LeaseError, lease_path
+    from radae.sweep.runner import SweepError, SweepOptions, run_sweep
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        held = {"sweep_id": "sw-lease", "host": socket.gethostname(), "pid": other.pid,
+                "pid_start": stack.start_time(other.pid), "token": "other-driver", "acquired_at": time.time(),
+                "heartbeat": time.time()}
+        fs, path = s3.pyarrow_fs(), lease_path(s3, "sw-lease")
+        with fs.open_output_stream(path) as out:
+            out.write(json.dumps(held).encode())
+        before = fs.open_input_stream(path).read()
+        db, state = tmp_path / "mlflow.db", tmp_path / "state"
+        defn = load_definition(Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml", smoke=True)
+        opts = SweepOptions(sweep_id="sw-lease", storage=s3, tracking_uri=f"sqlite:///{db}", resume=True,
+                            study_db=str(tmp_path / "optuna.db"), work_dir=str(tmp_path / "trials"), state_dir=str(state))
+        with pytest.raises(SweepError, match=rf"being run by another driver \(pid {other.pid} .*lease s3://{path}"):
+            run_sweep(defn, opts)
+        assert not ray.is_initialized() and not db.exists() and not (state / "driver.pid").exists()
+        assert fs.open_input_stream(path).read() == before  # nothing overwritten
+        # The holder dies: its lease is taken over at once (same host, PID gone).
+        other.kill()
+        other.wait()
+        with DriverLease(s3, "sw-lease", settle=0.1) as lease:
+            assert lease.read()["token"] == lease.record["token"]
+            with pytest.raises(LeaseError, match=f"pid {lease.record['pid']}"):
+                DriverLease(s3, "sw-lease", settle=0.1).acquire()
+        assert lease.read() is None  # released
+        # A stale heartbeat (a driver on another host that stopped beating) is taken over too.
+        with fs.open_output_stream(path) as out:
+            out.write(json.dumps({**held, "host": "elsewhere", "heartbeat": time.time() - 120}).encode())
+        with DriverLease(s3, "sw-lease", settle=0.1, ttl=60) as lease:
+            assert lease.read()["token"] == lease.record["token"]
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, monkeypatch, caplog):
+    """The S3 endpoint resets every connection for ~3 s (pyarrow's own retries cut to one attempt so the
+    outage outlasts them): the row write logs a warning naming the endpoint, backs off, and lands once."""
+    import dataclasses
+    import logging
+    import threading
+
+    from tcp_proxy import TcpProxy
+
+    from radae.sweep import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "S3_MAX_ATTEMPTS", 1)
+    proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
+    try:
+        via = dataclasses.replace(s3, endpoint=proxy.endpoint)
+        results.write_row(via, {**row("t_00008"), "sweep_id": "sw-outage"})  # through the proxy while it is up
+        proxy.down()
+        threading.Timer(3.0, proxy.back_up).start()
+        with caplog.at_level(logging.WARNING, logger="radae.sweep.results"):
+            results.write_row(via, {**row("t_00009"), "sweep_id": "sw-outage"})
+        assert proxy.refused >= 1, (proxy.refused, proxy.relayed, caplog.text)
+        assert f"S3 endpoint {proxy.endpoint} unreachable" in caplog.text
+        assert results.read_sweep(s3, "sw-outage").column("trial_id").to_pylist() == ["t_00008", "t_00009"]  # one row each
+    finally:
+        proxy.close()

@@ -115,9 +115,6 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
     except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
-    if args.state_dir:
-        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
-        (Path(args.state_dir) / "driver.pid").write_text(str(os.getpid()))
     res = defn.resources
     packing = f", packs of {res.pack_size}" if res.packed else ""
     seeded = f" x {defn.seeds} seeds" if defn.seeds > 1 else ""

@@ -23,7 +23,6 @@ already ``completed`` only reports them: a restored sweep never duplicates rows 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from radae.sweep.trainable import (
     feature_net_kwargs,
     log_trial_outputs,
     split_times,
+    take_restored,
 )
 
 
@@ -98,18 +98,17 @@ def packed_loop(job: dict[str, Any]) -> dict[str, Any]:
     # Only Ray's checkpoint counts: files an earlier attempt wrote after its last report are replaced
     # (or, with no report at all, removed) so every member restarts from one consistent epoch.
     restored = reporter.get_checkpoint()
-    present = []
     for out in outs:
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    epochs: dict[int, int] = {}
     if restored is not None:
         with restored.as_directory() as ckpt_dir:
             for k, out in enumerate(outs):
-                src = Path(ckpt_dir) / f"m{k}" / CHECKPOINT_FILE
-                if src.exists():
-                    out.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(src, out / CHECKPOINT_FILE)
-                    present.append(k)
-    epochs = {k: int(torch.load(outs[k] / CHECKPOINT_FILE, map_location="cpu", weights_only=False).get("epoch", 0)) for k in present}
+                name = f"m{k}/{CHECKPOINT_FILE}"
+                epoch = take_restored(Path(ckpt_dir) / name, out / CHECKPOINT_FILE, f"{restored.path}/{name}")
+                if epoch is not None:
+                    epochs[k] = epoch
+    present = sorted(epochs)
     resumed_from = max(epochs.values(), default=0)
     # Members missing from the checkpoint or behind the others diverged in an earlier attempt: not retrained.
     live = [k for k in range(len(cfgs)) if epochs.get(k, 0) == resumed_from] if present else list(range(len(cfgs)))

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from radae.sweep.settings import StorageSettings, scrub
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Row writes retried after pyarrow's own retries gave up (backoff 2, 4, 8, ... s, capped at 30 s).
+WRITE_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 class ResultsError(RuntimeError):
@@ -86,26 +91,47 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any]) -> str:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     fs = settings.pyarrow_fs()
-    try:
-        # One PUT of the whole object: readers see the old row or the new one, never half.
-        with fs.open_output_stream(path) as out:
-            out.write(buf.getvalue())
-    except OSError as exc:
-        raise ResultsError(f"cannot write s3://{path}: {exc}") from exc
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            # One PUT of the whole object: readers see the old row or the new one, never half.
+            with fs.open_output_stream(path) as out:
+                out.write(buf.getvalue())
+            break
+        except OSError as exc:
+            if attempt == WRITE_ATTEMPTS:
+                raise ResultsError(f"cannot write s3://{path} after {attempt} attempts (S3 endpoint "
+                                   f"{settings.endpoint or 'aws'} unreachable or refusing): {exc}") from exc
+            wait = min(2.0**attempt, 30.0)
+            log.warning("S3 endpoint %s unreachable writing the row s3://%s (attempt %d of %d: %s); retrying in %.0f s",
+                        settings.endpoint or "aws", path, attempt, WRITE_ATTEMPTS, exc, wait)
+            time.sleep(wait)
     return f"s3://{path}"
 
 
 def read_row(settings: StorageSettings, sweep_id: str, trial_id: str) -> dict[str, Any] | None:
     """The trial's stored row, or None when it has none yet."""
     import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
 
     fs = settings.pyarrow_fs()
     path = trial_path(settings, sweep_id, trial_id)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
-    with fs.open_input_file(path) as f:
-        return pq.read_table(f).to_pylist()[0]
+    return _read_object(fs, path).to_pylist()[0]
+
+
+def _read_object(fs: Any, path: str):
+    """One trial object as a table; :class:`ResultsError` naming the object when it is not readable Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f)
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"results object s3://{path} is corrupt or unreadable (not a Parquet row: {exc})") from exc
+    if table.num_rows != 1:
+        raise ResultsError(f"results object s3://{path} holds {table.num_rows} rows, expected one trial row")
+    return table
 
 
 def list_rows(settings: StorageSettings, sweep_id: str) -> list[str]:
@@ -127,13 +153,9 @@ def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = Fa
     trial, is null there) and sorted by trial id.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     fs = settings.pyarrow_fs()
-    tables = []
-    for path in list_rows(settings, sweep_id):
-        with fs.open_input_file(path) as f:
-            tables.append(pq.read_table(f))
+    tables = [_read_object(fs, path) for path in list_rows(settings, sweep_id)]
     if not tables:
         table = pa.table({"sweep_id": pa.array([], pa.string()), "trial_id": pa.array([], pa.string())})
     else:

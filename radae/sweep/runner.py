@@ -26,6 +26,7 @@ from typing import Any
 from radae.sweep import results
 from radae.sweep.definition import SweepDefinition
 from radae.sweep.fidnet import publish_feature_nets
+from radae.sweep.lease import DriverLease, LeaseError
 from radae.sweep.objective import FINAL_KEY
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
@@ -215,16 +216,33 @@ def connect_ray(opts: SweepOptions) -> None:
 
 
 def run_sweep(defn: SweepDefinition, opts: SweepOptions):
-    """Preflight, connect, track, fit (or restore); returns the sweep's results table."""
-    import ray
-
-    from radae.sweep.tracking import Tracker
-
+    """Preflight, lease, connect, track, fit (or restore); returns the sweep's results table."""
     try:
         results.sweep_dir(opts.storage, opts.sweep_id)  # part of every row's key: fail now, not after a trial
     except results.ResultsError as exc:
         raise SweepError(str(exc)) from exc
     preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
+    # One driver per sweep id: a second one is refused before it starts Ray or writes anything.
+    lease = DriverLease(opts.storage, opts.sweep_id)
+    try:
+        lease.acquire()
+    except LeaseError as exc:
+        raise SweepError(str(exc)) from exc
+    try:
+        return _run_leased(defn, opts)
+    finally:
+        lease.release()
+
+
+def _run_leased(defn: SweepDefinition, opts: SweepOptions):
+    """:func:`run_sweep` once this driver holds the sweep's lease."""
+    import ray
+
+    from radae.sweep.tracking import Tracker
+
+    if opts.state_dir:
+        Path(opts.state_dir).mkdir(parents=True, exist_ok=True)
+        (Path(opts.state_dir) / "driver.pid").write_text(str(os.getpid()))
     # Before Ray starts and before the parent MLflow run is found (and set RUNNING) or created.
     check_sweep_state(opts)
     connect_ray(opts)

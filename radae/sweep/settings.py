@@ -37,6 +37,8 @@ ENV = {
     "session_token": ("RADAE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
 }
 MASK = "***"
+# Attempts of each pyarrow S3 request (AWS standard retry strategy, exponential backoff).
+S3_MAX_ATTEMPTS = 10
 # Keys whose values are secrets wherever they appear (env dumps, configs, kwargs).
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|access_key|credential|aws_access_key_id)", re.I)
 
@@ -98,33 +100,41 @@ class StorageSettings:
         segs = ([self.bucket] if with_bucket else []) + [self.prefix] + [p.strip("/") for p in parts]
         return "/".join(s for s in segs if s)
 
-    def pyarrow_fs(self, embed_credentials: bool = True):
-        """``pyarrow.fs.S3FileSystem`` for this endpoint (paths are ``bucket/key``, no scheme).
-
-        With ``embed_credentials=False`` the filesystem reads the AWS credential chain (the
-        ``AWS_*`` environment) wherever it is unpickled, so pickles of it (Ray's experiment state)
-        hold no secret.
-        """
-        from pyarrow import fs
-
+    def pyarrow_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``pyarrow.fs.S3FileSystem`` (credentials included when set)."""
         kwargs: dict[str, Any] = {"region": self.region}
         if self.endpoint:
             url = urlparse(self.endpoint)
             kwargs.update(endpoint_override=url.netloc, scheme=url.scheme)
-        if embed_credentials and self.access_key and self.secret_key:
+        if self.access_key and self.secret_key:
             kwargs.update(access_key=self.access_key, secret_key=self.secret_key, session_token=self.session_token)
-        # Short timeouts so an unreachable endpoint fails fast instead of retrying for minutes.
-        return fs.S3FileSystem(connect_timeout=5, request_timeout=30, **kwargs)
+        # Short timeouts per request, and the AWS SDK's standard retries with exponential backoff
+        # (0.1 s doubling, capped at 20 s): an endpoint away for up to about a minute delays every
+        # pyarrow call (Ray's checkpoint and experiment-state uploads included) instead of failing it.
+        from pyarrow import fs
+
+        kwargs.update(connect_timeout=5, request_timeout=30,
+                      retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
+        return kwargs
+
+    def pyarrow_fs(self):
+        """``pyarrow.fs.S3FileSystem`` for this endpoint (paths are ``bucket/key``, no scheme).
+
+        Its pickle (Ray's experiment state, every trial and Train worker) holds the public settings
+        only; unpickled, it reads the credentials from that process's environment
+        (:class:`radae.sweep.s3fs.SettingsS3FileSystem`).
+        """
+        from radae.sweep.s3fs import SettingsS3FileSystem
+
+        return SettingsS3FileSystem(self)
 
     def ray_storage(self, *parts: str) -> tuple[str, Any]:
         """``(storage_path, storage_filesystem)`` for Ray Tune/Train: ``bucket/prefix/ray/...``.
 
-        Ray pickles the filesystem into its experiment state in the bucket, so the credentials are
-        embedded only when the ``AWS_*`` environment (which every Ray worker of the local stack
-        inherits from the head) does not already hold them.
+        Ray pickles the filesystem into its experiment state in the bucket and into every worker:
+        :meth:`pyarrow_fs` carries no credential, each worker reads its own environment's.
         """
-        in_env = os.environ.get("AWS_ACCESS_KEY_ID") == self.access_key and os.environ.get("AWS_SECRET_ACCESS_KEY") == self.secret_key
-        return self.key("ray", *parts, with_bucket=True), self.pyarrow_fs(embed_credentials=not in_env)
+        return self.key("ray", *parts, with_bucket=True), self.pyarrow_fs()
 
     def boto3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``boto3.client("s3", ...)``."""
@@ -156,6 +166,10 @@ class StorageSettings:
         if self.access_key and self.secret_key:
             env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         return env
+
+    def radae_env(self) -> dict[str, str]:
+        """``RADAE_S3_*`` variables of these settings, credentials included (what :meth:`from_env` reads)."""
+        return {names[0]: str(getattr(self, name)) for name, names in ENV.items() if getattr(self, name)}
 
     def public(self) -> dict[str, Any]:
         """Non-secret fields (safe to log or store)."""

@@ -1,7 +1,7 @@
 """The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
     python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2]
-    source .stack/env          # RADAE_S3_*, AWS_* credentials, MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD
+    source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
     python -m radae.sweep.stack status
     python -m radae.sweep.stack stop
 
@@ -12,7 +12,18 @@ by PID any descendant of a recorded process that outlived it: never ``ray stop``
 stop every Ray cluster on the machine. The Ray head runs with ``--block``; Ray 2.60 puts each
 worker in a process group of its own and each job driver in a session of its own, so memory
 (``status``) and cleanup follow the head's process tree, not only its group. Credentials are random per stack
-(moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment.
+(moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment:
+``RADAE_S3_*`` for the Ray head and its jobs (read by :class:`radae.sweep.settings.StorageSettings`),
+``AWS_*`` only for the MLflow server, which writes artifacts to S3 itself.
+
+Loopback only (``python -m radae.sweep.stack sockets`` lists every listening socket of the stack's
+process trees). ``ray start --node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI
+replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
+the GCS, raylet, workers and agents then bind ``*`` or that address. With
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-node mode, the macOS/Windows default) the node
+address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
+token authentication (``RAY_AUTH_MODE=token``): a random token in ``<state-dir>/ray_token`` (mode 600),
+found by every Ray process and client through ``RAY_AUTH_TOKEN_PATH`` (exported by ``<state-dir>/env``).
 """
 
 from __future__ import annotations
@@ -33,8 +44,24 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from radae.sweep.settings import ENV, StorageSettings
+
 RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port", "--object-manager-port",
                   "--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+
+
+# Ray's single-node mode: the node address stays 127.0.0.1 and every Ray server binds loopback.
+RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Credential variables never copied from the caller's environment into a service's.
+CREDENTIAL_ENV = frozenset(n for name in ("access_key", "secret_key", "session_token") for n in ENV[name])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (mode 600 from the first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 class StackError(RuntimeError):
@@ -94,9 +121,11 @@ def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -
     raise StackError(f"{what} not ready after {timeout:.0f} s; see {log}")
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, token: str | None = None) -> bool:
+    """Whether ``url`` answers 200 (with ``token`` as Ray's bearer token when given)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(request, timeout=2) as r:
             return r.status == 200
     except OSError:
         return False
@@ -215,9 +244,14 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
     ports = dict(zip(("s3", "mlflow", "ray", "dashboard"), chosen[:4], strict=True))
     key, secret = "radae" + secrets.token_hex(6), secrets.token_urlsafe(24)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
-    base_env = {**os.environ, **creds, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-                "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    storage = StorageSettings(bucket=bucket, endpoint=endpoint, prefix=prefix, access_key=key, secret_key=secret)
+    token_path = state_dir / "ray_token"
+    write_private(token_path, secrets.token_hex(32))
+    ray_auth = {**RAY_LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    # No credential of the caller's environment leaks into the services: each gets its own below.
+    inherited = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
+    base_env = {**inherited, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **ray_auth}
     state: dict[str, Any] = {"services": {}, "ports": ports, "state_dir": str(state_dir)}
     procs: dict[str, subprocess.Popen] = {}
 
@@ -231,11 +265,7 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         # All three start at once (each waits only for its own port); the bucket is created
         # as soon as S3 answers.
         record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"))
-        mlflow_env = {**base_env, "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
-               "--artifacts-destination", f"s3://{bucket}/{prefix}/mlflow", "--host", "127.0.0.1",
-               "--port", str(ports["mlflow"]), "--workers", "1"]
-        record("mlflow", _spawn(cmd, mlflow_env, state_dir / "mlflow.log"))
+        record("mlflow", _spawn_mlflow(state_dir, storage, ports["mlflow"], base_env))
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
@@ -244,33 +274,56 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
                "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
-        ray_env = {**base_env, "RADAE_S3_ENDPOINT": endpoint, "RADAE_S3_BUCKET": bucket, "RADAE_S3_PREFIX": prefix,
-                   "MLFLOW_TRACKING_URI": mlflow_uri}
+        ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri}
         record("ray", _spawn(cmd, ray_env, state_dir / "ray.log"))
 
         _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], state_dir / "s3.log", 60)
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
-                     region_name="us-east-1").create_bucket(Bucket=bucket)
+        storage.boto3_client().create_bucket(Bucket=bucket)
         _wait(lambda: _http_ok(f"{mlflow_uri}/health"), "MLflow server", procs["mlflow"], state_dir / "mlflow.log", 120)
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version"), "Ray head", procs["ray"],
+        token = token_path.read_text()
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token), "Ray head", procs["ray"],
               state_dir / "ray.log", 120)
     except BaseException:
         stop(state_dir)
         raise
     env = {
-        "RADAE_S3_ENDPOINT": endpoint, "RADAE_S3_BUCKET": bucket, "RADAE_S3_PREFIX": prefix, **creds,
-        "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
+        **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
         "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}", "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
-        "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0", **ray_auth,
     }
-    env_file = state_dir / "env"
-    env_file.touch(mode=0o600)
-    env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
-    state["env"] = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    write_private(state_dir / "env", "".join(f"export {k}={v}\n" for k, v in env.items()))
+    state["env"] = {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
     (state_dir / "state.json").write_text(json.dumps(state, indent=2))
     return state
+
+
+def _spawn_mlflow(state_dir: Path, storage: StorageSettings, port: int, base_env: dict[str, str]) -> subprocess.Popen:
+    """The MLflow server (SQLite in the state dir, artifacts proxied to S3); the S3 credentials as ``AWS_*``
+    in its environment only."""
+    env = {**base_env, **storage.server_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
+           "--artifacts-destination", storage.uri("mlflow"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return _spawn(cmd, env, state_dir / "mlflow.log")
+
+
+def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120) -> int:
+    """Kill the stack's MLflow server (SIGKILL, as a crash would), wait ``down_for`` s and start it again
+    on its port with the same SQLite store; returns the new PID once ``/health`` answers."""
+    state_dir = state_dir.resolve()
+    state = json.loads((state_dir / "state.json").read_text())
+    old = state["services"]["mlflow"]
+    stop_service(int(old["pid"]), int(old["pgid"]), grace=0)
+    time.sleep(down_for)
+    env = load_env(state_dir)
+    storage = StorageSettings.from_env(env)
+    base_env = {**{k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV},
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    port = int(state["ports"]["mlflow"])
+    proc = _spawn_mlflow(state_dir, storage, port, base_env)
+    state["services"]["mlflow"] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / "mlflow.log")}
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2))
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), "MLflow server", proc, state_dir / "mlflow.log", timeout)
+    return proc.pid
 
 
 def load_env(state_dir: Path) -> dict[str, str]:
@@ -280,6 +333,12 @@ def load_env(state_dir: Path) -> dict[str, str]:
         key, _, value = line.removeprefix("export ").partition("=")
         out[key] = value
     return out
+
+
+def auth_headers(env: dict[str, str]) -> dict[str, str]:
+    """HTTP headers with the stack's Ray token (``RAY_AUTH_TOKEN_PATH`` of ``env``), for Ray's job API."""
+    path = env.get("RAY_AUTH_TOKEN_PATH")
+    return {"Authorization": f"Bearer {Path(path).read_text().strip()}"} if path else {}
 
 
 def stop(state_dir: Path) -> list[str]:
@@ -309,10 +368,18 @@ def status(state_dir: Path) -> dict[str, Any]:
             for name, s in state["services"].items()}
 
 
+def stack_listeners(state_dir: Path) -> list[Any]:
+    """Every listening socket of every process of the stack's trees (services, Ray workers, job drivers)."""
+    from radae.sweep.sockets import listeners
+
+    state = json.loads((state_dir / "state.json").read_text())
+    return listeners(sorted({p for s in state["services"].values() for p in tree(int(s["pid"]))}))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m radae.sweep.stack", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("start", "stop", "status"))
+    p.add_argument("command", choices=("start", "stop", "status", "sockets"))
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
     p.add_argument("--bucket", default="radae", help="S3 bucket to create")
@@ -328,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
               f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})\nnext: source {args.state_dir}/env")
     elif args.command == "stop":
         print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")
+    elif args.command == "sockets":
+        print("\n".join(str(item) for item in stack_listeners(args.state_dir)))
     else:
         print(json.dumps(status(args.state_dir), indent=2))
     return 0

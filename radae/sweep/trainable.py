@@ -170,11 +170,35 @@ def _report_with_checkpoint(reporter: Any, metrics: dict[str, Any], files: Mappi
         reporter.report(metrics, tmp)
 
 
+class DiskFullError(OSError):
+    """The trial's work folder ran out of space; the message names the trial and the folder."""
+
+
 def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
+    """:func:`train_and_evaluate`, with a full disk under the trial's work folder named (:class:`DiskFullError`).
+
+    Checkpoints are written atomically (:func:`radae.checkpoint.save_checkpoint`), so the last good one
+    survives in the folder and in Ray storage; the retried or resumed trial continues from it.
+    """
+    import errno
+
+    try:
+        return train_and_evaluate(job)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or isinstance(exc, DiskFullError):
+            raise
+        out = job["cfg"]["train"]["out_dir"]
+        raise DiskFullError(
+            errno.ENOSPC, f"trial {job['trial_id']}: no space left on the device of its work folder {out} ({exc}); "
+            "its last good checkpoint is kept there and in Ray storage: free space, then --resume continues from it"
+        ) from exc
+
+
+def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from the latest Ray checkpoint), evaluate, report; returns the final metrics."""
     import torch
 
-    from radae.checkpoint import load_model
+    from radae.checkpoint import load_checkpoint, load_model
     from radae.config import RunConfig, apply_overrides
     from radae.data import load_dataset
     from radae.evaluate import evaluate
@@ -203,11 +227,9 @@ def worker_loop(job: dict[str, Any]) -> dict[str, Any]:
     restored = reporter.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as ckpt_dir:
-            if (Path(ckpt_dir) / CHECKPOINT_FILE).exists():
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(ckpt_dir) / CHECKPOINT_FILE, out / CHECKPOINT_FILE)
+            take_restored(Path(ckpt_dir) / CHECKPOINT_FILE, out / CHECKPOINT_FILE, f"{restored.path}/{CHECKPOINT_FILE}")
     if (out / CHECKPOINT_FILE).exists():
-        resumed_from = int(torch.load(out / CHECKPOINT_FILE, map_location="cpu", weights_only=False).get("epoch", 0))
+        resumed_from = int(load_checkpoint(out / CHECKPOINT_FILE).get("epoch", 0))
 
     tracker = Tracker(job["tracking_uri"], job["experiment"]) if reporter.rank == 0 else None
     device = resolve_device(cfg.train.device)
@@ -260,6 +282,29 @@ def feature_net_kwargs(job: dict[str, Any]) -> dict[str, Any]:
 def split_times(final: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, timing columns) of a final report: :data:`TRAIN_TIMES` are Unix times, not metrics."""
     return {k: v for k, v in final.items() if k not in TRAIN_TIMES}, {k: final.get(k) for k in TRAIN_TIMES}
+
+
+def take_restored(src: Path, dest: Path, origin: str) -> int | None:
+    """Copy a checkpoint restored from Ray storage to ``dest`` once the project's loader accepts it.
+
+    ``src`` is read with :func:`radae.checkpoint.load_checkpoint` (``torch.load(weights_only=True)``):
+    a file holding anything but tensors and plain containers, such as a crafted pickle written to
+    the bucket, is refused with a :class:`~radae.checkpoint.CheckpointError` naming ``origin`` (its
+    place in storage) before any code of it runs or any file of the trial changes. Returns the
+    checkpoint's epoch, or None when ``src`` does not exist.
+    """
+    from radae.checkpoint import CheckpointError, load_checkpoint, write_atomic
+
+    if not src.exists():
+        return None
+    try:
+        state = load_checkpoint(src)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {origin} restored from Ray storage refused: {exc}") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Atomic: a full disk leaves the folder's previous checkpoint whole, never a truncated copy.
+    write_atomic(dest, lambda tmp: shutil.copy2(src, tmp))
+    return int(state.get("epoch", 0))
 
 
 def log_trial_outputs(tracker: Any, run_id: str, final: Mapping[str, Any], epochs: int, checkpoint: Path, out: Path) -> None:

@@ -60,7 +60,10 @@ def live_stack(tmp_path_factory, measurements):
     measurements["stack_start_seconds"] = round(time.time() - t0, 1)
     sampler = MemorySampler([s["pid"] for s in state["services"].values()])
     sampler.start()
-    env = {**os.environ, **stack.load_env(state_dir)}
+    # Credentials only as the stack's RADAE_S3_* (never AWS_* from the caller's environment).
+    env = {**{k: v for k, v in os.environ.items() if k not in stack.CREDENTIAL_ENV}, **stack.load_env(state_dir)}
+    # Drivers run as `python sweeps/<script>.py` import this checkout's radae, not another editable install.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
         yield {"state": state, "env": env, "state_dir": state_dir, "work": tmp_path_factory.mktemp("sweeps")}
     finally:

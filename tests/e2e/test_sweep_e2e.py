@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from radae.sweep import results
+from radae.sweep import results, stack
 from radae.sweep.definition import load_definition
 from radae.sweep.searcher import load_study
 from radae.sweep.settings import StorageSettings
@@ -149,10 +149,39 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     means = sorted(statistics.fmean(r["metric.score"] for r in same) for same in configs.values())
     assert sorted(t.value for t in study.trials) == pytest.approx(means)
 
-    secret = live["env"]["AWS_SECRET_ACCESS_KEY"]
+    secret = live["env"]["RADAE_S3_SECRET_ACCESS_KEY"]
+    assert "AWS_SECRET_ACCESS_KEY" not in live["env"]  # the credentials reach the sweep only as RADAE_S3_*
     assert secret not in proc.stdout + proc.stderr
-    assert all(secret.encode() not in blob for blob in raw_objects(settings, sweep).values())
     assert all(secret not in json.dumps(run.data.params) + json.dumps(run.data.tags) for run in runs)
+    scanned = secret_hits(live, sweep, secret.encode())
+    measurements["secret_scan"] = {"objects": scanned["objects"], "files": scanned["files"], "hits": len(scanned["hits"])}
+    assert scanned["objects"] > 20 and scanned["files"] > 20 and not scanned["hits"], scanned["hits"]
+
+
+def secret_hits(live, sweep, secret: bytes) -> dict:
+    """Every place the sweep wrote to, scanned for ``secret``: each bucket object (results, reports,
+    Ray Tune/Train storage and its pickled experiment state, MLflow artifacts), the MLflow database,
+    the Optuna database, the trial folders, the sweep's state files, the Ray session (job logs,
+    worker logs, runtime resources) and the stack's service logs. Only ``<state-dir>/env`` (mode 600,
+    where the stack keeps the credentials) is left out."""
+    settings = settings_of(live)
+    client = settings.boto3_client()
+    hits, objects = [], 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        for obj in page.get("Contents", []):
+            objects += 1
+            if secret in client.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read():
+                hits.append(f"s3://{settings.bucket}/{obj['Key']}")
+    roots = [live["state_dir"], live["work"] / sweep, Path(live["state"]["ray_temp_dir"])]
+    files = [p for root in roots for p in Path(root).rglob("*") if p.is_file() and not p.is_symlink()]
+    files = [p for p in files if p != live["state_dir"] / "env"]
+    for path in files:
+        try:
+            if secret in path.read_bytes():
+                hits.append(str(path))
+        except OSError:
+            continue
+    return {"objects": objects, "files": len(files), "hits": hits}
 
 
 def progress(state_dir, exclude=()):
@@ -191,7 +220,7 @@ def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     os.kill(int((state_dir / "driver.pid").read_text()), signal.SIGKILL)
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(live["env"]["RAY_DASHBOARD"])
+    client = JobSubmissionClient(live["env"]["RAY_DASHBOARD"], headers=stack.auth_headers(live["env"]))
     wait_for(lambda: client.get_job_status(f"{sweep}-a") in (JobStatus.FAILED, JobStatus.STOPPED), "the killed job", interval=0.5)
     before = {r["trial_id"]: r["finished_at"] for r in results.read_sweep(settings, sweep).to_pylist()}
     assert first in before and second not in before
