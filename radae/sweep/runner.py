@@ -253,15 +253,22 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
 
 
 def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker: Any, parent: str) -> list[str]:
-    """Pareto front and sensitivity plots to ``reports/sweep=<id>/`` in the bucket and the parent run."""
+    """Pareto front, sensitivity plots and the HTML report page (``report.html``,
+    :mod:`radae.sweep.html_report`; the MLflow UI shows it inline) to ``reports/sweep=<id>/`` in the
+    bucket and the parent run's ``report/``."""
     import tempfile
 
+    from radae.sweep.html_report import render_sweep
     from radae.sweep.report import export_report
 
     uris = []
     fs = storage.pyarrow_fs()
     with tempfile.TemporaryDirectory(prefix="radae-report-") as tmp:
-        for path in export_report(table, tmp):
+        page, _ = render_sweep(table.to_pandas(), sweep_id, mlflow_uri=tracker.tracking_uri, tracker=tracker,
+                               command=f"python dashboards/sweep_report.py {sweep_id}")
+        html = Path(tmp) / "report.html"
+        html.write_text(page)
+        for path in [*export_report(table, tmp), html]:
             key = storage.key("reports", f"sweep={sweep_id}", path.name, with_bucket=True)
             with fs.open_output_stream(key) as out:
                 out.write(path.read_bytes())

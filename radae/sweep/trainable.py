@@ -337,7 +337,8 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
         sweep_id=ctx.sweep_id, trial_id=trial_id, status="completed", config=cfg.flat(), params=params, metrics=final,
         timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
                  "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds")},
-        extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor},
+        extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor,
+               "mlflow_run_id": run_id, "mlflow_experiment_id": tracker.experiment_id},
     )
     results.write_row(settings, row)
     tracker.end(run_id, "FINISHED")
