@@ -26,7 +26,7 @@ from radae.sweep.objective import FINAL_KEY
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
 from radae.sweep.settings import StorageSettings
-from radae.sweep.trainable import SweepContext, run_trial
+from radae.sweep.trainable import SweepContext, apply_overrides_base, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +233,11 @@ def run_sweep(defn: SweepDefinition, opts: SweepOptions):
                  "%d trials at once%s", res.gpus_per_trial, concurrency, f", {res.pack_size} configurations per trial" if res.packed else "")
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
+    from radae.sweep.tracking import compared_metrics
+
+    view = tracker.compare_view(opts.sweep_id, parent, list(defn.space.params),
+                                compared_metrics(apply_overrides_base({**defn.base, **opts.overrides}).eval.levels))
+    log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
     ctx = SweepContext(
         sweep_id=opts.sweep_id, base={**defn.base, **opts.overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
