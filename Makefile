@@ -31,9 +31,11 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-# Each demo run gets its own folder: the trainer never overwrites an earlier run.
+# The main job: local stack, a small real sweep through `ray job submit`, the HTML report, where to look.
+# `make demo KEEP=1` leaves the stack running (stop: cluster/stop_stack.sh --state-dir .stack-demo).
+KEEP ?= 0
 demo: setup fashion-mnist
-	$(PY) -m radae.train --out-dir runs/demo/$$(date -u +%Y%m%d-%H%M%S)
+	KEEP=$(KEEP) PYTHON=$(PY) cluster/demo.sh
 
 test: setup fashion-mnist chromium
 	$(PY) -m pytest -q

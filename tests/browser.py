@@ -1,7 +1,8 @@
 """Headless Debian chromium for page tests: rendered DOM, screenshots, and a switch that cuts the network.
 
-``offline=True`` sends every http(s) request to a dead loopback proxy and fails every host name,
-so a page that loads anything from the network renders incompletely (plotly's divs stay empty).
+``offline=True`` sends every http(s) request except those to loopback addresses (the local
+stack's servers) to a dead loopback proxy and fails every host name resolution, so a page that
+loads anything from the network renders incompletely (plotly's divs stay empty).
 """
 
 import shutil
@@ -10,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND"]
+OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost"]
 
 
 def _run(args: list[str], url: str, offline: bool, budget_ms: int, timeout: float) -> subprocess.CompletedProcess:
