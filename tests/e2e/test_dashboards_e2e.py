@@ -7,7 +7,6 @@ columns), and optuna-dashboard's page of the sweep's study. Screenshots go to ru
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
