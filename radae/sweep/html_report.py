@@ -287,6 +287,8 @@ def render_sweep(df: pd.DataFrame, sweep_id: str, *, mlflow_uri: str | None = No
     grids = attack_grids(df, run_ids, tracker)
     mlflow_url = None
     if tracker is not None and (mlflow_uri or "").startswith("http"):
-        mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs"
+        from radae.sweep.tracking import WORKFLOW
+
+        mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
     page = build_page(df, sweep_id, links=links, grids=grids, mlflow_url=mlflow_url, optuna_url=optuna_url, command=command)
     return page, {"links": len(links), "grids": sum(len(g) for g in grids.values())}

@@ -12,14 +12,15 @@ same code works on the driver, in a Tune trainable and in a Ray Train worker.
 
 Set up for comparing trials in the MLflow 3.17 UI:
 
-- the experiment carries ``mlflow.experimentKind = custom_model_development``, so the UI opens it
-  on its runs table instead of the GenAI overview (traces, tokens);
+- the experiment carries ``mlflow.experimentKind = custom_model_development`` and every link radae
+  prints carries ``workflowType=machine_learning`` (the UI's "Model training" switch, whose default
+  is "GenAI"), so the experiment opens on its runs table instead of the GenAI overview (traces, tokens);
 - a nested run is named by its sampled values (:func:`run_label`: ``K=10 alpha=0.95 seed=0``), the
   trial id stays in the ``radae.trial_id`` tag;
 - :meth:`Tracker.compare_view` stores a shared view of the runs table as the experiment tag
   ``mlflow.sharedViewState.<key>`` (the format the UI's own "Share" button writes): the sweep's runs,
   parent expanded, the searched params and compared metrics as the first columns; the page
-  ``#/experiments/<id>/runs?viewStateShareKey=<key>`` opens it (tag ``radae.compare_url`` on the parent).
+  ``#/experiments/<id>/runs?viewStateShareKey=<key>&workflowType=machine_learning`` opens it (tag ``radae.compare_url`` on the parent).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SWEEP_TAG, TRIAL_TAG, ROLE_TAG = "radae.sweep_id", "radae.trial_id", "radae.role
 PARENT_TAG = "mlflow.parentRunId"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 VIEW_TAG_PREFIX, COMPARE_URL_TAG = "mlflow.sharedViewState.", "radae.compare_url"
+# The UI's "Model training" mode (its default is "GenAI", a per-browser setting); links carry it.
+WORKFLOW = "workflowType=machine_learning"
 # Short names of searched keys in run names; other keys use their last component.
 SHORT_NAMES = {"prior.num_modes": "K", "loss.alpha": "alpha", "seed": "seed"}
 _PARAM_MAX = 6000  # MLflow's limit on a param value
@@ -115,7 +118,7 @@ class Tracker:
         value = json.dumps(state)
         key = hashlib.sha256(value.encode()).hexdigest()
         self.client.set_experiment_tag(self.experiment_id, VIEW_TAG_PREFIX + key, value)
-        url = f"#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}"
+        url = f"#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}&{WORKFLOW}"
         self.client.set_tag(parent_id, COMPARE_URL_TAG, url)
         return url
 

@@ -74,7 +74,7 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _ok(base), "optuna-dashboard", timeout=120, interval=0.5)
         studies = json.loads(urllib.request.urlopen(f"{base}/api/studies", timeout=10).read())
-        (study,) = [s for s in studies["studies"] if s["study_name"] == sweep]
+        (study,) = [s for s in studies["study_summaries"] if s["study_name"] == sweep]
         study_url = f"{base}/dashboard/studies/{study['study_id']}"
         text = " ".join(" ".join(v) for v in Elements(dump_dom(study_url, offline=True)).text_by_id.values())
         assert sweep in text, text[:2000]
