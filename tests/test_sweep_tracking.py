@@ -76,4 +76,4 @@ def test_runs_table_set_up_for_comparing(tracker):
     state = json.loads(tracker.client.get_experiment(tracker.experiment_id).tags[VIEW_TAG_PREFIX + key])
     assert state["selectedColumns"][:2] == ["params.`loss.alpha`", "params.`prior.num_modes`"]
     assert "metrics.`robustness`" in state["selectedColumns"] and "metrics.`latent_msssim_paper_xt_recxa_l3_mean`" in state["selectedColumns"]
-    assert state["runsExpanded"] == {parent: True} and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
+    assert "tags.`radae.role` = 'trial'" in state["searchFilter"] and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url

@@ -18,8 +18,8 @@ Set up for comparing trials in the MLflow 3.17 UI:
 - a nested run is named by its sampled values (:func:`run_label`: ``K=10 alpha=0.95 seed=0``), the
   trial id stays in the ``radae.trial_id`` tag;
 - :meth:`Tracker.compare_view` stores a shared view of the runs table as the experiment tag
-  ``mlflow.sharedViewState.<key>`` (the format the UI's own "Share" button writes): the sweep's runs,
-  parent expanded, the searched params and compared metrics as the first columns; the page
+  ``mlflow.sharedViewState.<key>`` (the format the UI's own "Share" button writes): the sweep's trial
+  runs, the searched params and compared metrics as the first columns; the page
   ``#/experiments/<id>/runs?viewStateShareKey=<key>&workflowType=machine_learning`` opens it (tag ``radae.compare_url`` on the parent).
 """
 
@@ -109,10 +109,13 @@ class Tracker:
         import hashlib
         import json
 
+        columns = [f"params.`{p}`" for p in params] + [f"metrics.`{m}`" for m in metrics]
+        # Only the trials match, so the UI lists them flat (a shared view cannot expand the parent:
+        # MLflow drops runsExpanded from shared state).
         state = {
-            "searchFilter": f"tags.`{SWEEP_TAG}` = '{sweep_id}'",
-            "selectedColumns": [f"params.`{p}`" for p in params] + [f"metrics.`{m}`" for m in metrics],
-            "runsExpanded": {parent_id: True},
+            "searchFilter": f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{ROLE_TAG}` = 'trial'",
+            "selectedColumns": columns,
+            "columnOrder": columns,
             "runsHiddenMode": "SHOW_ALL",
         }
         value = json.dumps(state)
