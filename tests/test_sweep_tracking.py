@@ -71,7 +71,8 @@ def test_runs_table_set_up_for_comparing(tracker):
     run = tracker.trial_run(parent, "cmp", "t1", {}, {"param.prior.num_modes": 25, "param.adv.method": "pgd"})
     assert tracker.client.get_run(run).info.run_name == "K=25 method=pgd"
     url = tracker.compare_view("cmp", parent, ["loss.alpha", "prior.num_modes"], compared_metrics((1, 3)))
-    key = url.rsplit("viewStateShareKey=", 1)[1]
+    key = url.rsplit("viewStateShareKey=", 1)[1].split("&")[0]
+    assert url.endswith("&workflowType=machine_learning")
     assert url.startswith(f"#/experiments/{tracker.experiment_id}/runs?")
     state = json.loads(tracker.client.get_experiment(tracker.experiment_id).tags[VIEW_TAG_PREFIX + key])
     assert state["selectedColumns"][:2] == ["params.`loss.alpha`", "params.`prior.num_modes`"]
