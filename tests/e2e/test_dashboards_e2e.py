@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, Elements, dump_dom, screenshot
 
 from radae.sweep.stack import free_port, stop_service
 from radae.sweep.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 
-from ..browser import CHROMIUM, Elements, dump_dom, screenshot
 from .conftest import ROOT
 from .test_sweep_e2e import settings_of, submit, wait_for
 
