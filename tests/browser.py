@@ -41,6 +41,7 @@ class Elements(HTMLParser):
         super().__init__()
         self.tags: list[tuple[str, dict[str, str]]] = []
         self.text_by_id: dict[str, list[str]] = {}
+        self.all_text: list[str] = []  # every text node of the page, in order
         self._open: list[str] = []
         self.feed(dom)
 
@@ -52,6 +53,7 @@ class Elements(HTMLParser):
             self.text_by_id.setdefault(a["id"], [])
 
     def handle_data(self, data):
+        self.all_text.append(data)
         for element_id in self._open:
             self.text_by_id[element_id].append(data)
 

@@ -58,7 +58,7 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     url = f"{live['env']['MLFLOW_TRACKING_URI']}/{parent.data.tags[COMPARE_URL_TAG]}"
     names = {r.info.run_name for r in tracker.trial_runs(sweep)}
     assert all(n.startswith("alpha=") or n.startswith("K=") for n in names), names
-    text = " ".join(Elements(dump_dom(url, offline=True, budget_ms=30000)).text_by_id.get("root", []))
+    text = " ".join(Elements(dump_dom(url, offline=True, budget_ms=30000)).all_text)
     assert all(n in text for n in names), (names, text[:2000])
     assert "robustness" in text and "loss.alpha" in text
     screenshot(url, SHOTS / "mlflow-runs.png", offline=True, size=(1600, 1000), budget_ms=30000)
@@ -76,7 +76,7 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
         studies = json.loads(urllib.request.urlopen(f"{base}/api/studies", timeout=10).read())
         (study,) = [s for s in studies["study_summaries"] if s["study_name"] == sweep]
         study_url = f"{base}/dashboard/studies/{study['study_id']}"
-        text = " ".join(" ".join(v) for v in Elements(dump_dom(study_url, offline=True)).text_by_id.values())
+        text = " ".join(Elements(dump_dom(study_url, offline=True)).all_text)
         assert sweep in text, text[:2000]
         screenshot(study_url, SHOTS / "optuna-study.png", offline=True, size=(1600, 1000))
     finally:
