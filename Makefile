@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test setup fashion-mnist lint clean
+.PHONY: demo test setup fashion-mnist chromium lint clean
 
 setup: $(STAMP)
 
@@ -24,11 +24,20 @@ fashion-mnist:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-# Each demo run gets its own folder: the trainer never overwrites an earlier run.
-demo: setup fashion-mnist
-	$(PY) -m radae.train --out-dir runs/demo/$$(date -u +%Y%m%d-%H%M%S)
+# Debian's chromium: the browser tests open the sweep report, the MLflow UI and optuna-dashboard headless.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing Debian package chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
 
-test: setup fashion-mnist
+# The main job: local stack, a small real sweep through `ray job submit`, the HTML report, where to look.
+# `make demo KEEP=1` leaves the stack running (stop: cluster/stop_stack.sh --state-dir .stack-demo).
+KEEP ?= 0
+demo: setup fashion-mnist
+	KEEP=$(KEEP) PYTHON=$(PY) cluster/demo.sh
+
+test: setup fashion-mnist chromium
 	$(PY) -m pytest -q
 
 lint: setup

@@ -57,3 +57,24 @@ def test_retry_completes_params_of_a_run_created_before_a_crash(tracker):
     moved = {**params, "train.out_dir": "/elsewhere"}  # e.g. --resume with another --work-dir
     assert tracker.trial_run(parent, "sw-crash", "t1", moved, {}) == orphan
     assert tracker.client.get_run(orphan).data.params["train.out_dir"] == str(params["train.out_dir"])
+
+
+def test_runs_table_set_up_for_comparing(tracker):
+    """The experiment opens on its runs, trials are named by their values, the compare view lists the columns."""
+    import json
+
+    from radae.sweep.tracking import KIND, KIND_TAG, VIEW_TAG_PREFIX, compared_metrics, run_label
+
+    assert tracker.client.get_experiment(tracker.experiment_id).tags[KIND_TAG] == KIND
+    assert run_label({"prior.num_modes": 10, "loss.alpha": 0.95, "seed": 0}) == "K=10 alpha=0.95 seed=0"
+    parent = tracker.parent_run("cmp", {})
+    run = tracker.trial_run(parent, "cmp", "t1", {}, {"param.prior.num_modes": 25, "param.adv.method": "pgd"})
+    assert tracker.client.get_run(run).info.run_name == "K=25 method=pgd"
+    url = tracker.compare_view("cmp", parent, ["loss.alpha", "prior.num_modes"], compared_metrics((1, 3)))
+    key = url.rsplit("viewStateShareKey=", 1)[1].split("&")[0]
+    assert url.endswith("&workflowType=machine_learning")
+    assert url.startswith(f"#/experiments/{tracker.experiment_id}/runs?")
+    state = json.loads(tracker.client.get_experiment(tracker.experiment_id).tags[VIEW_TAG_PREFIX + key])
+    assert state["selectedColumns"][:2] == ["params.`loss.alpha`", "params.`prior.num_modes`"]
+    assert "metrics.`robustness`" in state["selectedColumns"] and "metrics.`latent_msssim_paper_xt_recxa_l3_mean`" in state["selectedColumns"]
+    assert "tags.`radae.role` = 'trial'" in state["searchFilter"] and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url

@@ -246,6 +246,7 @@ def run_pack(pack: list[dict[str, Any]], trial_id: str, ctx: SweepContext) -> No
                      "train_seconds": final.get("train_seconds"), "eval_seconds": own.get("eval_seconds"), **train_times},
             extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor,
                    "pack_trial": trial_id, "pack_member": k, "pack_size": len(pack), **seeded[k], **fid_columns(fid_net),
+                   "mlflow_run_id": members[k]["run_id"], "mlflow_experiment_id": tracker.experiment_id,
                    **({} if ok else {"error": str(error)})},
         )
         results.write_row(settings, row)

@@ -20,6 +20,26 @@ from radae.sweep.objective import pareto_front
 ROBUST, FID = "metric.robustness", "metric.fid"
 
 
+def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
+    """A sweep's rows as a pandas DataFrame: from ``parquet`` (a copied table), else from the bucket of
+    ``$RADAE_S3_*`` (:func:`radae.sweep.results.read_sweep`). Raises ValueError naming what is missing."""
+    if parquet:
+        import pyarrow.parquet as pq
+
+        if not Path(parquet).is_file():
+            raise ValueError(f"--parquet {parquet}: no such file")
+        return pq.read_table(parquet).to_pandas()
+    if not sweep_id:
+        raise ValueError("give a sweep id or --parquet FILE")
+    from radae.sweep.results import read_sweep
+    from radae.sweep.settings import StorageSettings
+
+    df = read_sweep(StorageSettings.from_env(), sweep_id, as_pandas=True)
+    if df.empty:
+        raise ValueError(f"no rows for sweep {sweep_id!r} in the bucket of $RADAE_S3_ENDPOINT")
+    return df
+
+
 def completed(table: Any):
     """The completed trials with both objectives, as a pandas DataFrame."""
     df = table.to_pandas() if hasattr(table, "to_pandas") else table

@@ -10,7 +10,8 @@ never duplicates or loses one. Every row is passed through :func:`radae.sweep.se
 
 Row columns: ``sweep_id``, ``trial_id``, ``status`` (completed, pruned, error), timings
 (``started_at``, ``finished_at`` in Unix seconds, ``train_seconds``, ``eval_seconds``,
-``wall_seconds``), ``attempt``, ``resumed_from_epoch``, ``config.<section.field>`` for the
+``wall_seconds``), ``attempt``, ``resumed_from_epoch``, ``mlflow_run_id`` and ``mlflow_experiment_id``
+(the trial's MLflow run, for links from reports; absent on rows of pruned or failed trials), ``config.<section.field>`` for the
 resolved RunConfig, ``param.<key>`` for the sampled values and ``metric.<name>`` for every final
 metric (evaluation metrics plus ``robustness``, ``fid``, ``score``).
 """

@@ -31,7 +31,7 @@ from radae.sweep.objective import FINAL_KEY
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
 from radae.sweep.settings import StorageSettings
-from radae.sweep.trainable import SweepContext, run_trial
+from radae.sweep.trainable import SweepContext, apply_overrides_base, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,11 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
                  "%d trials at once%s", res.gpus_per_trial, concurrency, f", {res.pack_size} configurations per trial" if res.packed else "")
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
+    from radae.sweep.tracking import compared_metrics
+
+    view = tracker.compare_view(opts.sweep_id, parent, list(defn.space.params),
+                                compared_metrics(apply_overrides_base({**defn.base, **opts.overrides}).eval.levels))
+    log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
     # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
     fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(opts.overrides))
@@ -281,15 +286,22 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
 
 
 def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker: Any, parent: str) -> list[str]:
-    """Pareto front and sensitivity plots to ``reports/sweep=<id>/`` in the bucket and the parent run."""
+    """Pareto front, sensitivity plots and the HTML report page (``report.html``,
+    :mod:`radae.sweep.html_report`; the MLflow UI shows it inline) to ``reports/sweep=<id>/`` in the
+    bucket and the parent run's ``report/``."""
     import tempfile
 
+    from radae.sweep.html_report import render_sweep
     from radae.sweep.report import export_report
 
     uris = []
     fs = storage.pyarrow_fs()
     with tempfile.TemporaryDirectory(prefix="radae-report-") as tmp:
-        for path in export_report(table, tmp):
+        page, _ = render_sweep(table.to_pandas(), sweep_id, mlflow_uri=tracker.tracking_uri, tracker=tracker,
+                               command=f"python dashboards/sweep_report.py {sweep_id}")
+        html = Path(tmp) / "report.html"
+        html.write_text(page)
+        for path in [*export_report(table, tmp), html]:
             key = storage.key("reports", f"sweep={sweep_id}", path.name, with_bucket=True)
             with fs.open_output_stream(key) as out:
                 out.write(path.read_bytes())

@@ -1,6 +1,6 @@
 """The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
-    python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2]
+    python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
     python -m radae.sweep.stack status
     python -m radae.sweep.stack stop
@@ -24,6 +24,10 @@ the GCS, raylet, workers and agents then bind ``*`` or that address. With
 address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
 token authentication (``RAY_AUTH_MODE=token``): a random token in ``<state-dir>/ray_token`` (mode 600),
 found by every Ray process and client through ``RAY_AUTH_TOKEN_PATH`` (exported by ``<state-dir>/env``).
+
+``--optuna-dashboard`` also starts optuna-dashboard on 127.0.0.1 on the stack's Optuna SQLite file
+``<state-dir>/optuna.db``; ``RADAE_OPTUNA_DB`` (jobs store their studies there) and
+``RADAE_OPTUNA_DASHBOARD`` (its URL) go into the env file and the Ray head's environment.
 """
 
 from __future__ import annotations
@@ -231,8 +235,9 @@ def group_rss_mib(pgid: int) -> float:
     return total / 2**20
 
 
-def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae") -> dict[str, Any]:
-    """Start moto, MLflow and a Ray head; write ``state.json`` and ``env``; returns the state."""
+def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae",
+          optuna_dashboard: bool = False) -> dict[str, Any]:
+    """Start moto, MLflow, a Ray head (and optuna-dashboard); write ``state.json`` and ``env``; returns the state."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     if (state_dir / "state.json").exists():
@@ -261,6 +266,7 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         (state_dir / "state.json").write_text(json.dumps(state, indent=2))
 
     mlflow_uri = f"http://127.0.0.1:{ports['mlflow']}"
+    optuna_env = _optuna_env(state_dir, free_ports(1)[0]) if optuna_dashboard else {}
     try:
         # All three start at once (each waits only for its own port); the bucket is created
         # as soon as S3 answers.
@@ -274,8 +280,10 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
                "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
-        ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri}
+        ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, **optuna_env}
         record("ray", _spawn(cmd, ray_env, state_dir / "ray.log"))
+        if optuna_env:
+            record("optuna", _start_optuna_dashboard(optuna_env, base_env, state_dir))
 
         _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], state_dir / "s3.log", 60)
         storage.boto3_client().create_bucket(Bucket=bucket)
@@ -283,13 +291,16 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         token = token_path.read_text()
         _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token), "Ray head", procs["ray"],
               state_dir / "ray.log", 120)
+        if optuna_env:
+            _wait(lambda: _http_ok(optuna_env["RADAE_OPTUNA_DASHBOARD"]), "optuna-dashboard", procs["optuna"],
+                  state_dir / "optuna.log", 120)
     except BaseException:
         stop(state_dir)
         raise
     env = {
         **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
         "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}", "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
-        "RAY_USAGE_STATS_ENABLED": "0", **ray_auth,
+        "RAY_USAGE_STATS_ENABLED": "0", **ray_auth, **optuna_env,
     }
     write_private(state_dir / "env", "".join(f"export {k}={v}\n" for k, v in env.items()))
     state["env"] = {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
@@ -326,6 +337,21 @@ def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120)
     return proc.pid
 
 
+def _optuna_env(state_dir: Path, port: int) -> dict[str, str]:
+    return {"RADAE_OPTUNA_DB": str(state_dir / "optuna.db"), "RADAE_OPTUNA_DASHBOARD": f"http://127.0.0.1:{port}"}
+
+
+def _start_optuna_dashboard(optuna_env: dict[str, str], base_env: dict[str, str], state_dir: Path) -> subprocess.Popen:
+    """optuna-dashboard on loopback over the stack's Optuna SQLite file (every sweep's study, by sweep id)."""
+    import optuna
+
+    # optuna-dashboard does not create the schema of a new file (it exits "no such table"): the stack does.
+    optuna.storages.RDBStorage(f"sqlite:///{optuna_env['RADAE_OPTUNA_DB']}")
+    port = optuna_env["RADAE_OPTUNA_DASHBOARD"].rsplit(":", 1)[1]
+    cmd = [_bin("optuna-dashboard"), f"sqlite:///{optuna_env['RADAE_OPTUNA_DB']}", "--host", "127.0.0.1", "--port", port]
+    return _spawn(cmd, base_env, state_dir / "optuna.log")
+
+
 def load_env(state_dir: Path) -> dict[str, str]:
     """The ``KEY=VALUE`` pairs of ``<state-dir>/env`` (what ``source .stack/env`` exports)."""
     out = {}
@@ -348,7 +374,7 @@ def stop(state_dir: Path) -> list[str]:
         return []
     state = json.loads(path.read_text())
     stopped = []
-    for name in ("ray", "mlflow", "s3"):
+    for name in ("ray", "optuna", "mlflow", "s3"):
         svc = state["services"].get(name)
         if svc:
             stop_service(int(svc["pid"]), int(svc["pgid"]))
@@ -383,16 +409,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
     p.add_argument("--bucket", default="radae", help="S3 bucket to create")
+    p.add_argument("--optuna-dashboard", action="store_true", help="also start optuna-dashboard on <state-dir>/optuna.db")
     args = p.parse_args(argv)
     if args.command == "start":
         try:
-            state = start(args.state_dir, args.num_cpus, args.bucket)
+            state = start(args.state_dir, args.num_cpus, args.bucket, optuna_dashboard=args.optuna_dashboard)
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         env = state["env"]
         print(f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
-              f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})\nnext: source {args.state_dir}/env")
+              f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})"
+              + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
+              + f"\nnext: source {args.state_dir}/env")
     elif args.command == "stop":
         print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")
     elif args.command == "sockets":

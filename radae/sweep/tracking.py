@@ -9,6 +9,18 @@ JSON and the attack/sample grids.
 
 Everything goes through ``MlflowClient`` with an explicit run id: no global active run, so the
 same code works on the driver, in a Tune trainable and in a Ray Train worker.
+
+Set up for comparing trials in the MLflow 3.17 UI:
+
+- the experiment carries ``mlflow.experimentKind = custom_model_development`` and every link radae
+  prints carries ``workflowType=machine_learning`` (the UI's "Model training" switch, whose default
+  is "GenAI"), so the experiment opens on its runs table instead of the GenAI overview (traces, tokens);
+- a nested run is named by its sampled values (:func:`run_label`: ``K=10 alpha=0.95 seed=0``), the
+  trial id stays in the ``radae.trial_id`` tag;
+- :meth:`Tracker.compare_view` stores a shared view of the runs table as the experiment tag
+  ``mlflow.sharedViewState.<key>`` (the format the UI's own "Share" button writes): the sweep's trial
+  runs, the searched params and compared metrics as the first columns; the page
+  ``#/experiments/<id>/runs?viewStateShareKey=<key>&workflowType=machine_learning`` opens it (tag ``radae.compare_url`` on the parent).
 """
 
 from __future__ import annotations
@@ -25,6 +37,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 SWEEP_TAG, TRIAL_TAG, ROLE_TAG = "radae.sweep_id", "radae.trial_id", "radae.role"
 PARENT_TAG = "mlflow.parentRunId"
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+VIEW_TAG_PREFIX, COMPARE_URL_TAG = "mlflow.sharedViewState.", "radae.compare_url"
+# The UI's "Model training" mode (its default is "GenAI", a per-browser setting); links carry it.
+WORKFLOW = "workflowType=machine_learning"
+# Short names of searched keys in run names; other keys use their last component.
+SHORT_NAMES = {"prior.num_modes": "K", "loss.alpha": "alpha", "seed": "seed"}
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 
 
@@ -46,6 +64,8 @@ class Tracker:
                     raise
         if found is not None:
             self.experiment_id = found.experiment_id
+        if found is None or found.tags.get(KIND_TAG) != KIND:
+            self.client.set_experiment_tag(self.experiment_id, KIND_TAG, KIND)
 
     def _find(self, **tags: str) -> str | None:
         query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
@@ -67,8 +87,9 @@ class Tracker:
         """Find or create the trial's nested run under ``parent_id``; logs ``params`` (missing ones on a found run)."""
         run_id = self._find(**{SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id})
         if run_id is None:
+            sampled = {k.removeprefix("param."): v for k, v in tags.items() if str(k).startswith("param.")}
             all_tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial", PARENT_TAG: parent_id,
-                        "mlflow.runName": f"{sweep_id}-{trial_id}"}
+                        "mlflow.runName": run_label(sampled) or f"{sweep_id}-{trial_id}"}
             all_tags.update({k: str(v) for k, v in scrub(dict(tags)).items()})
             run_id = self.client.create_run(self.experiment_id, tags=all_tags).info.run_id
             self.log_params(run_id, params)
@@ -81,6 +102,28 @@ class Tracker:
             if missing:
                 self.log_params(run_id, missing)
         return run_id
+
+    def compare_view(self, sweep_id: str, parent_id: str, params: list[str], metrics: list[str]) -> str:
+        """Store the runs-table view of this sweep (see the module docstring); returns its page path
+        ``#/experiments/<id>/runs?viewStateShareKey=<key>`` (relative to the tracking server) and tags the parent with it."""
+        import hashlib
+        import json
+
+        columns = [f"params.`{p}`" for p in params] + [f"metrics.`{m}`" for m in metrics]
+        # Only the trials match, so the UI lists them flat (a shared view cannot expand the parent:
+        # MLflow drops runsExpanded from shared state).
+        state = {
+            "searchFilter": f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{ROLE_TAG}` = 'trial'",
+            "selectedColumns": columns,
+            "columnOrder": columns,
+            "runsHiddenMode": "SHOW_ALL",
+        }
+        value = json.dumps(state)
+        key = hashlib.sha256(value.encode()).hexdigest()
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG_PREFIX + key, value)
+        url = f"#/experiments/{self.experiment_id}/runs?viewStateShareKey={key}&{WORKFLOW}"
+        self.client.set_tag(parent_id, COMPARE_URL_TAG, url)
+        return url
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -120,3 +163,24 @@ class Tracker:
         """Every nested trial run of ``sweep_id``."""
         query = f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{ROLE_TAG}` = 'trial'"
         return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10000)
+
+
+def run_label(sampled: Mapping[str, Any]) -> str:
+    """``K=10 alpha=0.95 seed=0``: a trial's sampled values, searched keys shortened (:data:`SHORT_NAMES`)."""
+    def text(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{SHORT_NAMES.get(k, k.rsplit('.', 1)[-1])}={text(v)}" for k, v in sampled.items())
+
+
+def compared_metrics(levels: Any) -> list[str]:
+    """The metrics a user compares first: objective, FIDs, and both MS-SSIMs of both attacks per lambda."""
+    from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
+
+    out = ["score", "robustness", "robustness_paper", "fid", "fid_classifier_mean", "fid_inception_mean"]
+    for lv in levels:
+        tag = level_tag(float(lv))
+        for template in (LATENT_KEY, MAXDAMAGE_KEY):
+            name = template.format(level=tag)
+            out += [name, name.replace("_msssim_", "_msssim_paper_", 1)]
+    return out

@@ -405,7 +405,7 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
         timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
                  "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds"), **train_times},
         extra={"resumed_from_epoch": int(final.get("resumed_from_epoch", 0)), "executor": ctx.executor, **seeded,
-               **fid_columns(fid_net)},
+               **fid_columns(fid_net), "mlflow_run_id": run_id, "mlflow_experiment_id": tracker.experiment_id},
     )
     results.write_row(settings, row)
     tracker.end(run_id, "FINISHED")

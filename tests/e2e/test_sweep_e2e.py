@@ -140,8 +140,10 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
         assert any(p.startswith("eval/") and p.endswith(".png") for p in names), names
 
     report = settings.boto3_client().list_objects_v2(Bucket=settings.bucket, Prefix=settings.key("reports", f"sweep={sweep}"))
-    assert {o["Key"].rsplit("/", 1)[1] for o in report["Contents"]} == {"pareto.csv", "pareto.parquet", "pareto.png", "sensitivity.png"}
-    assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")} >= {"report/pareto.png", "report/pareto.csv"}
+    assert {o["Key"].rsplit("/", 1)[1] for o in report["Contents"]} == {"pareto.csv", "pareto.parquet", "pareto.png", "sensitivity.png",
+                                                                         "report.html"}
+    assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")} >= {"report/pareto.png", "report/pareto.csv",
+                                                                                            "report/report.html"}
 
     # Optuna: one trial per configuration, told the mean score over its seeds.
     study = load_study(live["work"] / sweep / "optuna.db", sweep)

@@ -1,0 +1,41 @@
+"""The paper's tables 1, 2 and 3 from a stored sweep, radae beside the paper: writes docs/reproduction.md.
+
+    source .stack/env
+    python dashboards/reproduction.py alpha-modes-20261125-101500            # rows from S3 ($RADAE_S3_*)
+    python dashboards/reproduction.py --parquet rows.parquet --out /tmp/r.md  # a copied table
+
+Values are mean ± 95% CI over seeds (radae/sweep/aggregate.py), in both MS-SSIMs (the paper's formula
+and the standard one); missing configurations read "not run"; every FID names its feature network.
+The page records the budget (epochs, device, seeds, wall time) and the command that regenerates it.
+"""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from radae.sweep.report import load_table
+from radae.sweep.tables import reproduction_markdown
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep_id", nargs="?", help="sweep id (rows read from $RADAE_S3_* storage)")
+    p.add_argument("--parquet", help="read the rows from this Parquet file instead")
+    p.add_argument("--out", default="docs/reproduction.md", help="Markdown file to write (default docs/reproduction.md)")
+    args = p.parse_args(argv)
+    try:
+        df = load_table(args.sweep_id, args.parquet)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = "python dashboards/reproduction.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(reproduction_markdown(df, command))
+    print(f"wrote {out} ({len(df)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
