@@ -29,7 +29,9 @@ ATTACK_IMPLS: Registry = Registry("attack implementation")
 
 
 @ATTACK_IMPLS.register("batched")
-def batched_attack(name: str, steps: int = 100, step_frac: float | None = None, batch_size: int | None = None, **_: object) -> Attack:
+def batched_attack(
+    name: str, steps: int = 100, step_frac: float | None = None, batch_size: int | None = None, **_: object
+) -> Attack:
     """The batched projected-gradient attack ``name``."""
     return ATTACKS.create(name, steps=steps, step_frac=step_frac, batch_size=batch_size)
 
