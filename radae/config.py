@@ -84,16 +84,24 @@ class PriorConfig:
     num_modes: int | None = field(default=None, metadata=_help("number of GMM modes K; 1 is the unimodal prior"))
     sigma: float = field(default=1.0, metadata=_help("shared isotropic std of every mode"))
     placement: str = field(
-        default="auto", metadata=_help("mode means: onehot (K <= D), spread (any K), auto (onehot when K <= D)")
+        default="auto",
+        metadata=_help(
+            "mode means: onehot (K <= D), spread (any K), sobol-doubling (authors' Sobol, any K), "
+            "roll (authors' s e_(k mod D), repeats modes when K > D), auto (onehot when K <= D, else spread)"
+        ),
     )
-    scale: float = field(default=10.0, metadata=_help("onehot: distance s of each mean from the origin"))
-    min_distance: float = field(default=6.0, metadata=_help("spread: smallest distance between means, in sigmas"))
+    scale: float = field(default=10.0, metadata=_help("onehot, roll: distance s of each mean from the origin"))
+    min_distance: float = field(
+        default=6.0, metadata=_help("spread: smallest distance between means; sobol-doubling: its lower bound (in sigmas)")
+    )
     seed: int = field(default=0, metadata=_help("spread: seed of the Sobol directions"))
 
     def __post_init__(self) -> None:
         _check(self.num_modes is None or self.num_modes >= 1, "prior.num_modes", "must be >= 1", self.num_modes)
         _check(self.sigma > 0, "prior.sigma", "must be > 0", self.sigma)
-        _check(self.placement in ("auto", "onehot", "spread"), "prior.placement", "must be auto, onehot or spread", self.placement)
+        from radae.prior import PLACEMENTS  # lazily: the registry lives with the placements
+
+        _check(self.placement in PLACEMENTS, "prior.placement", f"must be one of {', '.join(PLACEMENTS.names())}", self.placement)
         _check(self.scale > 0, "prior.scale", "must be > 0", self.scale)
         _check(self.min_distance > 0, "prior.min_distance", "must be > 0", self.min_distance)
 
@@ -113,8 +121,18 @@ class LossConfig:
     )
     latent_noise: float = field(default=0.1, metadata=_help("std of the latent noise xi added before decoding in training"))
     adv_rec: bool = field(default=False, metadata=_help("also reconstruct x_adv towards x in L_REC"))
+    ks_weighting: str = field(
+        default="eq6",
+        metadata=_help(
+            "eq. 10 weighting of L_KS_adv's two terms: eq6 (2/3 L_KS + 1/3 L_2pt, one weight) or "
+            "separate (authors' code: each term its own eq. 10 weight, added with factor 1)"
+        ),
+    )
 
     def __post_init__(self) -> None:
+        from radae.losses import KS_WEIGHTINGS  # lazily: the registry lives with the losses
+
+        _check(self.ks_weighting in KS_WEIGHTINGS, "loss.ks_weighting", f"must be one of {', '.join(KS_WEIGHTINGS.names())}", self.ks_weighting)
         _check(self.alpha is None or 0.0 <= self.alpha <= 1.0, "loss.alpha", "must be in [0, 1]", self.alpha)
         for name in ("rec_weight", "ks_weight", "cov_weight", "ks_mult", "cov_mult", "rec_mult", "latent_noise"):
             value = getattr(self, name)
@@ -196,8 +214,32 @@ class EvalConfig:
     classifier_batch_size: int = field(default=100, metadata=_help("downstream latent MLP: batch size"))
     classifier_hidden: int = field(default=256, metadata=_help("downstream latent MLP: hidden units"))
     grid_images: int = field(default=8, metadata=_help("source images shown in each attack grid figure"))
+    attack_impl: str = field(
+        default="batched",
+        metadata=_help(
+            "attack optimiser: batched (projected gradient, all rows at once) or lbfgsb-authors "
+            "(per-image SciPy L-BFGS-B as the authors' released code: radius by rescaling, m 25/100, factr 10)"
+        ),
+    )
+    lbfgsb_maxfun: int = field(
+        default=15000, metadata=_help("lbfgsb-authors: most objective evaluations per image (SciPy's default 15000)")
+    )
+    decode_noise_latent: float = field(
+        default=0.0,
+        metadata=_help("latent attack: std of noise added to the code before every decode (authors' released code 0.4)"),
+    )
+    decode_noise_max_damage: float = field(
+        default=0.0,
+        metadata=_help("max-damage attack: std of noise added to the code before every decode (authors' code 0.004)"),
+    )
 
     def __post_init__(self) -> None:
+        from radae.attacks import ATTACK_IMPLS  # lazily: the registry lives with the attacks
+
+        _check(self.attack_impl in ATTACK_IMPLS, "eval.attack_impl", f"must be one of {', '.join(ATTACK_IMPLS.names())}", self.attack_impl)
+        _check(self.lbfgsb_maxfun >= 1, "eval.lbfgsb_maxfun", "must be >= 1", self.lbfgsb_maxfun)
+        for name in ("decode_noise_latent", "decode_noise_max_damage"):
+            _check(getattr(self, name) >= 0, f"eval.{name}", "must be >= 0", getattr(self, name))
         _check(self.images >= 1, "eval.images", "must be >= 1", self.images)
         _check(self.attack_steps >= 1, "eval.attack_steps", "must be >= 1", self.attack_steps)
         _check(
@@ -302,9 +344,9 @@ class RunConfig:
     @property
     def placement(self) -> str:
         """The mode placement actually used: ``auto`` becomes onehot when K <= D, else spread."""
-        if self.prior.placement != "auto":
-            return self.prior.placement
-        return "onehot" if self.prior.num_modes <= self.model.latent_dim else "spread"
+        from radae.prior import resolve_placement
+
+        return resolve_placement(self.prior.placement, self.prior.num_modes, self.model.latent_dim)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (JSON-serialisable) of every field."""

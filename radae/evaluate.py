@@ -40,7 +40,7 @@ import torch
 
 from radae import classifier as clf
 from radae import eval_plots, fid
-from radae.attacks import ATTACKS
+from radae.attacks import ATTACK_IMPLS, NoisyDecoding
 from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
@@ -278,10 +278,23 @@ def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log)
 
 
 def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device, rows, metrics, files, out, show):
-    """One attack at every lambda: records loss, MS-SSIM/L2 of its pairs, accuracy; returns its loss curve."""
-    attack = ATTACKS.create(
-        name, steps=cfg.attack_steps, step_frac=cfg.attack_step_frac, batch_size=cfg.attack_batch_size
+    """One attack at every lambda: records loss, MS-SSIM/L2 of its pairs, accuracy; returns its loss curve.
+
+    ``cfg.attack_impl`` picks the optimiser (batched or the authors' per-image L-BFGS-B; eval.json's
+    settings and a sweep's config columns record which); ``cfg.decode_noise_<attack>`` > 0 leaves
+    latent noise on in every decode of this attack, as the authors' released scripts do.
+    """
+    attack = ATTACK_IMPLS.create(
+        cfg.attack_impl,
+        name=name,
+        steps=cfg.attack_steps,
+        step_frac=cfg.attack_step_frac,
+        batch_size=cfg.attack_batch_size,
+        maxfun=cfg.lbfgsb_maxfun,
     )
+    decode_noise = {"latent": cfg.decode_noise_latent, "max_damage": cfg.decode_noise_max_damage}[name]
+    if decode_noise > 0:
+        model = NoisyDecoding(model, decode_noise, torch.Generator().manual_seed(cfg.seed + 2))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     res = attack.run(model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps"))
     ii = res.image_index.to(device)

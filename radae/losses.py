@@ -6,11 +6,13 @@ their definitions are absorbed by the eq. 10 normalisation (:func:`loss_weights`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from radae.prior import GMMPrior
+from radae.registry import Registry
 
 
 def _empirical_cdf_levels(n: int, like: torch.Tensor) -> torch.Tensor:
@@ -50,12 +52,23 @@ def two_point_ks_loss(z: torch.Tensor, z_adv: torch.Tensor, prior: GMMPrior) -> 
     return (prior.cdf(torch.sort(z, dim=0).values) - prior.cdf(torch.sort(z_adv, dim=0).values)).pow(2).mean()
 
 
-def adversarial_ks_loss(z: torch.Tensor, z_adv: torch.Tensor, prior: GMMPrior) -> torch.Tensor:
-    """Eq. 6: L_KS_adv = (2/3) L_KS([Z; Z_adv]) + (1/3) L_2pt(Z, Z_adv).
+EQ6_COEFS = (2.0 / 3.0, 1.0 / 3.0)
 
-    [Z; Z_adv] stacks the 2N codes (empirical CDF levels i/(2N)). Returns a scalar.
+
+def adversarial_ks_loss(
+    z: torch.Tensor,
+    z_adv: torch.Tensor,
+    prior: GMMPrior,
+    coefs: tuple[float | torch.Tensor, float | torch.Tensor] = EQ6_COEFS,
+) -> torch.Tensor:
+    """Eq. 6: L_KS_adv = c_1 L_KS([Z; Z_adv]) + c_2 L_2pt(Z, Z_adv), (c_1, c_2) = (2/3, 1/3) in eq. 6.
+
+    [Z; Z_adv] stacks the 2N codes (empirical CDF levels i/(2N)). ``coefs`` other than eq. 6's
+    come from a ``loss.ks_weighting`` (:data:`KS_WEIGHTINGS`); they may be tensors (vmapped
+    trials). Returns a scalar.
     """
-    return (2.0 / 3.0) * ks_loss(torch.cat([z, z_adv], dim=0), prior) + (1.0 / 3.0) * two_point_ks_loss(z, z_adv, prior)
+    c_stacked, c_two_point = coefs
+    return c_stacked * ks_loss(torch.cat([z, z_adv], dim=0), prior) + c_two_point * two_point_ks_loss(z, z_adv, prior)
 
 
 def coupled_covariance_target(prior: GMMPrior, alpha: float) -> torch.Tensor:
@@ -94,10 +107,13 @@ def coupled_prior_pair(
 class LossWeights:
     """Eq. 10 weights: each the inverse of the loss's mean value on codes drawn from the prior."""
 
-    ks: float  # lambda_KS for L_KS_adv (or L_KS without adversarial training)
+    ks: float  # lambda_KS for eq. 6's L_KS_adv (or L_KS without adversarial training)
     cov: float  # lambda_CV for L_CV_adv (or L_CV)
     ks_floor: float  # the mean loss on prior codes (1 / ks)
     cov_floor: float  # the mean loss on prior codes (1 / cov)
+    # The two terms of eq. 6 separately (adversarial only; ks_floor = 2/3 stacked + 1/3 two_point):
+    stacked_floor: float = math.nan  # mean L_KS([Z; Z_adv]) on independent prior pairs
+    two_point_floor: float = math.nan  # mean L_2pt(Z, Z_adv) on independent prior pairs
 
 
 def loss_weights(
@@ -119,7 +135,7 @@ def loss_weights(
     """
     if batch_size < 2 or num_batches < 1:
         raise ValueError(f"need batch_size >= 2 and num_batches >= 1, got {batch_size} and {num_batches}")
-    ks_total, cov_total = 0.0, 0.0
+    ks_total, cov_total, stacked_total, two_point_total = 0.0, 0.0, 0.0, 0.0
     with torch.no_grad():
         for _ in range(num_batches):
             if not adversarial:
@@ -133,7 +149,37 @@ def loss_weights(
             else:
                 z, z_adv = prior.sample(batch_size, generator), prior.sample(batch_size, generator)
                 target_alpha = 0.0
-            ks_total += float(adversarial_ks_loss(z, z_adv, prior))
+            stacked = float(ks_loss(torch.cat([z, z_adv], dim=0), prior))
+            two_point = float(two_point_ks_loss(z, z_adv, prior))
+            stacked_total, two_point_total = stacked_total + stacked, two_point_total + two_point
+            ks_total += EQ6_COEFS[0] * stacked + EQ6_COEFS[1] * two_point
             cov_total += float(coupled_cov_loss(z, z_adv, prior, target_alpha))
     ks_floor, cov_floor = ks_total / num_batches, cov_total / num_batches
-    return LossWeights(ks=1.0 / ks_floor, cov=1.0 / cov_floor, ks_floor=ks_floor, cov_floor=cov_floor)
+    extra = {}
+    if adversarial:
+        extra = {"stacked_floor": stacked_total / num_batches, "two_point_floor": two_point_total / num_batches}
+    return LossWeights(ks=1.0 / ks_floor, cov=1.0 / cov_floor, ks_floor=ks_floor, cov_floor=cov_floor, **extra)
+
+
+# ``loss.ks_weighting``: how eq. 10 weights the two terms of L_KS_adv. Each entry maps the
+# measured floors to (lambda_KS, (c_1, c_2)); the loss is then lambda_KS * (c_1 L_KS + c_2 L_2pt).
+KS_WEIGHTINGS: Registry = Registry("ks weighting")
+
+
+@KS_WEIGHTINGS.register("eq6")
+def eq6_weighting(weights: LossWeights) -> tuple[float, tuple[float, float]]:
+    """Eq. 6 then eq. 10: one weight 1 / mean((2/3) L_KS + (1/3) L_2pt) for the combined term."""
+    return weights.ks, EQ6_COEFS
+
+
+@KS_WEIGHTINGS.register("separate")
+def separate_weighting(weights: LossWeights) -> tuple[float, tuple[float, float]]:
+    """The authors' released loss.py: w_1 L_KS([Z; Z_adv]) + w_2 L_2pt, each w = 1 / its own eq. 10 floor.
+
+    Written as lambda_KS (c_1 L_KS + c_2 L_2pt) with lambda_KS = w_1 + w_2 and c_i = w_i / lambda_KS,
+    so ``loss.ks_mult`` scales both terms and the logged ``ks`` part stays one number.
+    """
+    if not (math.isfinite(weights.stacked_floor) and math.isfinite(weights.two_point_floor)):
+        raise ValueError("separate KS weighting needs the floors of both adversarial KS terms (loss_weights(adversarial=True))")
+    w1, w2 = 1.0 / weights.stacked_floor, 1.0 / weights.two_point_floor
+    return w1 + w2, (w1 / (w1 + w2), w2 / (w1 + w2))

@@ -1,12 +1,23 @@
 """The Gaussian-mixture prior P on the latent space (method.md, "Prior").
 
 P = (1/K) sum_k N(mu_k, sigma^2 I) in R^D: equal weights, shared isotropic std. K = 1 is the
-unimodal prior N(0, sigma^2 I) (paper appendix A.1). Mode placements:
+unimodal prior N(0, sigma^2 I) (paper appendix A.1) under every placement. Mode placements
+(registry :data:`PLACEMENTS`, config ``prior.placement``):
 
-- ``onehot``: mu_k = s * e_k (needs K <= D).
+- ``onehot``: mu_k = s * e_k (needs K <= D); pairwise distance s * sqrt(2).
 - ``spread``: K quasi-random (scrambled Sobol) directions, mapped through the normal inverse CDF
   so they are uniform on the sphere, normalised, then scaled so that the smallest distance
   between two means is exactly ``min_distance * sigma``. Deterministic for a seed, any K.
+- ``sobol-doubling``: the authors' ``set_gmm_centers_sobol`` (GMM_DAE / Robust_GMM_DAE
+  utils.py): unscrambled Sobol points through the normal inverse CDF, normalised, then doubled
+  until the smallest pairwise distance is at least ``min_distance * sigma`` (so it ends in
+  [min_distance, 2 min_distance) sigma). Any K, no seed. The first two unscrambled points (all 0
+  and all 1/2) map to -inf and to the origin, which have no direction; the sequence starts after
+  them (the authors' ``skip=1`` would start at the all-1/2 point).
+- ``roll``: the authors' ``set_gmm_centers``: mu_k = s * e_(k mod D) (np.roll), so K > D repeats
+  modes (K = 25 in D = 10: 10 distinct means, 5 of them weighted 3/25, 5 weighted 2/25).
+- ``auto``: onehot when K <= D, else spread (radae's original behaviour; it changes the geometry
+  at K = D, so a K sweep should name one of the placements above instead).
 """
 
 from __future__ import annotations
@@ -48,6 +59,46 @@ def spread_means(num_modes: int, latent_dim: int, sigma: float, min_distance: fl
     return directions * (min_distance * sigma / closest)
 
 
+@PLACEMENTS.register("sobol-doubling")
+def sobol_doubling_means(num_modes: int, latent_dim: int, sigma: float, min_distance: float, **_: object) -> torch.Tensor:
+    """Unscrambled Sobol normal directions, doubled until the smallest pairwise distance >= min_distance * sigma."""
+    engine = torch.quasirandom.SobolEngine(latent_dim, scramble=False)
+    engine.fast_forward(2)  # points 0 (all 0) and 1 (all 1/2) map to -inf and to the origin
+    u = engine.draw(num_modes, dtype=torch.float64)
+    directions = math.sqrt(2.0) * torch.erfinv(2 * u - 1)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    dist = torch.cdist(directions, directions)
+    dist.fill_diagonal_(math.inf)
+    closest = float(dist.min())
+    if not math.isfinite(closest) or closest <= 1e-9:
+        raise ValueError(f"sobol-doubling placement produced coinciding modes for K={num_modes}, D={latent_dim}")
+    doublings = max(0, math.ceil(math.log2(min_distance * sigma / closest)))
+    if closest * 2.0**doublings < min_distance * sigma:  # log2 rounding at an exact power of two
+        doublings += 1
+    return directions * 2.0**doublings
+
+
+@PLACEMENTS.register("roll")
+def roll_means(num_modes: int, latent_dim: int, scale: float, **_: object) -> torch.Tensor:
+    """mu_k = scale * e_(k mod D) for k = 0..K-1: the authors' np.roll placement (modes repeat when K > D)."""
+    means = torch.zeros(num_modes, latent_dim, dtype=torch.float64)
+    means[torch.arange(num_modes), torch.arange(num_modes) % latent_dim] = scale
+    return means
+
+
+@PLACEMENTS.register("auto")
+def auto_means(num_modes: int, latent_dim: int, **kwargs: object) -> torch.Tensor:
+    """onehot when K <= D, else spread."""
+    return PLACEMENTS.get(resolve_placement("auto", num_modes, latent_dim))(num_modes=num_modes, latent_dim=latent_dim, **kwargs)
+
+
+def resolve_placement(placement: str, num_modes: int, latent_dim: int) -> str:
+    """The placement actually used: ``auto`` becomes onehot when K <= D, else spread; others stay."""
+    if placement != "auto":
+        return placement
+    return "onehot" if num_modes <= latent_dim else "spread"
+
+
 class GMMPrior:
     """Equal-weight Gaussian mixture with means ``means`` (K, D) and shared std ``sigma``.
 
@@ -76,14 +127,12 @@ class GMMPrior:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> GMMPrior:
-        """Place K modes in D dimensions; ``auto`` is onehot when K <= D, else spread; K = 1 is N(0, sigma^2 I)."""
+        """Place K modes in D dimensions with the registered ``placement``; K = 1 is N(0, sigma^2 I) under all."""
         if num_modes < 1 or latent_dim < 1:
             raise ValueError(f"need num_modes >= 1 and latent_dim >= 1, got K={num_modes}, D={latent_dim}")
         if num_modes == 1:
             means = torch.zeros(1, latent_dim, dtype=torch.float64)
         else:
-            if placement == "auto":
-                placement = "onehot" if num_modes <= latent_dim else "spread"
             means = PLACEMENTS.get(placement)(
                 num_modes=num_modes, latent_dim=latent_dim, scale=scale, sigma=sigma, min_distance=min_distance, seed=seed
             )

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.optimize
 import torch
 from torch import nn
 
-from radae.attacks import ATTACKS, LatentAttack, MaxDamageAttack, project_l2_box, random_start
+from radae.attacks import (
+    ATTACK_IMPLS,
+    ATTACKS,
+    AUTHORS_SETTINGS,
+    LatentAttack,
+    LBFGSBAttack,
+    LBFGSBSettings,
+    MaxDamageAttack,
+    NoisyDecoding,
+    lbfgsb_one,
+    project_l2_box,
+    random_start,
+)
 from radae.config import DataConfig
 
 LEVELS = (1.0, 3.0, 5.0)
@@ -131,28 +142,17 @@ def test_bad_budgets_and_missing_targets_raise(tiny_ae):
 
 
 def lbfgs_reference(attack, model, x, const, radius, start, maxcor):
-    """The reference method: SciPy L-BFGS-B on one image, in float64.
+    """The reference method: SciPy L-BFGS-B on one image, in float64, with SciPy's default tolerances.
 
-    The box [-x, 1 - x] goes to L-BFGS-B as bounds; the L2 ball is handled by evaluating the
-    objective at the radial projection d * min(1, r / ||d||), which stays in the box (the box holds
-    0), so the optimum it reports is feasible.
+    radae.attacks.lbfgsb_one (the ``lbfgsb-authors`` evaluation's optimiser): the box [-x, 1 - x]
+    goes to L-BFGS-B as bounds; the L2 ball is handled by evaluating the objective at the radial
+    projection d * min(1, r / ||d||), which stays in the box (the box holds 0), so the optimum it
+    reports is feasible.
     """
-    model = model.double()
-    xs, c = x.double()[None], const.double()[None]
-
-    def fun(v):
-        d = torch.from_numpy(v).view_as(xs).requires_grad_(True)
-        scaled = d * torch.clamp(radius / (d.norm() + 1e-12), max=1.0)
-        value = attack.sign * attack.objective(model, xs + scaled, c).sum()
-        (grad,) = torch.autograd.grad(value, d)
-        return value.item(), grad.numpy().ravel()
-
-    bounds = list(zip((-xs).numpy().ravel(), (1 - xs).numpy().ravel(), strict=True))
-    res = scipy.optimize.minimize(
-        fun, start.double().numpy().ravel(), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxcor": maxcor}
-    )
+    settings = LBFGSBSettings(maxcor=maxcor, factr=1e7, pgtol=1e-5)  # scipy.optimize.minimize's defaults
+    _, value = lbfgsb_one(attack, model.double(), x.double(), const.double(), radius, start.double(), settings)
     model.float()
-    return attack.sign * res.fun
+    return value
 
 
 # The batched attack must reach, per lambda, a mean objective within 5% of L-BFGS-B's (or better).
@@ -182,3 +182,52 @@ def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, 
         else:  # maximised
             assert ours >= theirs * (1 - REL_TOL)
     assert np.isfinite(ref.numpy()).all()
+
+
+def test_attack_implementations_by_name_with_the_authors_settings():
+    assert ATTACK_IMPLS.names() == ["batched", "lbfgsb-authors"]
+    assert isinstance(ATTACK_IMPLS.create("batched", name="latent", steps=3), LatentAttack)
+    lat = ATTACK_IMPLS.create("lbfgsb-authors", name="latent", maxfun=77)
+    dmg = ATTACK_IMPLS.create("lbfgsb-authors", name="max_damage")
+    assert isinstance(lat, LBFGSBAttack) and isinstance(lat.attack, LatentAttack)
+    # Robust_GMM_DAE attacks/latentspaceattack.py (m=25, factr=10) and outputattack.py (m=100, factr=10, pgtol=1e-20).
+    assert (lat.settings.maxcor, lat.settings.factr, lat.settings.pgtol, lat.settings.maxfun) == (25, 10.0, 1e-5, 77)
+    assert (dmg.settings.maxcor, dmg.settings.factr, dmg.settings.pgtol) == (100, 10.0, 1e-20)
+    assert AUTHORS_SETTINGS["max_damage"].maxfun == 15000
+    with pytest.raises(KeyError, match="batched, lbfgsb-authors"):
+        ATTACK_IMPLS.get("pgd")
+
+
+@pytest.mark.parametrize("name", ["latent", "max_damage"])
+def test_lbfgsb_rows_are_feasible_and_ordered_like_the_batched_attack(tiny_ae, mnist, name):
+    x, xt = mnist.test.get(torch.arange(2)), mnist.test.get(torch.arange(2, 4))
+    attack = ATTACK_IMPLS.create("lbfgsb-authors", name=name, maxfun=60)
+    res = attack.run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
+    batched = ATTACKS.create(name, steps=2).run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
+    for key in ("level", "level_index", "trial_index", "image_index"):
+        assert torch.equal(getattr(res, key), getattr(batched, key)), key
+    delta = res.x_adv - x[res.image_index]
+    assert (delta.flatten(1).norm(dim=1) <= res.level * (1 + 1e-5)).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    const = attack.attack.prepare(tiny_ae, x, xt)[res.image_index]
+    assert torch.allclose(attack.attack.objective(tiny_ae, res.x_adv, const), res.loss, rtol=1e-4, atol=1e-5)
+    # It optimises: better than its own random start at every row (lower latent distance, more damage).
+    starts = x[res.image_index] + random_start(x[res.image_index], res.level, torch.Generator().manual_seed(0))
+    at_start = attack.attack.objective(tiny_ae, starts, const)
+    assert (attack.sign * res.loss < attack.sign * at_start).all()
+
+
+def test_decode_noise_perturbs_every_decode_and_nothing_else(tiny_ae, mnist):
+    x = mnist.test.get(torch.arange(64))
+    z = tiny_ae.encode(x)
+    off = NoisyDecoding(tiny_ae, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(off.reconstruct(x), tiny_ae.decode(z))
+    noisy = NoisyDecoding(tiny_ae, 0.4, torch.Generator().manual_seed(0))
+    assert torch.equal(noisy.encode(x), z)
+    a, b = noisy.decode(z), noisy.decode(z)
+    assert not torch.equal(a, b)  # a fresh draw per call, as the authors' forward()
+    # The same draws by hand: decode(z + 0.4 xi).
+    xi = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, tiny_ae.decode(z + 0.4 * xi))
+    with pytest.raises(ValueError, match="decode noise"):
+        NoisyDecoding(tiny_ae, -1.0, torch.Generator())

@@ -26,6 +26,8 @@ STRING_VALUES = {
     "train.step_mode": "eager",
     "baseline.likelihood": "gaussian",
     "baseline.se_perturbation": "random",
+    "loss.ks_weighting": "separate",
+    "eval.attack_impl": "lbfgsb-authors",
 }
 
 
@@ -47,7 +49,7 @@ def other_value(key: str, current: typing.Any) -> tuple[str, typing.Any]:
         value = 7 if current is None else current + 1
         return str(value), value
     if base is float:
-        value = 0.5 if current is None else current * 0.5
+        value = 0.5 if not current else current * 0.5  # None or 0.0 (off): any positive value
         return repr(value), value
     if typing.get_origin(hint) is tuple:
         return "2,4", (2.0, 4.0)

@@ -28,6 +28,18 @@ def test_more_modes_than_dimensions_switch_auto_placement_to_spread():
     assert apply_overrides(RunConfig(), {"prior.num_modes": 25}).placement == "spread"
 
 
+@pytest.mark.parametrize("placement", ["sobol-doubling", "roll", "spread"])
+def test_named_placements_stay_for_every_k(placement):
+    for k in (1, 10, 25):
+        assert apply_overrides(RunConfig(), {"prior.num_modes": k, "prior.placement": placement}).placement == placement
+
+
+def test_new_settings_default_to_todays_behaviour():
+    cfg = RunConfig()
+    assert cfg.loss.ks_weighting == "eq6" and cfg.prior.placement == "auto"
+    assert cfg.eval.attack_impl == "batched" and cfg.eval.decode_noise_latent == 0.0 == cfg.eval.decode_noise_max_damage
+
+
 @pytest.mark.parametrize(
     "overrides,field",
     [
@@ -49,6 +61,11 @@ def test_more_modes_than_dimensions_switch_auto_placement_to_spread():
         ({"loss.rec_mult": "Infinity"}, "loss.rec_mult"),
         ({"eval.levels": "1,inf"}, "eval.levels"),
         ({"data.resize": "nearest"}, "data.resize"),
+        ({"loss.ks_weighting": "paper"}, "loss.ks_weighting"),
+        ({"prior.placement": "grid"}, "prior.placement"),
+        ({"eval.attack_impl": "lbfgs"}, "eval.attack_impl"),
+        ({"eval.decode_noise_latent": -0.4}, "eval.decode_noise_latent"),
+        ({"eval.lbfgsb_maxfun": 0}, "eval.lbfgsb_maxfun"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):

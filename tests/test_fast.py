@@ -45,10 +45,19 @@ MEMBERS = [  # differ in alpha, K (padded to 10), eps, latent noise, lr and seed
     {"loss.alpha": 0.5, "prior.num_modes": 4, "adv.eps": 0.2, "train.seed": 1, "train.lr": 0.001, "train.out_dir": "m1"},
     {"loss.alpha": 0.9, "prior.num_modes": 1, "loss.latent_noise": 0.0, "train.seed": 2, "train.out_dir": "m2"},
 ]
+# Packs also mix the eq. 10 KS weighting and the mode placement (per-member tensors, not structure).
+WEIGHTING_MEMBER = {"loss.ks_weighting": "separate", "prior.placement": "sobol-doubling", "train.seed": 3, "train.out_dir": "m3"}
 
 
 @pytest.mark.parametrize(
-    "over", [{}, {"adv.method": "pgd", "adv.pgd_steps": 3}, {"adv.method": "none"}, {"loss.adv_rec": True}]
+    "over",
+    [
+        {},
+        {"adv.method": "pgd", "adv.pgd_steps": 3},
+        {"adv.method": "none"},
+        {"loss.adv_rec": True},
+        {"loss.ks_weighting": "separate"},
+    ],
 )
 def test_member_loss_equals_model_loss(over):
     """Same generator, same numbers: the functional eq. 9 is RobustGMMAE.loss (float64, 1e-12)."""
@@ -65,15 +74,16 @@ def test_member_loss_equals_model_loss(over):
 
 
 def test_packed_steps_equal_each_member_alone():
-    """Three members with different alpha, K, eps, noise and lr: vmap training == eager training of each."""
-    cfgs = [cfg_of(**m) for m in MEMBERS]
+    """Members with different alpha, K, eps, noise, lr, KS weighting and placement: vmap == eager training of each."""
+    cfgs = [cfg_of(**m) for m in [*MEMBERS, WEIGHTING_MEMBER]]
     models = [build(c) for c in cfgs]
+    assert models[3].ks_coefs != models[0].ks_coefs  # the separate weighting really differs
     singles = [copy.deepcopy(m) for m in models]
     steps = [eager_step(m, torch.optim.Adam(m.parameters(), lr=c.train.lr)) for m, c in zip(singles, cfgs, strict=True)]
     pm = PackedModels(models, cfgs, [c.train.lr for c in cfgs], PackConfig(noise="member"))
     gens = [torch.Generator().manual_seed(c.train.seed + 1) for c in cfgs]
     gens_single = [torch.Generator().manual_seed(c.train.seed + 1) for c in cfgs]
-    data = torch.rand(3, 3, 16, *SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    data = torch.rand(3, len(cfgs), 16, *SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for t in range(3):
         packed = pm.step(data[t], pm.draw(gens, 16))
         for m, (step, gen) in enumerate(zip(steps, gens_single, strict=True)):

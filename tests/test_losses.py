@@ -102,6 +102,40 @@ def test_loss_weights_are_inverse_mean_losses(prior):
     assert plain.ks > 0 and plain.cov > 0
 
 
+def test_separate_ks_weighting_gives_each_term_its_own_eq10_weight(prior):
+    """loss.ks_weighting=separate: w_1 L_KS([Z; Z_adv]) + w_2 L_2pt with w_i = 1 / mean of term i on prior pairs."""
+    w = L.loss_weights(prior, 50, num_batches=20, generator=gen(5))
+    g = gen(5)
+    stacked, two_point = [], []
+    for _ in range(20):
+        z, za = prior.sample(50, g), prior.sample(50, g)
+        stacked.append(L.ks_loss(torch.cat([z, za]), prior).item())
+        two_point.append(L.two_point_ks_loss(z, za, prior).item())
+    w1, w2 = 1 / np.mean(stacked), 1 / np.mean(two_point)
+    lam, (c1, c2) = L.KS_WEIGHTINGS.get("separate")(w)
+    assert lam * c1 == pytest.approx(w1) and lam * c2 == pytest.approx(w2)
+    # The eq. 6 floor is the 2/3 : 1/3 mix of the two floors, and eq6 keeps today's weights.
+    assert w.ks_floor == pytest.approx(2 / 3 * np.mean(stacked) + 1 / 3 * np.mean(two_point))
+    assert L.KS_WEIGHTINGS.get("eq6")(w) == (w.ks, (2 / 3, 1 / 3))
+    # Independent prior pairs: L_2pt's floor is about 4x the stacked floor (~2/(6N) vs ~1/(6 * 2N)), so
+    # separate weights the stacked term ~3x and the two-point term ~1.5x what eq. 6 gives them, and
+    # the two-point share of L_KS_adv falls from 1/3 to ~1/5 (measured here, not eq. 6's reading).
+    assert 3.0 < np.mean(two_point) / np.mean(stacked) < 5.0
+    assert 0.15 < c2 < 0.25
+    assert lam * c1 > 2.5 * (2 / 3) * w.ks and lam * c2 > 1.2 * (1 / 3) * w.ks
+    z, za = prior.sample(64, gen(1)), prior.sample(64, gen(2)) + 0.5
+    expected = w1 * L.ks_loss(torch.cat([z, za]), prior) + w2 * L.two_point_ks_loss(z, za, prior)
+    assert (lam * L.adversarial_ks_loss(z, za, prior, (c1, c2))).item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_separate_weighting_needs_the_adversarial_floors(prior):
+    plain = L.loss_weights(prior, 50, num_batches=2, adversarial=False, generator=gen(5))
+    with pytest.raises(ValueError, match="both adversarial KS terms"):
+        L.KS_WEIGHTINGS.get("separate")(plain)
+    with pytest.raises(KeyError, match="eq6, separate"):
+        L.KS_WEIGHTINGS.get("paper")
+
+
 def test_losses_are_differentiable(prior):
     z = prior.sample(32, gen()).requires_grad_()
     za = (z.detach() + 0.1).requires_grad_()

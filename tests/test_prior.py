@@ -57,8 +57,75 @@ def test_onehot_rejects_more_modes_than_dimensions():
 
 
 def test_unknown_placement_lists_known():
-    with pytest.raises(KeyError, match="onehot, spread"):
+    with pytest.raises(KeyError, match="auto, onehot, roll, sobol-doubling, spread"):
         GMMPrior.create(3, 10, placement="grid")
+
+
+def _pairwise(means: torch.Tensor) -> np.ndarray:
+    """Distances between distinct mode pairs, computed with numpy (independent of torch.cdist)."""
+    m = means.double().numpy()
+    return np.array([np.linalg.norm(m[i] - m[j]) for i in range(len(m)) for j in range(i + 1, len(m))])
+
+
+@pytest.mark.parametrize("k", [2, 5, 10, 15, 20, 25])
+@pytest.mark.parametrize("sigma,min_distance", [(1.0, 6.0), (1.5, 4.0)])
+def test_sobol_doubling_ends_between_min_distance_and_twice_it(k, sigma, min_distance):
+    prior = GMMPrior.create(k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, dtype=torch.float64)
+    closest = _pairwise(prior.means).min()
+    assert min_distance * sigma <= closest < 2 * min_distance * sigma
+    # Doubling keeps the directions: every mean has the same norm, a power of two.
+    norms = prior.means.norm(dim=1)
+    assert torch.allclose(norms, norms[0].expand_as(norms))
+    assert float(torch.log2(norms[0])) == pytest.approx(round(float(torch.log2(norms[0]))), abs=1e-9)
+    # No seed: the same means every time, whatever prior.seed says.
+    again = GMMPrior.create(k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, seed=7, dtype=torch.float64)
+    assert torch.equal(prior.means, again.means)
+
+
+def test_sobol_doubling_keeps_the_geometry_across_k_at_d10():
+    # One placement for a whole K sweep: from K = 10 to 25 in D = 10 the modes lie on one sphere with
+    # one closest distance (the first 10 Sobol points are a subset of the first 25).
+    means = {k: GMMPrior.create(k, 10, placement="sobol-doubling", dtype=torch.float64).means for k in (10, 15, 20, 25)}
+    closest = {k: _pairwise(m).min() for k, m in means.items()}
+    assert max(closest.values()) - min(closest.values()) < 1e-9
+    assert torch.equal(means[25][:10], means[10])
+
+
+@pytest.mark.parametrize("k", [3, 10, 25])
+def test_roll_is_the_authors_np_roll_placement(k):
+    prior = GMMPrior.create(k, 10, placement="roll", scale=10.0, dtype=torch.float64)
+    base = np.zeros(10)
+    base[0] = 10.0
+    expected = np.stack([np.roll(base, i) for i in range(k)])
+    np.testing.assert_array_equal(prior.means.numpy(), expected)
+    distinct = np.unique(expected, axis=0)
+    assert len(distinct) == min(k, 10)
+    if k <= 10:
+        assert _pairwise(prior.means).min() == pytest.approx(10.0 * np.sqrt(2))
+
+
+def test_roll_repeats_modes_with_unequal_weights_in_the_mixture():
+    # K = 25 in D = 10: modes 0-4 appear 3 times, 5-9 twice; the CDF is the weighted mixture.
+    prior = GMMPrior.create(25, 10, placement="roll", dtype=torch.float64)
+    z = torch.linspace(-3, 13, 50, dtype=torch.float64)[:, None].expand(50, 10)
+    weights = np.array([3] * 5 + [2] * 5) / 25
+    means = 10.0 * np.eye(10)
+    expected = sum(w * stats.norm.cdf(z.numpy() - means[j]) for j, w in enumerate(weights))
+    np.testing.assert_allclose(prior.cdf(z).numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("placement", ["auto", "onehot", "spread", "sobol-doubling", "roll"])
+def test_one_mode_is_the_unimodal_prior_under_every_placement(placement):
+    prior = GMMPrior.create(1, 10, sigma=1.0, placement=placement, dtype=torch.float64)
+    assert torch.count_nonzero(prior.means) == 0
+    torch.testing.assert_close(prior.covariance(), torch.eye(10, dtype=torch.float64))
+
+
+def test_auto_is_onehot_up_to_d_then_spread():
+    for k, expected in ((10, "onehot"), (11, "spread")):
+        auto = GMMPrior.create(k, 10, placement="auto", dtype=torch.float64)
+        named = GMMPrior.create(k, 10, placement=expected, dtype=torch.float64)
+        assert torch.equal(auto.means, named.means)
 
 
 def test_sample_mode_frequencies_and_reproducibility():

@@ -8,7 +8,8 @@ This module restates the same computation as a function of tensors only:
 
 - ``params``: the model's parameters by name (``encoder.1.weight`` ...), as ``named_parameters``.
 - ``hyper``: :class:`MemberHyper` fields, all tensors: prior means (K, D) with mode weights (K,)
-  (zero weights pad a smaller K to the pack's largest), sigma, alpha, the three eq. 9 weights,
+  (zero weights pad a smaller K to the pack's largest), sigma, alpha, the three eq. 9 weights and
+  the two coefficients inside L_KS_adv (``loss.ks_weighting``),
   latent-noise std, and the attack's eps and step size. Everything a sweep varies at a fixed
   architecture is here, so stacking it along a leading member axis packs several trials.
 - ``noise``: :class:`StepNoise`, the step's random draws, made by :func:`draw_noise` in exactly the
@@ -66,6 +67,7 @@ class MemberHyper:
     alpha: torch.Tensor
     rec_weight: torch.Tensor
     ks_weight: torch.Tensor
+    ks_coefs: torch.Tensor  # (2,) coefficients of L_KS([Z; Z_adv]) and L_2pt in L_KS_adv (loss.ks_weighting)
     cov_weight: torch.Tensor
     latent_noise: torch.Tensor
     eps: torch.Tensor
@@ -176,7 +178,8 @@ def member_loss(
     else:
         x_adv = _perturb(model.encoder, enc_params, x, noise.u, hyper, structure.steps)
         z, z_adv = encode(torch.cat([x, x_adv], dim=0)).chunk(2, dim=0)
-        ks, cov = adversarial_ks_loss(z, z_adv, prior), coupled_cov_loss(z, z_adv, prior, hyper.alpha)
+        ks = adversarial_ks_loss(z, z_adv, prior, (hyper.ks_coefs[0], hyper.ks_coefs[1]))
+        cov = coupled_cov_loss(z, z_adv, prior, hyper.alpha)
     rec = noisy_rec(z, noise.xi)
     if structure.adv_rec and structure.method != "none":
         rec = rec + noisy_rec(z_adv, noise.xi_adv)

@@ -106,6 +106,7 @@ def hyper_of(model: RobustGMMAE, num_modes: int) -> MemberHyper:
     return MemberHyper(
         means=padded, mode_weights=weights, cov=model.prior.covariance().detach(), sigma=scalar(model.sigma),
         alpha=scalar(model.alpha), rec_weight=scalar(model.rec_weight), ks_weight=scalar(model.ks_weight),
+        ks_coefs=torch.tensor(model.ks_coefs, device=device, dtype=means.dtype),
         cov_weight=scalar(model.cov_weight), latent_noise=scalar(model.latent_noise), eps=scalar(adv.eps),
         step_size=scalar(step),
     )  # fmt: skip

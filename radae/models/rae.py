@@ -12,6 +12,10 @@ random start by default, :mod:`radae.perturb`), z = E(x), z_adv = E(x_adv):
 - lambda_KS and lambda_CV default to the eq. 10 heuristic (:func:`radae.losses.loss_weights`),
   lambda_REC to ``loss.rec_weight``; each times its ``*_mult`` factor. The resolved weights are
   buffers, so a checkpoint carries them.
+- ``loss.ks_weighting`` (:data:`radae.losses.KS_WEIGHTINGS`) sets lambda_KS and the two
+  coefficients of L_KS_adv: eq6 (2/3, 1/3 under one eq. 10 weight) or separate (the authors'
+  code: each term its own eq. 10 weight). The coefficients are recomputed from the config
+  (deterministic: the eq. 10 generator is seeded by ``train.seed``).
 
 With ``adv.method = none`` it is the non-adversarial GMM deterministic autoencoder (2021 paper):
 L = lambda_REC L_REC + lambda_KS L_KS(z) + lambda_CV L_CV(z). K = 1 gives the unimodal variant.
@@ -25,7 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from radae.config import AdvConfig, RunConfig
-from radae.losses import adversarial_ks_loss, coupled_cov_loss, cov_loss, ks_loss, loss_weights
+from radae.losses import (
+    EQ6_COEFS,
+    KS_WEIGHTINGS,
+    adversarial_ks_loss,
+    coupled_cov_loss,
+    cov_loss,
+    ks_loss,
+    loss_weights,
+)
 from radae.models.base import MODELS, Autoencoder, LossOutput
 from radae.models.networks import build_networks
 from radae.perturb import perturb
@@ -47,6 +59,7 @@ class RobustGMMAE(Autoencoder):
         weights: tuple[float, float, float],
         latent_noise: float = 0.1,
         adv_rec: bool = False,
+        ks_coefs: tuple[float, float] = EQ6_COEFS,
     ) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
@@ -54,6 +67,7 @@ class RobustGMMAE(Autoencoder):
         self.latent_dim = prior.latent_dim
         self.adv, self.alpha = adv, float(alpha)
         self.latent_noise, self.adv_rec = float(latent_noise), bool(adv_rec)
+        self.ks_coefs = (float(ks_coefs[0]), float(ks_coefs[1]))
         self.sigma = prior.sigma
         self.register_buffer("prior_means", prior.means.detach().clone())
         rec, ks, cov = weights
@@ -69,7 +83,9 @@ class RobustGMMAE(Autoencoder):
             p.num_modes, cfg.model.latent_dim, p.sigma, cfg.placement, p.scale, p.min_distance, p.seed
         )
         ks, cov = cfg.loss.ks_weight, cfg.loss.cov_weight
-        if ks is None or cov is None:
+        adversarial = cfg.adv.method != "none"
+        ks_coefs = EQ6_COEFS
+        if ks is None or cov is None or (adversarial and cfg.loss.ks_weighting != "eq6"):
             heuristic = loss_weights(
                 prior,
                 cfg.train.batch_size,
@@ -77,9 +93,12 @@ class RobustGMMAE(Autoencoder):
                 coupled=cfg.loss.coupled_weights,
                 generator=torch.Generator().manual_seed(cfg.train.seed),
                 alpha=cfg.loss.alpha,
-                adversarial=cfg.adv.method != "none",
+                adversarial=adversarial,
             )
-            ks = heuristic.ks if ks is None else ks
+            ks_heuristic = heuristic.ks
+            if adversarial:
+                ks_heuristic, ks_coefs = KS_WEIGHTINGS.get(cfg.loss.ks_weighting)(heuristic)
+            ks = ks_heuristic if ks is None else ks
             cov = heuristic.cov if cov is None else cov
         weights = (cfg.loss.rec_weight * cfg.loss.rec_mult, ks * cfg.loss.ks_mult, cov * cfg.loss.cov_mult)
         return cls(
@@ -92,6 +111,7 @@ class RobustGMMAE(Autoencoder):
             weights,
             cfg.loss.latent_noise,
             cfg.loss.adv_rec,
+            ks_coefs,
         )
 
     @property
@@ -119,7 +139,8 @@ class RobustGMMAE(Autoencoder):
             x_adv = perturb(self.encoder, x, self.adv, generator)
             # One encoder pass for both halves (BatchNorm sees the clean and adversarial batch together).
             z, z_adv = self.encode(torch.cat([x, x_adv], dim=0)).chunk(2, dim=0)
-            ks, cov = adversarial_ks_loss(z, z_adv, prior), coupled_cov_loss(z, z_adv, prior, self.alpha)
+            ks = adversarial_ks_loss(z, z_adv, prior, self.ks_coefs)
+            cov = coupled_cov_loss(z, z_adv, prior, self.alpha)
         rec = self._noisy_rec(z, x, generator)
         if self.adv_rec and self.adv.method != "none":
             rec = rec + self._noisy_rec(z_adv, x, generator)
