@@ -28,7 +28,8 @@ SHOTS = ROOT / "runs" / "browser"
 
 def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     live, sweep = live_stack, f"dash-{uuid.uuid4().hex[:6]}"
-    proc = submit(live, sweep, ["--num-samples", "2", "--executor", "direct"])
+    # One seed per configuration keeps it at 2 trials (the smoke definition repeats each over 2 seeds).
+    proc = submit(live, sweep, ["--num-samples", "2", "--seeds", "1", "--executor", "direct"])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
     # 1. The report the sweep stored beside its results, opened from disk.
