@@ -32,7 +32,8 @@ EPOCHS = 4
 
 
 def driver_cmd(live, sweep, endpoint, extra=()):
-    args = ["--num-samples", "2", "--concurrency", "1", "--executor", "direct", "--endpoint", endpoint,
+    # One seed per configuration: the smoke definition repeats each over 2 seeds; these tests count trials.
+    args = ["--num-samples", "2", "--seeds", "1", "--concurrency", "1", "--executor", "direct", "--endpoint", endpoint,
             "--set", f"train.epochs={EPOCHS}", "--set", "data.train_limit=6000", *extra]
     return [sys.executable, "sweeps/alpha_modes.py", "--smoke-test", "--ray-address", live["env"]["RAY_ADDRESS"],
             *sweep_args(live, sweep, args)]
