@@ -11,7 +11,7 @@ prints the Pareto front.
 import argparse
 import sys
 
-from radae.sweep.report import FID, ROBUST, export_report, pareto_table
+from radae.sweep.report import FID, ROBUST, export_report, load_table, pareto_table
 
 
 def main(argv=None) -> int:
@@ -20,19 +20,13 @@ def main(argv=None) -> int:
     p.add_argument("--parquet", help="read the rows from this Parquet file instead")
     p.add_argument("--out", default="runs/sweep-report", help="output folder")
     args = p.parse_args(argv)
-    if args.parquet:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(args.parquet)
-    elif args.sweep_id:
-        from radae.sweep.results import read_sweep
-        from radae.sweep.settings import StorageSettings
-
-        table = read_sweep(StorageSettings.from_env(), args.sweep_id)
-    else:
-        p.error("give a sweep id or --parquet")
-    if table.num_rows == 0:
-        print(f"error: no rows for sweep {args.sweep_id!r}", file=sys.stderr)
+    try:
+        table = load_table(args.sweep_id, args.parquet)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print(f"error: no rows in {args.parquet or args.sweep_id!r}", file=sys.stderr)
         return 2
     files = export_report(table, args.out)
     front = pareto_table(table)
