@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from scipy import stats
 from sweep_rows import make_rows
 
 from radae.sweep import paper
-from radae.sweep.tables import table1, table2, table3
+from radae.sweep.tables import NotComparableError, check_comparable, select, table1, table2, table3, trend
 
 ROOT = Path(__file__).parents[1]
 # The scripts import this checkout's radae (not another editable install of the venv).
@@ -68,7 +69,7 @@ def test_reproduction_command_writes_markdown(tmp_path):
         assert heading in text
     assert f"python dashboards/reproduction.py --parquet {rows} --out {out}" in text
     assert "| epochs | 2 |" in text and "classifier" in text and "Welch" in text
-    assert text.count("| K=") == 3 * len(paper.TABLE2_K)
+    assert text.count("| K=") == 3 * len(paper.TABLE2_K) + len(paper.TABLE2_K)  # table 2 + the K trend table
     assert "completed: 12, error: 1, pruned: 1" in text
 
 
@@ -83,3 +84,62 @@ def test_empty_sweep_reads_not_run(fn):
     df = make_rows().iloc[0:0]
     t = fn(df)
     assert (t[~t["source"].str.startswith("paper")]["latent λ=1"] == "not run").all()
+
+
+def pgd_rows(sweep_id="repro-pgd", **changes):
+    """Rows of a second sweep: K=10, alpha 0.95 trained with PGD (a string param), robustness lower by 0.2."""
+    df = make_rows(ks=(10,), alphas=(0.95,), extra_statuses=False, sweep_id=sweep_id)
+    df["param.adv.method"] = df["config.adv.method"] = "pgd"
+    df["metric.robustness"] -= 0.2
+    df["config_key"] = "pgdkey000000"
+    for col, value in changes.items():
+        df[col] = value
+    return df
+
+
+def test_string_params_select_fgsm_and_pgd_rows_apart():
+    df = pd.concat([make_rows(), pgd_rows()], ignore_index=True)
+    t1 = table1(df)
+    pgd = block(t1, "robust GMM AE, PGD training (K=10, alpha 0.95)")
+    assert pgd["paper (not available, see note)"]["latent λ=1"] == ""
+    assert "radae, MS-SSIM standard (n=2)" in pgd
+    # the FGSM block still holds only the 2 FGSM seeds, though the PGD sweep has the same K and alpha
+    # (the first sweep's rows record no adv.method: they ran with the default, fgsm)
+    gmm = block(t1, "robust GMM AE (K=10, alpha 0.95)")
+    assert "radae, MS-SSIM standard (n=2)" in gmm
+    assert len(select(df, "rae", {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "fgsm"})) == 2
+    assert len(select(df, "rae", {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "pgd"})) == 2
+    assert len(select(make_rows(), "rae", {"prior.num_modes": 10, "adv.method": "pgd"})) == 0  # not the default
+
+
+def test_trend_slope_matches_least_squares():
+    t = trend(make_rows(), "K")
+    assert list(t["n"]) == [2, 0, 2, 0, 0, 2]
+    fit = stats.linregress([1, 1, 10, 10, 25, 25], [0.3 + 0.01 * k + 0.19 + 0.005 * s for k in (1, 10, 25) for s in (0, 1)])
+    assert t.attrs["slope"].startswith(f"{fit.slope:+.4f} ± ")
+    assert "slope" not in trend(make_rows(ks=(10,)), "K").attrs  # one K value: no slope
+
+
+def test_rows_of_different_budgets_or_fid_networks_refused():
+    check_comparable(pd.concat([make_rows(), pgd_rows()], ignore_index=True))
+    with pytest.raises(NotComparableError, match=r"config.train.epochs \(repro-pgd: 20; repro-test: 2\)"):
+        check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.train.epochs": 20})], ignore_index=True))
+    with pytest.raises(NotComparableError, match="fid_network_sha256"):
+        check_comparable(pd.concat([make_rows().assign(fid_network_sha256="aa"), pgd_rows(fid_network_sha256="bb")],
+                                   ignore_index=True))
+
+
+def test_reproduction_command_joins_sweeps_and_refuses_unlike(tmp_path):
+    a, b, c = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    make_rows().to_parquet(a)
+    pgd_rows().to_parquet(b)
+    pgd_rows(**{"config.eval.images": 100}).to_parquet(c)
+    out = tmp_path / "r.md"
+    cmd = [sys.executable, "dashboards/reproduction.py", "--parquet", str(a), "--parquet", str(b), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "repro-pgd, repro-test" in text and "| robust GMM AE, PGD training (K=10, alpha 0.95) | radae, MS-SSIM standard (n=2) |" in text
+    proc = subprocess.run(cmd[:-4] + ["--parquet", str(c), "--out", str(tmp_path / "x.md")], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "config.eval.images" in proc.stderr and not (tmp_path / "x.md").exists()

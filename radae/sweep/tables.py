@@ -46,19 +46,31 @@ def _column_of(df: pd.DataFrame, key: str) -> pd.Series | None:
     return None
 
 
-def select(df: pd.DataFrame, model: str | None, where: Mapping[str, float]) -> pd.DataFrame:
+def _matches(col: pd.Series, value: object) -> pd.Series:
+    if isinstance(value, str):
+        return col.astype("string") == value
+    return pd.to_numeric(col, errors="coerce").sub(value).abs() < 1e-9
+
+
+def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> pd.DataFrame:
     """Completed rows of ``model`` (``config.model.name``; rae when the column is absent) with every
-    ``where`` key (``param.<key>`` or ``config.<key>``) equal to its value."""
+    ``where`` key (``param.<key>`` or ``config.<key>``) equal to its value (numbers to 1e-9, strings
+    exactly). A row that does not record a key (no column, or null in rows joined from an older sweep)
+    matches only when the value is RunConfig's default: it ran with the default."""
+    from radae.config import RunConfig
+
     rows = completed(df)
     mask = pd.Series(True, index=rows.index)
     if model is not None:
         names = rows["config.model.name"] if "config.model.name" in rows else pd.Series("rae", index=rows.index)
         mask &= names == model
+    defaults = RunConfig().flat()
     for key, value in where.items():
         col = _column_of(rows, key)
         if col is None:
-            return rows.iloc[0:0]
-        mask &= pd.to_numeric(col, errors="coerce").sub(value).abs() < 1e-9
+            col = pd.Series(None, index=rows.index, dtype=object)
+        unrecorded = col.isna() & (defaults.get(key) == value)
+        mask &= _matches(col, value).fillna(False).astype(bool) | unrecorded
     return rows[mask]
 
 
@@ -117,21 +129,58 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     for ref in paper.TABLE1:
         model, where = paper.TABLE1_MATCH[ref.model]
         entries.append((ref.model, ref, select(df, model, where)))
+    entries += [(name, None, select(df, model, where)) for name, model, where in paper.TABLE1_RADAE_ONLY]
     return _table(entries, "model")
+
+
+def table2_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``[(label, rows)]`` of paper table 2: K in :data:`paper.TABLE2_K` at alpha 0.95, FGSM training."""
+    return [(f"K={k}", select(df, "rae", {"prior.num_modes": k, "loss.alpha": paper.TABLE2_ALPHA, **paper.SENSITIVITY_MATCH}))
+            for k in paper.TABLE2_K]
+
+
+def table3_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``[(label, rows)]`` of paper table 3: alpha in :data:`paper.TABLE3_ALPHA` at K = 10, FGSM training."""
+    return [(f"alpha={a:g}", select(df, "rae", {"loss.alpha": a, "prior.num_modes": paper.TABLE3_K, **paper.SENSITIVITY_MATCH}))
+            for a in paper.TABLE3_ALPHA]
 
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     """Paper table 2: K in {1, 5, 10, 15, 20, 25} at alpha 0.95 (robust GMM AE)."""
-    entries = [(f"K={k}", paper.TABLE2.get(k), select(df, "rae", {"prior.num_modes": k, "loss.alpha": paper.TABLE2_ALPHA}))
-               for k in paper.TABLE2_K]
+    entries = [(label, paper.TABLE2.get(k), rows) for (label, rows), k in zip(table2_rows(df), paper.TABLE2_K, strict=True)]
     return _table(entries, "K (alpha 0.95)")
 
 
 def table3(df: pd.DataFrame) -> pd.DataFrame:
-    """Paper table 3: alpha in {0.1, 0.5, 0.9, 0.95, 1.0} at K = 10."""
-    entries = [(f"alpha={a:g}", paper.TABLE3.get(a), select(df, "rae", {"loss.alpha": a, "prior.num_modes": paper.TABLE3_K}))
-               for a in paper.TABLE3_ALPHA]
+    """Paper table 3: alpha in {0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0} at K = 10."""
+    entries = [(label, paper.TABLE3.get(a), rows) for (label, rows), a in zip(table3_rows(df), paper.TABLE3_ALPHA, strict=True)]
     return _table(entries, "alpha (K 10)")
+
+
+def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd.DataFrame:
+    """Robustness along one axis of the sensitivity study: per configuration mean ± 95% CI and n, plus
+    the ordinary least-squares slope of ``metric`` on the axis value over all seeds with its 95% CI
+    (scipy.stats.linregress; the CI uses the t quantile with n - 2 degrees of freedom).
+
+    ``which``: ``"K"`` (table 2) or ``"alpha"`` (table 3).
+    """
+    from scipy import stats
+
+    pairs, values = (table2_rows(df), paper.TABLE2_K) if which == "K" else (table3_rows(df), paper.TABLE3_ALPHA)
+    records, xs, ys = [], [], []
+    for (label, rows), x in zip(pairs, values, strict=True):
+        vals = rows[metric].astype(float).dropna() if metric in rows else pd.Series(dtype=float)
+        std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+        records.append({which: label, "n": len(vals), metric.removeprefix("metric."):
+                        fmt(float(vals.mean()), t_half_width(std, len(vals)), len(vals)) if len(vals) else NOT_RUN})
+        xs += [x] * len(vals)
+        ys += list(vals)
+    table = pd.DataFrame.from_records(records, columns=[which, "n", metric.removeprefix("metric.")])
+    if len(set(xs)) >= 2 and len(xs) >= 3:
+        fit = stats.linregress(xs, ys)
+        half = float(stats.t.ppf(0.975, len(xs) - 2) * fit.stderr)
+        table.attrs["slope"] = f"{fit.slope:+.4f} ± {half:.4f} per unit of {which} (n={len(xs)}, p={fit.pvalue:.3g})"
+    return table
 
 
 def significance(df: pd.DataFrame, metric: str = "metric.robustness") -> pd.DataFrame:
@@ -146,6 +195,33 @@ def significance(df: pd.DataFrame, metric: str = "metric.robustness") -> pd.Data
         "p (Holm)": ["n/a" if not math.isfinite(p) else f"{p:.3g}" for p in pairs["p_holm"]],
         "significant": pairs["significant"],
     })
+
+
+# Columns that must hold one value over all rows placed in one table (budget, protocol, FID network).
+LIKE_WITH_LIKE = (
+    "config.data.name", "config.data.resize", "config.data.train_limit", "config.train.epochs",
+    "config.train.batch_size", "config.eval.images", "config.eval.trials", "config.eval.attack_steps",
+    "config.eval.attack_impl", "config.eval.fid_samples", "config.eval.fid_runs", "fid_network_sha256",
+)
+
+
+class NotComparableError(ValueError):
+    """Rows of different budgets, protocols or FID networks asked to share one table."""
+
+
+def check_comparable(df: pd.DataFrame) -> None:
+    """Raise :class:`NotComparableError` naming the column and each sweep's value when the completed rows
+    differ in any :data:`LIKE_WITH_LIKE` column (a column no row records is not checked)."""
+    rows = completed(df)
+    for col in LIKE_WITH_LIKE:
+        if col not in rows or rows[col].isna().all():
+            continue
+        vals = {value_text(v) for v in rows[col]}
+        if len(vals) > 1:
+            by_sweep = (rows.groupby("sweep_id")[col].agg(lambda v: ", ".join(sorted({value_text(x) for x in v})))
+                        if "sweep_id" in rows else pd.Series(dtype=str))
+            detail = "; ".join(f"{sid}: {v}" for sid, v in by_sweep.items()) or ", ".join(sorted(vals))
+            raise NotComparableError(f"the rows differ in {col} ({detail}): they cannot share one table")
 
 
 def budget(df: pd.DataFrame) -> dict[str, str]:
@@ -195,7 +271,11 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
-    """``docs/reproduction.md``: budget, paper tables 1-3 with radae beside the paper, significance."""
+    """``docs/reproduction.md``: budget, paper tables 1-3 with radae beside the paper, trends, significance.
+
+    Raises :class:`NotComparableError` when the rows (possibly of several sweeps) differ in budget,
+    protocol or FID network (:func:`check_comparable`)."""
+    check_comparable(df)
     b = budget(df)
     fid_col = fid_metric(completed(df))
     fid_warning = ("radae's FID uses the project's **classifier** features, the paper's Inception-v3: the FID columns "
@@ -204,7 +284,7 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
     parts = [
         "# Reproduction of the paper's tables 1-3 (generated)",
         "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the stored rows of sweep `{b['sweep']}` by:",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the stored rows of sweep(s) `{b['sweep']}` by:",
         "",
         f"```bash\n{command}\n```",
         "",
@@ -229,7 +309,8 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         markdown(table1(df)),
         "",
         "radae rows: `model.name` vae / beta-tcvae / avae; unimodal robust AE = rae with K=1 at alpha 0.95; "
-        "robust GMM AE = rae with K=10 at alpha 0.95.",
+        "robust GMM AE = rae with K=10 at alpha 0.95; both trained with FGSM (`adv.method fgsm`). The PGD row "
+        "(`adv.method pgd`, `adv.pgd_steps` 5) has no paper numbers in method.md.",
         "",
         "## Table 2: number of modes K (alpha 0.95)",
         "",
@@ -241,12 +322,37 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         paper.SENSITIVITY_NOTE,
         "",
+        "## Trends",
+        "",
+        "Robustness R (radae/sweep/objective.py, standard MS-SSIM, higher = more robust) along each axis, and the "
+        "least-squares slope of R on the axis value over all runs with its 95% CI.",
+        "",
+        *_trend_section(df),
         "## Which differences are significant",
         "",
-        f"Robustness R (radae/sweep/objective.py) between every pair of configurations: {TEST_NAME}. "
+        f"Robustness R between every pair of configurations of one table: {TEST_NAME}. "
         "`n/a`: a configuration has fewer than 2 seeds.",
         "",
-        markdown(significance(df)),
+        "### Table 2 (K)",
+        "",
+        markdown(significance(_concat(table2_rows(df)))),
+        "",
+        "### Table 3 (alpha)",
+        "",
+        markdown(significance(_concat(table3_rows(df)))),
         "",
     ]
     return "\n".join(parts)
+
+
+def _concat(pairs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    frames = [rows for _, rows in pairs if len(rows)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _trend_section(df: pd.DataFrame) -> list[str]:
+    out = []
+    for which, title in (("K", "K at alpha 0.95"), ("alpha", "alpha at K 10")):
+        t = trend(df, which)
+        out += [f"### {title}", "", markdown(t), "", f"Slope: {t.attrs.get('slope', 'fewer than 3 runs or 2 values')}.", ""]
+    return out
