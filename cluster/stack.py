@@ -1,10 +1,11 @@
 """The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
-    python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
+    python -m cluster.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
-    python -m radae.sweep.stack status
-    python -m radae.sweep.stack stop
+    python -m cluster.stack status
+    python -m cluster.stack stop
 
+Run from the repository root (``cluster/start_stack.sh``, ``stop_stack.sh``, ``status_stack.sh`` do).
 Every service gets free loopback ports (checked before starting, so parallel stacks do not
 collide) and runs in its own process group, recorded in ``<state-dir>/state.json``. ``stop``
 signals exactly those process groups (SIGTERM, then SIGKILL after a grace period), then SIGKILLs
@@ -16,9 +17,9 @@ worker in a process group of its own and each job driver in a session of its own
 ``RADAE_S3_*`` for the Ray head and its jobs (read by :class:`radae.sweep.settings.StorageSettings`),
 ``AWS_*`` only for the MLflow server, which writes artifacts to S3 itself.
 
-Loopback only (``python -m radae.sweep.stack sockets`` lists every listening socket of the stack's
-process trees). ``ray start --node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI
-replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
+Loopback only (``python -m cluster.stack sockets`` lists every listening socket of the stack's
+process trees, read from the kernel's tables by :mod:`radae.sweep.procfs`). ``ray start
+--node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
 the GCS, raylet, workers and agents then bind ``*`` or that address. With
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-node mode, the macOS/Windows default) the node
 address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
@@ -48,6 +49,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from radae.sweep import procfs
+from radae.sweep.procfs import start_time
 from radae.sweep.settings import ENV, StorageSettings
 
 RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port", "--object-manager-port",
@@ -151,26 +154,7 @@ def stop_group(pgid: int, grace: float = 15.0) -> None:
 
 def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process of group ``pgid`` is left."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
-
-
-def _procs() -> dict[int, tuple[int, int, int, str]]:
-    """``pid -> (ppid, pgid, rss pages, state)`` of every process now."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            out[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[21]), fields[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    return bool(procfs.group_members(pgid))
 
 
 def tree(pid: int) -> list[int]:
@@ -179,22 +163,13 @@ def tree(pid: int) -> list[int]:
     A Ray head's workers run in process groups of their own (and job drivers in sessions of
     their own), so the head's group alone misses them.
     """
-    procs = _procs()
-    children: dict[int, list[int]] = {}
-    for child, (ppid, *_rest) in procs.items():
-        children.setdefault(ppid, []).append(child)
-    found, todo = [], [pid] if pid in procs else []
-    while todo:
-        cur = todo.pop()
-        found.append(cur)
-        todo.extend(children.get(cur, []))
-    return [p for p in found if procs[p][3] != "Z"]
+    return procfs.descendants(pid)
 
 
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of ``pid`` and all its descendants (Ray workers, job drivers), MiB."""
-    procs = _procs()
-    return sum(procs[p][2] for p in tree(pid) if p in procs) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    table = procfs.processes()
+    return procfs.rss_mib(procfs.descendants(pid, table), table)
 
 
 def stop_service(pid: int, pgid: int, grace: float = 15.0) -> None:
@@ -213,26 +188,10 @@ def stop_service(pid: int, pgid: int, grace: float = 15.0) -> None:
         time.sleep(0.2)
 
 
-def start_time(pid: int) -> int | None:
-    """Start time of a live (non-zombie) ``pid`` (tells a PID apart from a later reuse), else None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
-
-
 def group_rss_mib(pgid: int) -> float:
     """Resident memory of every process of group ``pgid``, MiB."""
-    total = 0
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / 2**20
+    table = procfs.processes()
+    return procfs.rss_mib(procfs.group_members(pgid, table), table)
 
 
 def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae",
@@ -394,16 +353,14 @@ def status(state_dir: Path) -> dict[str, Any]:
             for name, s in state["services"].items()}
 
 
-def stack_listeners(state_dir: Path) -> list[Any]:
+def stack_listeners(state_dir: Path) -> list[procfs.Listener]:
     """Every listening socket of every process of the stack's trees (services, Ray workers, job drivers)."""
-    from radae.sweep.sockets import listeners
-
     state = json.loads((state_dir / "state.json").read_text())
-    return listeners(sorted({p for s in state["services"].values() for p in tree(int(s["pid"]))}))
+    return procfs.listeners(sorted({p for s in state["services"].values() for p in tree(int(s["pid"]))}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m radae.sweep.stack", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m cluster.stack", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=("start", "stop", "status", "sockets"))
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
