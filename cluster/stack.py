@@ -57,6 +57,8 @@ RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--n
                   "--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
 
 
+# What `ray start` prints once its node registered with the GCS (ray/scripts/scripts.py).
+RAY_STARTED = "Ray runtime started."
 # Ray's single-node mode: the node address stays 127.0.0.1 and every Ray server binds loopback.
 RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # Credential variables never copied from the caller's environment into a service's.
@@ -235,7 +237,8 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
         extra = dict(zip(RAY_PORT_FLAGS[2:], (str(port) for port in chosen[4:]), strict=True))
-        cmd = [_bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
+        # `python -u`: the CLI's "Ray runtime started." reaches ray.log at once (the readiness check below).
+        cmd = [sys.executable, "-u", _bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
                "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
@@ -248,7 +251,10 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         storage.boto3_client().create_bucket(Bucket=bucket)
         _wait(lambda: _http_ok(f"{mlflow_uri}/health"), "MLflow server", procs["mlflow"], state_dir / "mlflow.log", 120)
         token = token_path.read_text()
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token), "Ray head", procs["ray"],
+        # The dashboard can answer before the CLI's own check that the node registered with the GCS, which fails
+        # (and stops the head) after 30 s on a loaded machine: ready only once the CLI reported the node started.
+        _wait(lambda: RAY_STARTED in (state_dir / "ray.log").read_text(errors="replace")
+              and _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token), "Ray head", procs["ray"],
               state_dir / "ray.log", 120)
         if optuna_env:
             _wait(lambda: _http_ok(optuna_env["RADAE_OPTUNA_DASHBOARD"]), "optuna-dashboard", procs["optuna"],
