@@ -57,10 +57,18 @@ def _sources(folder: str):
 def test_the_library_never_imports_the_cluster_tooling():
     for path in _sources("radae"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n == "cluster" or n.startswith("cluster.") for n in names), path
 
 
 def test_proc_is_read_in_one_module():
-    readers = [p.relative_to(ROOT).as_posix() for p in _sources("radae") + _sources("cluster") if '"/proc' in p.read_text()]
+    readers = [
+        p.relative_to(ROOT).as_posix() for p in _sources("radae") + _sources("cluster") if '"/proc' in p.read_text()
+    ]
     assert readers == ["radae/sweep/procfs.py"]
