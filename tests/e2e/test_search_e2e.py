@@ -57,7 +57,7 @@ def test_search_smoke_prunes_with_asha_and_records_each_trial_once(live_stack, m
         *sweep_args(live, sweep),
     ]
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=900)
     measurements["search_smoke_seconds"] = round(time.time() - t0, 1)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
