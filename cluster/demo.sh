@@ -15,10 +15,10 @@ SWEEP=demo-$(date -u +%Y%m%d-%H%M%S)
 OUT=$PWD/runs/demo/$SWEEP
 KEEP=${KEEP:-0}
 
-stop() { if [ "$KEEP" != 1 ]; then "$PY" -m radae.sweep.stack stop --state-dir "$STATE"; fi; }
+stop() { if [ "$KEEP" != 1 ]; then "$PY" -m cluster.stack stop --state-dir "$STATE"; fi; }
 trap stop EXIT
 t0=$(date +%s)
-"$PY" -m radae.sweep.stack start --state-dir "$STATE" --optuna-dashboard
+"$PY" -m cluster.stack start --state-dir "$STATE" --optuna-dashboard
 # shellcheck disable=SC1091
 source "$STATE/env"
 mkdir -p "$OUT"

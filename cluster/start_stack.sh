@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-exec "$PY" -m radae.sweep.stack start "$@"
+exec "$PY" -m cluster.stack start "$@"

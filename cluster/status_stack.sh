@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-exec "$PY" -m radae.sweep.stack status "$@"
+exec "$PY" -m cluster.stack status "$@"

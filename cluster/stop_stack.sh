@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-exec "$PY" -m radae.sweep.stack stop "$@"
+exec "$PY" -m cluster.stack stop "$@"

@@ -16,7 +16,7 @@ def one_thread():
 @pytest.fixture
 def dead_services(monkeypatch):
     """S3 and MLflow addresses on free loopback ports where nothing listens, and no Ray address."""
-    from radae.sweep.stack import free_port
+    from cluster.stack import free_port
 
     monkeypatch.setenv("RADAE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("RADAE_S3_BUCKET", "radae")

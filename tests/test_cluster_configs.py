@@ -98,14 +98,14 @@ def test_stack_scripts_never_stop_every_ray_cluster():
     for script in CLUSTER.glob("*.sh"):
         text = script.read_text()
         assert "ray stop" not in text.replace("never `ray stop`", ""), script
-        assert "radae.sweep.stack" in text
+        assert "-m cluster.stack" in text
 
 
 def test_stack_ports_are_distinct_and_free():
     """The stack takes all its ports in one go (11: S3, MLflow, Ray GCS, dashboard, 7 Ray internals)."""
     import socket
 
-    from radae.sweep.stack import RAY_PORT_FLAGS, free_ports
+    from cluster.stack import RAY_PORT_FLAGS, free_ports
 
     for _ in range(20):
         ports = free_ports(4 + len(RAY_PORT_FLAGS[2:]))
@@ -121,7 +121,7 @@ def test_stop_reaches_descendants_in_other_process_groups(tmp_path):
     import sys
     import time
 
-    from radae.sweep import stack
+    from cluster import stack
 
     code = ("import subprocess, sys, time\n"
             "c = subprocess.Popen(['sleep', '120'], start_new_session=True)\n"

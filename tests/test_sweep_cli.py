@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster.stack import free_port
 from radae.sweep.cli import main
-from radae.sweep.stack import free_port
 
 ROOT = Path(__file__).parents[1]
 DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"

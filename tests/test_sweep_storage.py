@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from cluster.stack import free_port, port_open
 from radae.sweep import results
 from radae.sweep.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
 from radae.sweep.settings import StorageSettings
-from radae.sweep.stack import free_port, port_open
 
 KEY, SECRET = "radaetestkey01", "test-secret-Zq8Rw1XyVb6"
 
@@ -298,7 +298,7 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     file; a lease whose PID is gone or whose heartbeat is stale is taken over."""
     import ray
 
-    from radae.sweep import stack
+    from radae.sweep import procfs
     from radae.sweep.definition import load_definition
     from radae.sweep.lease import DriverLease, LeaseError, lease_path
     from radae.sweep.runner import SweepError, SweepOptions, run_sweep
@@ -308,7 +308,7 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         held = {"sweep_id": "sw-lease", "host": socket.gethostname(), "pid": other.pid,
-                "pid_start": stack.start_time(other.pid), "token": "other-driver", "acquired_at": time.time(),
+                "pid_start": procfs.start_time(other.pid), "token": "other-driver", "acquired_at": time.time(),
                 "heartbeat": time.time()}
         fs, path = s3.pyarrow_fs(), lease_path(s3, "sw-lease")
         with fs.open_output_stream(path) as out:

@@ -16,7 +16,8 @@ The orchestration layer wraps the core (``radae.train``, ``radae.evaluate``) wit
 - :mod:`radae.sweep.packed_trial`: a packed trial (``train_packed``), one row/run/evaluation per member.
 - :mod:`radae.sweep.runner`: builds the Tuner (OptunaSearch, ASHA, failure config) and resumes.
 - :mod:`radae.sweep.preflight`: bad input found before any trial starts.
-- :mod:`radae.sweep.stack`: the local stack (moto S3, MLflow server, Ray head) on 127.0.0.1.
+- :mod:`radae.sweep.procfs`: the one ``/proc`` reader (process and socket tables; the driver lease and
+  the local stack's tooling, ``cluster/stack.py``, use it).
 
 Nothing here is imported by the core.
 """

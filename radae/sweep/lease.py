@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+from radae.sweep.procfs import start_time
 from radae.sweep.settings import StorageSettings
 
 
@@ -34,12 +35,6 @@ def lease_path(settings: StorageSettings, sweep_id: str) -> str:
     return settings.key("locks", f"sweep={check_id('sweep id', sweep_id)}", "driver.json", with_bucket=True)
 
 
-def _start_time(pid: int) -> int | None:
-    from radae.sweep.stack import start_time
-
-    return start_time(pid)
-
-
 class DriverLease:
     """Acquire with :meth:`acquire` (or ``with``); refreshed by a daemon thread; :meth:`release` deletes it."""
 
@@ -50,7 +45,7 @@ class DriverLease:
         self.settings, self.sweep_id, self.ttl, self.period, self.settle = settings, sweep_id, ttl, period, settle
         self.path = lease_path(settings, sweep_id)
         pid = os.getpid()
-        self.record = {"sweep_id": sweep_id, "host": socket.gethostname(), "pid": pid, "pid_start": _start_time(pid),
+        self.record = {"sweep_id": sweep_id, "host": socket.gethostname(), "pid": pid, "pid_start": start_time(pid),
                        "token": secrets.token_hex(8), "acquired_at": time.time()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,7 +72,7 @@ class DriverLease:
         """Whether the driver recorded in ``held`` still runs: on this host, whether its PID (with its start
         time) is alive; on another host, whether its heartbeat is younger than ``ttl``."""
         if held.get("host") == socket.gethostname():
-            return _start_time(int(held.get("pid", -1))) == held.get("pid_start")
+            return start_time(int(held.get("pid", -1))) == held.get("pid_start")
         return time.time() - float(held.get("heartbeat", 0)) <= self.ttl
 
     def acquire(self) -> DriverLease:

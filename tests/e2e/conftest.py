@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from radae.sweep import stack
+from cluster import stack
 
 ROOT = Path(__file__).parents[2]
 REPORT = ROOT / "runs" / "sweep-e2e.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, Elements, dump_dom, screenshot
 
-from radae.sweep.stack import free_port, stop_service
+from cluster.stack import free_port, stop_service
 from radae.sweep.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 
 from .conftest import ROOT

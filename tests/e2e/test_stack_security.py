@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from radae.sweep import stack
+from cluster import stack
 
 pytestmark = pytest.mark.e2e
 RAY = str(Path(sys.executable).parent / "ray")

@@ -21,7 +21,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from radae.sweep import results, stack
+from cluster import stack
+from radae.sweep import results
 from radae.sweep.definition import load_definition
 from radae.sweep.searcher import load_study
 from radae.sweep.settings import StorageSettings

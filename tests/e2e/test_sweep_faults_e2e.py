@@ -20,7 +20,8 @@ import optuna
 import pytest
 from tcp_proxy import TcpProxy
 
-from radae.sweep import results, stack
+from cluster import stack
+from radae.sweep import results
 from radae.sweep.searcher import load_study
 from radae.sweep.tracking import Tracker
 

@@ -1,24 +1,27 @@
 """The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
-    python -m radae.sweep.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
+    python -m cluster.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
-    python -m radae.sweep.stack status
-    python -m radae.sweep.stack stop
+    python -m cluster.stack status
+    python -m cluster.stack stop
 
+Run from the repository root (``cluster/start_stack.sh``, ``stop_stack.sh``, ``status_stack.sh`` do).
 Every service gets free loopback ports (checked before starting, so parallel stacks do not
 collide) and runs in its own process group, recorded in ``<state-dir>/state.json``. ``stop``
 signals exactly those process groups (SIGTERM, then SIGKILL after a grace period), then SIGKILLs
 by PID any descendant of a recorded process that outlived it: never ``ray stop``, which would
 stop every Ray cluster on the machine. The Ray head runs with ``--block``; Ray 2.60 puts each
 worker in a process group of its own and each job driver in a session of its own, so memory
-(``status``) and cleanup follow the head's process tree, not only its group. Credentials are random per stack
+(``status``) and cleanup follow the head's process tree, not only its group. The head counts as up once
+``ray start`` printed that its node started; when the CLI gave up on the node's registration
+(30 s, fixed in Ray 2.60, too short on an overloaded machine) the head is started again, up to 3 times. Credentials are random per stack
 (moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment:
 ``RADAE_S3_*`` for the Ray head and its jobs (read by :class:`radae.sweep.settings.StorageSettings`),
 ``AWS_*`` only for the MLflow server, which writes artifacts to S3 itself.
 
-Loopback only (``python -m radae.sweep.stack sockets`` lists every listening socket of the stack's
-process trees). ``ray start --node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI
-replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
+Loopback only (``python -m cluster.stack sockets`` lists every listening socket of the stack's
+process trees, read from the kernel's tables by :mod:`radae.sweep.procfs`). ``ray start
+--node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
 the GCS, raylet, workers and agents then bind ``*`` or that address. With
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-node mode, the macOS/Windows default) the node
 address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
@@ -48,12 +51,28 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from radae.sweep import procfs
+from radae.sweep.procfs import start_time
 from radae.sweep.settings import ENV, StorageSettings
 
-RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--node-manager-port", "--object-manager-port",
-                  "--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+RAY_PORT_FLAGS = (
+    "--port",
+    "--dashboard-port",
+    "--ray-client-server-port",
+    "--node-manager-port",
+    "--object-manager-port",
+    "--metrics-export-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+)
 
 
+# What `ray start` prints once its node registered with the GCS (ray/scripts/scripts.py).
+RAY_STARTED = "Ray runtime started."
+# What `ray start` prints when its node did not register in time; the stack then starts the head again.
+RAY_NODE_TIMEOUT = "The current node timed out during startup"
+RAY_START_ATTEMPTS = 3
 # Ray's single-node mode: the node address stays 127.0.0.1 and every Ray server binds loopback.
 RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # Credential variables never copied from the caller's environment into a service's.
@@ -111,7 +130,9 @@ def _bin(name: str) -> str:
 
 def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     handle = open(log, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -123,6 +144,13 @@ def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -
             return
         time.sleep(0.3)
     raise StackError(f"{what} not ready after {timeout:.0f} s; see {log}")
+
+
+def _log_since(log: Path, offset: int) -> str:
+    """What ``log`` gained after its first ``offset`` bytes."""
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
 
 
 def _http_ok(url: str, token: str | None = None) -> bool:
@@ -151,26 +179,7 @@ def stop_group(pgid: int, grace: float = 15.0) -> None:
 
 def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process of group ``pgid`` is left."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
-
-
-def _procs() -> dict[int, tuple[int, int, int, str]]:
-    """``pid -> (ppid, pgid, rss pages, state)`` of every process now."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            out[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[21]), fields[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    return bool(procfs.group_members(pgid))
 
 
 def tree(pid: int) -> list[int]:
@@ -179,22 +188,13 @@ def tree(pid: int) -> list[int]:
     A Ray head's workers run in process groups of their own (and job drivers in sessions of
     their own), so the head's group alone misses them.
     """
-    procs = _procs()
-    children: dict[int, list[int]] = {}
-    for child, (ppid, *_rest) in procs.items():
-        children.setdefault(ppid, []).append(child)
-    found, todo = [], [pid] if pid in procs else []
-    while todo:
-        cur = todo.pop()
-        found.append(cur)
-        todo.extend(children.get(cur, []))
-    return [p for p in found if procs[p][3] != "Z"]
+    return procfs.descendants(pid)
 
 
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of ``pid`` and all its descendants (Ray workers, job drivers), MiB."""
-    procs = _procs()
-    return sum(procs[p][2] for p in tree(pid) if p in procs) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    table = procfs.processes()
+    return procfs.rss_mib(procfs.descendants(pid, table), table)
 
 
 def stop_service(pid: int, pgid: int, grace: float = 15.0) -> None:
@@ -213,30 +213,15 @@ def stop_service(pid: int, pgid: int, grace: float = 15.0) -> None:
         time.sleep(0.2)
 
 
-def start_time(pid: int) -> int | None:
-    """Start time of a live (non-zombie) ``pid`` (tells a PID apart from a later reuse), else None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
-
-
 def group_rss_mib(pgid: int) -> float:
     """Resident memory of every process of group ``pgid``, MiB."""
-    total = 0
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / 2**20
+    table = procfs.processes()
+    return procfs.rss_mib(procfs.group_members(pgid, table), table)
 
 
-def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae",
-          optuna_dashboard: bool = False) -> dict[str, Any]:
+def start(
+    state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae", optuna_dashboard: bool = False
+) -> dict[str, Any]:
     """Start moto, MLflow, a Ray head (and optuna-dashboard); write ``state.json`` and ``env``; returns the state."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -255,8 +240,13 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
     ray_auth = {**RAY_LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     # No credential of the caller's environment leaks into the services: each gets its own below.
     inherited = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
-    base_env = {**inherited, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-                "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **ray_auth}
+    base_env = {
+        **inherited,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **ray_auth,
+    }
     state: dict[str, Any] = {"services": {}, "ports": ports, "state_dir": str(state_dir)}
     procs: dict[str, subprocess.Popen] = {}
 
@@ -270,18 +260,37 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
     try:
         # All three start at once (each waits only for its own port); the bucket is created
         # as soon as S3 answers.
-        record("s3", _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"))
+        record(
+            "s3",
+            _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"),
+        )
         record("mlflow", _spawn_mlflow(state_dir, storage, ports["mlflow"], base_env))
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
         extra = dict(zip(RAY_PORT_FLAGS[2:], (str(port) for port in chosen[4:]), strict=True))
-        cmd = [_bin("ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--node-ip-address=127.0.0.1",
-               "--dashboard-host=127.0.0.1", f"--port={ports['ray']}", f"--dashboard-port={ports['dashboard']}",
-               f"--temp-dir={temp_dir}", "--disable-usage-stats", *(f"{k}={v}" for k, v in extra.items())]
+        # `python -u`: the CLI's "Ray runtime started." reaches ray.log at once (the readiness check below).
+        cmd = [
+            sys.executable,
+            "-u",
+            _bin("ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--num-cpus={num_cpus}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--port={ports['ray']}",
+            f"--dashboard-port={ports['dashboard']}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+            *(f"{k}={v}" for k, v in extra.items()),
+        ]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
         ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, **optuna_env}
-        record("ray", _spawn(cmd, ray_env, state_dir / "ray.log"))
+        ray_log = state_dir / "ray.log"
+        ray_log_start = ray_log.stat().st_size if ray_log.exists() else 0
+        record("ray", _spawn(cmd, ray_env, ray_log))
         if optuna_env:
             record("optuna", _start_optuna_dashboard(optuna_env, base_env, state_dir))
 
@@ -289,18 +298,53 @@ def start(state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str
         storage.boto3_client().create_bucket(Bucket=bucket)
         _wait(lambda: _http_ok(f"{mlflow_uri}/health"), "MLflow server", procs["mlflow"], state_dir / "mlflow.log", 120)
         token = token_path.read_text()
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token), "Ray head", procs["ray"],
-              state_dir / "ray.log", 120)
+        for attempt in range(1, RAY_START_ATTEMPTS + 1):
+            # The dashboard can answer before the CLI's own check that the node registered with the GCS:
+            # ready only once the CLI reported the node started.
+            try:
+                _wait(
+                    lambda since=ray_log_start: (
+                        RAY_STARTED in _log_since(ray_log, since)
+                        and _http_ok(f"http://127.0.0.1:{ports['dashboard']}/api/version", token)
+                    ),
+                    "Ray head",
+                    procs["ray"],
+                    ray_log,
+                    120,
+                )
+                break
+            except StackError:
+                if attempt == RAY_START_ATTEMPTS or RAY_NODE_TIMEOUT not in _log_since(ray_log, ray_log_start):
+                    raise
+            # `ray start` gives its node 30 s (fixed in Ray 2.60) to register with the GCS, which an
+            # overloaded machine can exceed: stop what is left of that head and start it again, same ports.
+            print(
+                f"Ray head: {RAY_NODE_TIMEOUT} (attempt {attempt} of {RAY_START_ATTEMPTS}); starting it again",
+                file=sys.stderr,
+            )
+            stop_service(procs["ray"].pid, procs["ray"].pid, grace=5)
+            ray_log_start = ray_log.stat().st_size
+            record("ray", _spawn(cmd, ray_env, ray_log))
         if optuna_env:
-            _wait(lambda: _http_ok(optuna_env["RADAE_OPTUNA_DASHBOARD"]), "optuna-dashboard", procs["optuna"],
-                  state_dir / "optuna.log", 120)
+            _wait(
+                lambda: _http_ok(optuna_env["RADAE_OPTUNA_DASHBOARD"]),
+                "optuna-dashboard",
+                procs["optuna"],
+                state_dir / "optuna.log",
+                120,
+            )
     except BaseException:
         stop(state_dir)
         raise
     env = {
-        **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-        "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}", "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
-        "RAY_USAGE_STATS_ENABLED": "0", **ray_auth, **optuna_env,
+        **storage.radae_env(),
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}",
+        "RAY_DASHBOARD": f"http://127.0.0.1:{ports['dashboard']}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **ray_auth,
+        **optuna_env,
     }
     write_private(state_dir / "env", "".join(f"export {k}={v}\n" for k, v in env.items()))
     state["env"] = {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
@@ -312,8 +356,20 @@ def _spawn_mlflow(state_dir: Path, storage: StorageSettings, port: int, base_env
     """The MLflow server (SQLite in the state dir, artifacts proxied to S3); the S3 credentials as ``AWS_*``
     in its environment only."""
     env = {**base_env, **storage.server_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
-           "--artifacts-destination", storage.uri("mlflow"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        _bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{state_dir / 'mlflow.db'}",
+        "--artifacts-destination",
+        storage.uri("mlflow"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     return _spawn(cmd, env, state_dir / "mlflow.log")
 
 
@@ -327,8 +383,11 @@ def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120)
     time.sleep(down_for)
     env = load_env(state_dir)
     storage = StorageSettings.from_env(env)
-    base_env = {**{k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV},
-                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    base_env = {
+        **{k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV},
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     port = int(state["ports"]["mlflow"])
     proc = _spawn_mlflow(state_dir, storage, port, base_env)
     state["services"]["mlflow"] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / "mlflow.log")}
@@ -348,7 +407,14 @@ def _start_optuna_dashboard(optuna_env: dict[str, str], base_env: dict[str, str]
     # optuna-dashboard does not create the schema of a new file (it exits "no such table"): the stack does.
     optuna.storages.RDBStorage(f"sqlite:///{optuna_env['RADAE_OPTUNA_DB']}")
     port = optuna_env["RADAE_OPTUNA_DASHBOARD"].rsplit(":", 1)[1]
-    cmd = [_bin("optuna-dashboard"), f"sqlite:///{optuna_env['RADAE_OPTUNA_DB']}", "--host", "127.0.0.1", "--port", port]
+    cmd = [
+        _bin("optuna-dashboard"),
+        f"sqlite:///{optuna_env['RADAE_OPTUNA_DB']}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+    ]
     return _spawn(cmd, base_env, state_dir / "optuna.log")
 
 
@@ -390,26 +456,29 @@ def status(state_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     state = json.loads(path.read_text())
-    return {name: {"pgid": s["pgid"], "alive": group_alive(s["pgid"]), "rss_mib": round(tree_rss_mib(s["pid"]))}
-            for name, s in state["services"].items()}
+    return {
+        name: {"pgid": s["pgid"], "alive": group_alive(s["pgid"]), "rss_mib": round(tree_rss_mib(s["pid"]))}
+        for name, s in state["services"].items()
+    }
 
 
-def stack_listeners(state_dir: Path) -> list[Any]:
+def stack_listeners(state_dir: Path) -> list[procfs.Listener]:
     """Every listening socket of every process of the stack's trees (services, Ray workers, job drivers)."""
-    from radae.sweep.sockets import listeners
-
     state = json.loads((state_dir / "state.json").read_text())
-    return listeners(sorted({p for s in state["services"].values() for p in tree(int(s["pid"]))}))
+    return procfs.listeners(sorted({p for s in state["services"].values() for p in tree(int(s["pid"]))}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m radae.sweep.stack", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m cluster.stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("command", choices=("start", "stop", "status", "sockets"))
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
     p.add_argument("--bucket", default="radae", help="S3 bucket to create")
-    p.add_argument("--optuna-dashboard", action="store_true", help="also start optuna-dashboard on <state-dir>/optuna.db")
+    p.add_argument(
+        "--optuna-dashboard", action="store_true", help="also start optuna-dashboard on <state-dir>/optuna.db"
+    )
     args = p.parse_args(argv)
     if args.command == "start":
         try:
@@ -418,10 +487,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         env = state["env"]
-        print(f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
-              f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})"
-              + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
-              + f"\nnext: source {args.state_dir}/env")
+        print(
+            f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
+            f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})"
+            + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
+            + f"\nnext: source {args.state_dir}/env"
+        )
     elif args.command == "stop":
         print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")
     elif args.command == "sockets":
