@@ -132,6 +132,8 @@ def test_pack_rules_name_the_field():
         check_packable([a, cfg_of(**{"train.out_dir": "a", "loss.alpha": 0.5})])
     with pytest.raises(ConfigError, match="adv.pgd_steps"):
         check_packable([cfg_of(**{"adv.method": "pgd", "train.out_dir": "p"}), cfg_of(**{"adv.method": "pgd", "adv.pgd_steps": 2})])
+    with pytest.raises(ConfigError, match="^prior.placement 'bogus' is unknown; known: "):  # members may differ there
+        check_packable([a, cfg_of(**{"train.out_dir": "c", "prior.placement": "bogus"})])
     with pytest.raises(ConfigError, match="pack.size"):
         PackConfig(size=0)
 

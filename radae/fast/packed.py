@@ -31,6 +31,7 @@ from radae.config import ConfigError, RunConfig
 from radae.fast.adam import StackedAdam
 from radae.fast.functional import MemberHyper, Structure, member_loss, submodule_params
 from radae.models.rae import RobustGMMAE, StepNoise, draw_noise
+from radae.names import check_names
 from radae.perturb import schedule
 
 # Fields every member of a pack must share (they fix shapes, step count or the data).
@@ -61,12 +62,13 @@ class PackConfig:
 
 
 def check_packable(cfgs: list[RunConfig]) -> None:
-    """Raise :class:`ConfigError` naming the first field that keeps ``cfgs`` from one pack."""
+    """Raise :class:`ConfigError` naming the first field that keeps ``cfgs`` from one pack (or any
+    member's unknown registry name, :func:`radae.names.check_names`)."""
     if not cfgs:
         raise ConfigError("a pack needs at least one config")
     first = cfgs[0].flat()
     for i, cfg in enumerate(cfgs):
-        flat = cfg.flat()
+        flat = check_names(cfg).flat()
         if flat["model.name"] != "rae":
             raise ConfigError(f"model.name must be rae to pack trials, got {flat['model.name']!r} (member {i})")
         for key in SHARED_FIELDS:
