@@ -105,11 +105,14 @@ def load_config_file(path: str) -> RunConfig:
 def parse_config(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None = None, base: RunConfig | None = None
 ) -> tuple[RunConfig, argparse.Namespace]:
-    """Parse ``argv`` into (config, namespace); invalid values exit 2 naming the field."""
+    """Parse ``argv`` into (config, namespace); invalid values and unknown registry names
+    (:func:`radae.names.check_names`) exit 2 naming the field."""
+    from radae.names import check_names  # noqa: PLC0415  (imports the registries, hence torch)
+
     args = parser.parse_args(argv)
     try:
         cfg = load_config_file(args.config) if getattr(args, "config", None) else (base or RunConfig())
-        cfg = apply_overrides(cfg, overrides_from_args(args))
+        cfg = check_names(apply_overrides(cfg, overrides_from_args(args)))
     except ConfigError as err:
         parser.error(str(err))
     return cfg, args

@@ -44,6 +44,7 @@ from radae.attacks import ATTACK_IMPLS, NoisyDecoding
 from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
+from radae.names import check_section
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
 PAIRS = {
@@ -66,6 +67,7 @@ class EvalResult:
 
 def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
     """Raise before any work for requests that cannot be met; returns the Inception space if asked."""
+    check_section("eval", cfg)  # eval.attack_impl
     for level in cfg.levels:
         if level <= 0:
             raise ConfigError(f"eval.levels every lambda must be > 0, got {cfg.levels!r}")
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in vars(args).items() if k.startswith("eval.")}
     try:
-        apply_overrides(RunConfig(), overrides)  # bad values (lambda <= 0 ...) fail before any loading
+        check_section("eval", apply_overrides(RunConfig(), overrides).eval)  # bad values fail before any loading
         device = resolve_device(args.device)  # likewise an unknown or absent device
         run_cfg, model = load_model(args.checkpoint, device="cpu")
         if args.data_dir:

@@ -100,19 +100,25 @@ def resolve_placement(placement: str, num_modes: int, latent_dim: int) -> str:
 
 
 class GMMPrior:
-    """Equal-weight Gaussian mixture with means ``means`` (K, D) and shared std ``sigma``.
+    """Gaussian mixture with means ``means`` (K, D), shared std ``sigma`` and equal mode weights.
 
     Build one with :meth:`create`; every method is differentiable in ``z`` and runs on the
-    device of the means (move with :meth:`to`).
+    device of the means (move with :meth:`to`). ``cdf`` and ``covariance`` are what the losses
+    call, for one model and for a pack of trials under ``torch.func.vmap`` (:mod:`radae.fast`),
+    which pads a member's K modes to the pack's largest K with zero ``weights`` (K,) and gives
+    ``sigma`` as a tensor (one per member; a tensor is not range-checked).
     """
 
-    def __init__(self, means: torch.Tensor, sigma: float = 1.0) -> None:
+    def __init__(self, means: torch.Tensor, sigma: float | torch.Tensor = 1.0, weights: torch.Tensor | None = None) -> None:
         if means.ndim != 2:
             raise ValueError(f"means must be (K, D), got shape {tuple(means.shape)}")
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
-        self.means = means
-        self.sigma = float(sigma)
+        if weights is not None and tuple(weights.shape) != (means.shape[0],):
+            raise ValueError(f"weights must be (K,) = ({means.shape[0]},), got shape {tuple(weights.shape)}")
+        if not isinstance(sigma, torch.Tensor):
+            if sigma <= 0:
+                raise ValueError(f"sigma must be > 0, got {sigma}")
+            sigma = float(sigma)
+        self.means, self.sigma, self.weights = means, sigma, weights
 
     @classmethod
     def create(
@@ -147,26 +153,39 @@ class GMMPrior:
         return self.means.shape[1]
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GMMPrior:
-        return GMMPrior(self.means.to(device=device, dtype=dtype), self.sigma)
+        weights = None if self.weights is None else self.weights.to(device=device, dtype=dtype)
+        return GMMPrior(self.means.to(device=device, dtype=dtype), self.sigma, weights)
 
     def cdf(self, z: torch.Tensor) -> torch.Tensor:
-        """Per-dimension marginal CDF F_d(t) = (1/K) sum_k Phi((t - mu_kd) / sigma); shape of ``z`` (..., D)."""
+        """Per-dimension marginal CDF F_d(t) = sum_k w_k Phi((t - mu_kd) / sigma), w_k = 1/K; shape of ``z`` (..., D).
+
+        Tensors only (no Python branching on values), so it runs under ``torch.func.vmap``.
+        """
         t = (z.unsqueeze(-2) - self.means.to(z.dtype)) / self.sigma  # (..., K, D)
-        return (0.5 * (1.0 + torch.erf(t / math.sqrt(2.0)))).mean(dim=-2)
+        phi = 0.5 * (1.0 + torch.erf(t / math.sqrt(2.0)))
+        if self.weights is None:
+            return phi.mean(dim=-2)
+        return (phi * self.weights.to(z.dtype).unsqueeze(-1)).sum(dim=-2)
 
     def mean(self) -> torch.Tensor:
-        """Mixture mean mubar, shape (D,)."""
-        return self.means.mean(dim=0)
+        """Mixture mean mubar = sum_k w_k mu_k, shape (D,)."""
+        return self.means.mean(dim=0) if self.weights is None else self.weights @ self.means
 
     def covariance(self) -> torch.Tensor:
-        """Sigma_P = sigma^2 I + (1/K) sum_k (mu_k - mubar)(mu_k - mubar)^T (law of total variance), (D, D)."""
+        """Sigma_P = sigma^2 I + sum_k w_k (mu_k - mubar)(mu_k - mubar)^T (law of total variance, w_k = 1/K), (D, D)."""
         centred = self.means - self.mean()
-        between = centred.T @ centred / self.num_modes
+        if self.weights is None:
+            between = centred.T @ centred / self.num_modes
+        else:
+            between = (centred * self.weights.unsqueeze(-1)).T @ centred
         return self.sigma**2 * torch.eye(self.latent_dim, dtype=self.means.dtype, device=self.means.device) + between
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n codes: k ~ U{1..K}, z ~ N(mu_k, sigma^2 I); shape (n, D), on the means' device."""
+        """n codes: k ~ U{1..K} (or the weights), z ~ N(mu_k, sigma^2 I); shape (n, D), on the means' device."""
         device = self.means.device if generator is None else generator.device
-        k = torch.randint(self.num_modes, (n,), generator=generator, device=device)
+        if self.weights is None:
+            k = torch.randint(self.num_modes, (n,), generator=generator, device=device)
+        else:
+            k = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator)
         noise = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.means.dtype)
         return (self.means.to(device)[k] + self.sigma * noise).to(self.means.device)

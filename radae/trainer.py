@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from radae.config import ConfigError, RunConfig
+from radae.config import ConfigError, RunConfig, TrainConfig
 from radae.data import dataset_info
 from radae.models import Autoencoder, create_model
 from radae.names import check_names
@@ -81,6 +81,40 @@ def _first_non_finite(values: torch.Tensor, names: list[str]) -> tuple[int, list
 
 
 @torch.no_grad()
+def run_generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
+    """A run's random streams on ``device``: batch order ``perm`` (``seed``) and step noise ``noise``
+    (``seed + 1``); validation draws from a fresh generator seeded :func:`validation_seed`."""
+    return {
+        "perm": torch.Generator(device=device).manual_seed(seed),
+        "noise": torch.Generator(device=device).manual_seed(seed + 1),
+    }
+
+
+def validation_seed(seed: int) -> int:
+    """The seed of every epoch's validation generator (the same draws each epoch: comparable values)."""
+    return seed + 2
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """``ReduceLROnPlateau`` on the validation loss with ``train.lr_decay``, ``lr_patience`` and ``min_lr``."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.lr_decay, patience=cfg.lr_patience, min_lr=cfg.min_lr
+    )
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    """Full batches of ``train.batch_size`` in ``n_train`` images, capped by ``train.max_steps_per_epoch``."""
+    steps = n_train // cfg.batch_size
+    return steps if cfg.max_steps_per_epoch is None else min(steps, cfg.max_steps_per_epoch)
+
+
+def full_batches(split: Any, batch_size: int) -> Iterator[torch.Tensor]:
+    """``split``'s images in order, in full batches of ``batch_size`` (one smaller batch if the split is)."""
+    size = min(batch_size, len(split))
+    for b in range(len(split) // size):
+        yield split.get(torch.arange(b * size, (b + 1) * size, device=split.device))
+
+
 def evaluate_objective(model: Autoencoder, split: Any, batch_size: int, seed: int) -> dict[str, float]:
     """The training objective (and its parts) on ``split`` in eval mode, plus the clean rec MSE.
 
@@ -90,18 +124,15 @@ def evaluate_objective(model: Autoencoder, split: Any, batch_size: int, seed: in
     """
     was_training = model.training
     model.eval()
-    device = split.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    n = len(split)
-    size = min(batch_size, n)
+    generator = torch.Generator(device=split.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
-    batches = n // size
-    for b in range(batches):
-        x = split.get(torch.arange(b * size, (b + 1) * size, device=device))
+    batches = 0
+    for x in full_batches(split, batch_size):
         out = model.loss(x, generator)
         values = {"loss": out.total, **out.parts, "rec_mse": F.mse_loss(model.reconstruct(x), x)}
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float()
+        batches += 1
     model.train(was_training)
     return {key: float(total) / batches for key, total in sums.items()}
 
@@ -151,13 +182,8 @@ def train(
     folder.start(cfg, state)
 
     optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=cfg.train.lr_decay, patience=cfg.train.lr_patience, min_lr=cfg.train.min_lr
-    )
-    generators = {
-        "perm": torch.Generator(device=device).manual_seed(seed),
-        "noise": torch.Generator(device=device).manual_seed(seed + 1),
-    }
+    scheduler = lr_scheduler(optimizer, cfg.train)
+    generators = run_generators(seed, device)
     start_epoch, best_val, wall_before = 1, math.inf, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -174,9 +200,7 @@ def train(
 
     step_fn = make_train_step(model, optimizer, cfg, device)
     n_train, batch = len(data.train), cfg.train.batch_size
-    steps = n_train // batch
-    if cfg.train.max_steps_per_epoch is not None:
-        steps = min(steps, cfg.train.max_steps_per_epoch)
+    steps = steps_per_epoch(n_train, cfg.train)
     if progress:
         print(
             f"training {cfg.model.name} on {cfg.data.name} ({n_train} train / {len(data.val)} val images, "
@@ -203,7 +227,7 @@ def train(
                         f"stopped without writing a checkpoint (the last good one, if any, is {folder.checkpoint})"
                     )
         train_means = torch.stack(rows).mean(dim=0).tolist()
-        val = evaluate_objective(model, data.val, batch, seed + 2)
+        val = evaluate_objective(model, data.val, batch, validation_seed(seed))
         bad_val = [k for k, v in val.items() if not math.isfinite(v)]
         if bad_val:
             raise TrainingDiverged(

@@ -69,8 +69,11 @@ def test_new_settings_default_to_todays_behaviour():
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):
+    """Validation = apply_overrides (values) + radae.names.check_names (registry names), as every entry point does."""
+    from radae.names import check_names
+
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        apply_overrides(RunConfig(), overrides)
+        check_names(apply_overrides(RunConfig(), overrides))
 
 
 def test_overrides_coerce_cli_strings():
@@ -120,18 +123,32 @@ def test_registry_builds_by_name_and_lists_known_on_error():
 
 def test_every_registered_name_is_a_valid_config_and_unknown_names_list_the_known():
     """radae.names: each registry-backed field accepts exactly its registry's names (plus auto where
-    allowed), so RunConfig's own value checks and the registries agree; an unknown name fails naming
-    the key, the value and every known name."""
+    allowed); an unknown name fails there, naming the key, the value and every known name."""
     from radae.names import NAMED_FIELDS, check_names, known_names
 
     base = apply_overrides(RunConfig(), {"data.name": "mnist"})
-    check_names(base)
+    assert check_names(base) is base
     for key in NAMED_FIELDS:
         known = known_names(key)
-        assert known, key
+        assert known and len(set(known)) == len(known), key
         for name in known:
             check_names(apply_overrides(base, {key: name}))
-        if key in ("data.name", "data.resize", "prior.placement", "train.step_mode", "baseline.likelihood"):
-            continue  # RunConfig itself already refuses other values of these
+        if key == "data.name":  # RunConfig needs the dataset's paper settings, so it refuses others itself
+            with pytest.raises(ConfigError, match="data.name must be one of"):
+                apply_overrides(base, {key: "nope"})
+            continue
         with pytest.raises(ConfigError, match=rf"^{key} 'nope' is unknown; known: {', '.join(known)}$"):
             check_names(apply_overrides(base, {key: "nope"}))
+
+
+def test_registry_names_are_checked_in_one_place_and_every_dataset_has_paper_settings():
+    """RunConfig holds any name (it imports no registry); radae.names is the one check. The
+    datasets with paper settings are exactly the registered ones."""
+    from radae.data import DATASETS
+    from radae.names import check_names
+
+    odd = apply_overrides(RunConfig(), {"prior.placement": "bogus", "loss.ks_weighting": "x", "eval.attack_impl": "y"})
+    assert odd.prior.placement == "bogus"
+    with pytest.raises(ConfigError, match=r"^prior.placement 'bogus' is unknown; known: auto, onehot, roll, sobol-doubling, spread$"):
+        check_names(odd)
+    assert set(PAPER_DEFAULTS) == set(DATASETS.names())

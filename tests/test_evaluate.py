@@ -153,6 +153,7 @@ def test_cli_runs_the_authors_lbfgsb_attack_and_records_it(trained, tmp_path):
         ("ok", ["--images", "10001"], "test split has 10000"),
         ("ok", ["--inception-weights", "GARBAGE"], "do not load"),
         ("ok", ["--device", "gpu"], "must be cpu, cuda, cuda:N or auto"),
+        ("ok", ["--eval.attack_impl", "lbfgs"], "eval.attack_impl 'lbfgs' is unknown; known: batched, lbfgsb-authors"),
         pytest.param(
             "ok",
             ["--device", "cuda"],
@@ -184,3 +185,5 @@ def test_library_rejects_bad_requests_before_work(trained):
         evaluate(model, data, EvalConfig(images=len(data.test) + 1), progress=False)
     with pytest.raises(ConfigError, match="eval.levels"):
         EvalConfig(levels=(1.0, 0.0))
+    with pytest.raises(ConfigError, match="eval.attack_impl 'lbfgs' is unknown"):
+        evaluate(model, data, EvalConfig(attack_impl="lbfgs"), progress=False)

@@ -20,9 +20,10 @@ from radae.checkpoint import load_checkpoint, load_model
 from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.fast import PackConfig, PackedGraph, PackedModels, check_packable, train_packed
 from radae.fast.adam import StackedAdam
-from radae.fast.functional import draw_noise, member_loss
+from radae.fast.functional import member_loss
 from radae.fast.packed import hyper_of, structure_of
 from radae.models import create_model
+from radae.models.rae import draw_noise
 from radae.trainer import train
 from radae.trainsteps import eager_step, make_optimizer, make_train_step
 
@@ -65,9 +66,10 @@ def test_member_loss_equals_model_loss(over):
     model = build(cfg)
     x = torch.rand(16, *SHAPE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     expected = model.loss(x, torch.Generator().manual_seed(7))
-    noise = draw_noise(torch.Generator().manual_seed(7), x.shape, 10, structure_of(cfg), model.latent_noise, "cpu", x.dtype)
+    st = structure_of(cfg)
+    noise = draw_noise(torch.Generator().manual_seed(7), x.shape, 10, st.adversarial, st.adv_rec, model.latent_noise, "cpu", x.dtype)
     params = dict(model.named_parameters())
-    total, parts = member_loss(model, structure_of(cfg), params, hyper_of(model, model.prior_means.shape[0]), x, noise)
+    total, parts = member_loss(model, st, params, hyper_of(model, model.prior_means.shape[0]), x, noise)
     assert total.item() == pytest.approx(expected.total.item(), rel=1e-12)
     for name, value in expected.parts.items():
         assert parts[name].item() == pytest.approx(value.item(), rel=1e-12, abs=1e-15), name
@@ -130,6 +132,8 @@ def test_pack_rules_name_the_field():
         check_packable([a, cfg_of(**{"train.out_dir": "a", "loss.alpha": 0.5})])
     with pytest.raises(ConfigError, match="adv.pgd_steps"):
         check_packable([cfg_of(**{"adv.method": "pgd", "train.out_dir": "p"}), cfg_of(**{"adv.method": "pgd", "adv.pgd_steps": 2})])
+    with pytest.raises(ConfigError, match="^prior.placement 'bogus' is unknown; known: "):  # members may differ there
+        check_packable([a, cfg_of(**{"train.out_dir": "c", "prior.placement": "bogus"})])
     with pytest.raises(ConfigError, match="pack.size"):
         PackConfig(size=0)
 

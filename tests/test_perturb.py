@@ -9,7 +9,7 @@ import torch
 
 from radae.config import AdvConfig
 from radae.models import build_networks
-from radae.perturb import PERTURBATIONS, _random_start, perturb
+from radae.perturb import PERTURBATIONS, SignedSteps, frozen, perturb, random_start, schedule, signed_ascent
 
 SHAPE = (1, 8, 8)
 
@@ -41,7 +41,7 @@ def test_stays_in_eps_ball_and_pixel_box(method: str) -> None:
 def test_increases_latent_deviation_over_the_random_start(method: str) -> None:
     encoder, x = encoder_and_batch()
     cfg = AdvConfig(method=method, eps=0.1, step_size=0.1, pgd_steps=5)
-    start = x + _random_start(x, cfg.eps, torch.Generator().manual_seed(3))  # the same draw the attack makes
+    start = random_start(x, torch.rand(x.shape, generator=torch.Generator().manual_seed(3)), cfg.eps)  # the attack's draw
     x_adv = perturb(encoder, x, cfg, torch.Generator().manual_seed(3))
     assert deviation(encoder, x, x_adv).mean() > 2 * deviation(encoder, x, start).mean()
 
@@ -91,3 +91,29 @@ def test_none_returns_the_clean_batch_and_registry_lists_methods() -> None:
     assert PERTURBATIONS.names() == ["fgsm", "none", "pgd"]
     with pytest.raises(KeyError, match="fgsm, none, pgd"):
         perturb(encoder, x, AdvConfig(method="cw"))
+
+
+def test_pgd_step_default_and_schedules() -> None:
+    """The step schedule of each method: FGSM one step of a, PGD its steps at 2.5 eps / steps by default."""
+    assert schedule(AdvConfig(method="fgsm", step_size=0.375)) == SignedSteps(1, 0.375)
+    assert schedule(AdvConfig(method="pgd", eps=0.3, pgd_steps=5)) == SignedSteps(5, pytest.approx(0.15))
+    assert schedule(AdvConfig(method="pgd", pgd_steps=4, pgd_step_size=0.01)) == SignedSteps(4, 0.01)
+    assert schedule(AdvConfig(method="none")) is None
+
+
+def test_vmapped_ascent_equals_each_perturbation_alone() -> None:
+    """signed_ascent under torch.func.vmap, with one eps and step size per member (as the packed trainer
+    runs it), gives each member exactly what perturb gives that member's config alone."""
+    encoder, x = encoder_and_batch()
+    x = x.double()
+    encoder = encoder.double()
+    cfgs = [AdvConfig(method="pgd", eps=e, pgd_steps=3, pgd_step_size=s) for e, s in ((0.1, 0.05), (0.3, 0.2), (0.05, 0.1))]
+    u = torch.rand(len(cfgs), *x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    eps = torch.tensor([c.eps for c in cfgs], dtype=torch.float64)
+    step = torch.tensor([c.pgd_step_size for c in cfgs], dtype=torch.float64)
+    encode = frozen(encoder)
+    packed = torch.func.vmap(lambda um, em, sm: signed_ascent(encode, x, um, em, sm, 3))(u, eps, step)
+    for m, cfg in enumerate(cfgs):
+        alone = perturb(encoder, x, cfg, u=u[m])
+        torch.testing.assert_close(packed[m], alone, rtol=1e-12, atol=1e-12)
+        assert (alone - x).abs().max() <= cfg.eps + 1e-12

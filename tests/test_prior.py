@@ -136,3 +136,30 @@ def test_sample_mode_frequencies_and_reproducibility():
     modes = torch.cdist(z1, prior.means).argmin(dim=1)
     counts = torch.bincount(modes, minlength=5).float() / 5000
     assert torch.all((counts - 0.2).abs() < 0.03)
+
+
+def test_zero_weight_padding_leaves_cdf_and_covariance_unchanged_also_under_vmap():
+    """The packed trainer pads a member's K modes with zero-weight ones and passes sigma as a tensor:
+    the CDF and Sigma_P are those of the unpadded prior, one member at a time under vmap."""
+    priors = [GMMPrior.create(k, 6, sigma=s, placement="spread", dtype=torch.float64) for k, s in ((3, 1.0), (5, 0.5))]
+    means = torch.zeros(2, 5, 6, dtype=torch.float64)
+    weights = torch.zeros(2, 5, dtype=torch.float64)
+    for m, p in enumerate(priors):
+        means[m, : p.num_modes], weights[m, : p.num_modes] = p.means, 1.0 / p.num_modes
+    sigma = torch.tensor([p.sigma for p in priors], dtype=torch.float64)
+    z = torch.randn(2, 7, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+
+    def both(mu, w, s, zm):
+        padded = GMMPrior(mu, s, w)
+        return padded.cdf(zm), padded.covariance()
+
+    cdf, cov = torch.func.vmap(both)(means, weights, sigma, z)
+    for m, p in enumerate(priors):
+        torch.testing.assert_close(cdf[m], p.cdf(z[m]), rtol=1e-14, atol=1e-14)
+        torch.testing.assert_close(cov[m], p.covariance(), rtol=1e-12, atol=1e-12)
+    # sampling follows the weights: every draw sits at one of the 3 real modes, never at a padded (origin) one
+    draws = GMMPrior(means[0], 0.01, weights[0]).sample(3000, torch.Generator().manual_seed(1))
+    nearest = torch.cdist(draws, means[0]).argmin(dim=1)
+    assert set(nearest.tolist()) == {0, 1, 2}
+    with pytest.raises(ValueError, match=r"weights must be \(K,\)"):
+        GMMPrior(means[0], 1.0, weights[0, :3])

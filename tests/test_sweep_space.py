@@ -143,6 +143,12 @@ GOOD = {"objective": {"mode": "scalar"}, "base": {"data.name": "mnist"}}
         ({"space": {"model.arch": {"type": "grid", "values": ["mlp", "vit"]}}}, "model.arch", "vit", "conv, mlp"),
         ({"base": {"data.name": "mnist", "adv.method": "cw"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}},
          "adv.method", "cw", "fgsm, none, pgd"),
+        ({"space": {"prior.placement": {"type": "grid", "values": ["spread", "bogus"]}}}, "prior.placement", "bogus",
+         "auto, onehot, roll, sobol-doubling, spread"),
+        ({"base": {"data.name": "mnist", "eval.attack_impl": "lbfgs"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}},
+         "eval.attack_impl", "lbfgs", "batched, lbfgsb-authors"),
+        ({"space": {"loss.ks_weighting": {"type": "choice", "values": ["eq6", "both"]}}, "num_samples": 2}, "loss.ks_weighting",
+         "both", "eq6, separate"),
     ],
 )
 def test_unknown_registry_names_are_refused_when_the_definition_is_parsed(over, key, bad, known):

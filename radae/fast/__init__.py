@@ -6,8 +6,9 @@ trained together with ``torch.func.vmap``; per-trial results, metrics and checkp
 - :mod:`radae.fast.packed_train`: :func:`train_packed`, :func:`radae.trainer.train` for a pack (one
   :class:`radae.runfolder.RunFolder` per member), and :class:`PackedGraph` (the pack's step as one
   CUDA graph).
-- :mod:`radae.fast.functional`, :mod:`radae.fast.adam`: the eq. 9 objective and Adam as pure
-  functions of stacked tensors, which the packed trainer vmaps.
+- :mod:`radae.fast.functional`: one member's eq. 9 from its parameters and hyper-parameter
+  tensors, calling the model's own objective (:func:`radae.models.rae.rae_objective`), attack and
+  prior; the packed trainer vmaps it. :mod:`radae.fast.adam`: Adam over stacked tensors.
 
 The single-trial CUDA-graph step is step mode ``graph`` of :mod:`radae.trainsteps`.
 """

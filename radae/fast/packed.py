@@ -13,7 +13,7 @@ One :meth:`PackedModels.step` is, for every member m at once:
     grads_m, loss_m = grad_and_value(member_loss)(params_m, hyper_m, x_m, noise_m)
     params_m <- Adam_m(params_m, grads_m)
 
-with ``member_loss`` the eq. 9 objective of :mod:`radae.fast.functional`. With ``noise="member"``
+with ``member_loss`` the model's eq. 9 (:mod:`radae.fast.functional`). With ``noise="member"``
 (default) member m draws its noise from its own generator in ``RobustGMMAE.loss``'s order, so
 it follows exactly the trajectory it would have in :func:`radae.trainer.train` (up to float
 reassociation): packing never changes a trial's result. ``noise="shared"`` draws the whole
@@ -23,14 +23,16 @@ for the pack, but not equal to the member trained alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
 from radae.config import ConfigError, RunConfig
 from radae.fast.adam import StackedAdam
-from radae.fast.functional import MemberHyper, StepNoise, Structure, draw_noise, member_loss
-from radae.models.rae import RobustGMMAE
+from radae.fast.functional import MemberHyper, Structure, member_loss, submodule_params
+from radae.models.rae import RobustGMMAE, StepNoise, draw_noise
+from radae.names import check_names
+from radae.perturb import schedule
 
 # Fields every member of a pack must share (they fix shapes, step count or the data).
 SHARED_FIELDS = (
@@ -60,12 +62,13 @@ class PackConfig:
 
 
 def check_packable(cfgs: list[RunConfig]) -> None:
-    """Raise :class:`ConfigError` naming the first field that keeps ``cfgs`` from one pack."""
+    """Raise :class:`ConfigError` naming the first field that keeps ``cfgs`` from one pack (or any
+    member's unknown registry name, :func:`radae.names.check_names`)."""
     if not cfgs:
         raise ConfigError("a pack needs at least one config")
     first = cfgs[0].flat()
     for i, cfg in enumerate(cfgs):
-        flat = cfg.flat()
+        flat = check_names(cfg).flat()
         if flat["model.name"] != "rae":
             raise ConfigError(f"model.name must be rae to pack trials, got {flat['model.name']!r} (member {i})")
         for key in SHARED_FIELDS:
@@ -79,8 +82,8 @@ def check_packable(cfgs: list[RunConfig]) -> None:
 
 
 def structure_of(cfg: RunConfig) -> Structure:
-    steps = {"fgsm": 1, "pgd": cfg.adv.pgd_steps, "none": 0}[cfg.adv.method]
-    return Structure(cfg.adv.method, steps, cfg.loss.adv_rec)
+    steps = schedule(cfg.adv)
+    return Structure(steps is not None, 0 if steps is None else steps.steps, cfg.loss.adv_rec)
 
 
 def hyper_of(model: RobustGMMAE, num_modes: int) -> MemberHyper:
@@ -92,10 +95,7 @@ def hyper_of(model: RobustGMMAE, num_modes: int) -> MemberHyper:
     padded[:k] = means
     weights = torch.zeros(num_modes, device=device, dtype=means.dtype)
     weights[:k] = 1.0 / k
-    adv = model.adv
-    step = adv.step_size
-    if adv.method == "pgd":
-        step = adv.pgd_step_size if adv.pgd_step_size is not None else 2.5 * adv.eps / adv.pgd_steps
+    steps = schedule(model.adv)
 
     def scalar(v: float | torch.Tensor) -> torch.Tensor:
         # Python floats straight to the model's dtype (via float32 they would lose digits).
@@ -104,16 +104,12 @@ def hyper_of(model: RobustGMMAE, num_modes: int) -> MemberHyper:
         return torch.tensor(float(v), device=device, dtype=means.dtype)
 
     return MemberHyper(
-        means=padded, mode_weights=weights, cov=model.prior.covariance().detach(), sigma=scalar(model.sigma),
+        means=padded, mode_weights=weights, sigma=scalar(model.sigma),
         alpha=scalar(model.alpha), rec_weight=scalar(model.rec_weight), ks_weight=scalar(model.ks_weight),
         ks_coefs=torch.tensor(model.ks_coefs, device=device, dtype=means.dtype),
-        cov_weight=scalar(model.cov_weight), latent_noise=scalar(model.latent_noise), eps=scalar(adv.eps),
-        step_size=scalar(step),
+        cov_weight=scalar(model.cov_weight), latent_noise=scalar(model.latent_noise), eps=scalar(model.adv.eps),
+        step_size=scalar(0.0 if steps is None else steps.step_size),
     )  # fmt: skip
-
-
-def _dict(obj: MemberHyper | StepNoise) -> dict[str, torch.Tensor]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 class PackedModels:
@@ -151,8 +147,9 @@ class PackedModels:
         """Each member's noise for one step (``member``), or the pack's from ``generators[0]`` (``shared``)."""
         shape = (batch, *self.image_shape)
         if self.pack.noise == "member":
+            st = self.structure
             noises = [
-                draw_noise(g, shape, self.latent_dim, self.structure, ln, self.device, self.dtype)
+                draw_noise(g, shape, self.latent_dim, st.adversarial, st.adv_rec, ln, self.device, self.dtype)
                 for g, ln in zip(generators, self.latent_noise, strict=True)
             ]
             return StepNoise.stack(noises)
@@ -165,22 +162,21 @@ class PackedModels:
 
     def step(self, x: torch.Tensor, noise: StepNoise) -> dict[str, torch.Tensor]:
         """One training step of every member on its batch ``x[m]`` (M, N, C, H, W); returns (M,) values."""
-        grads, (total, parts) = self._grad_step(self.params, _dict(self.hyper), x, _dict(noise))
+        grads, (total, parts) = self._grad_step(self.params, self.hyper.as_dict(), x, vars(noise))
         self.adam.update(self.params, grads)
         return {"loss": total.detach(), **parts}
 
     @torch.no_grad()
     def objective(self, x: torch.Tensor, noise: StepNoise) -> dict[str, torch.Tensor]:
         """The training objective per member on ``x`` (M, N, ...) without updating; plus the clean rec MSE."""
-        total, parts = self._loss(self.params, _dict(self.hyper), x, _dict(noise))
+        total, parts = self._loss(self.params, self.hyper.as_dict(), x, vars(noise))
         return {"loss": total, **parts, "rec_mse": self.rec_mse(x)}
 
     def rec_mse(self, x: torch.Tensor) -> torch.Tensor:
         """Per-member mean squared error of decode(encode(x)) (M,)."""
 
         def one(params, xm):
-            enc = {k[8:]: v for k, v in params.items() if k.startswith("encoder.")}
-            dec = {k[8:]: v for k, v in params.items() if k.startswith("decoder.")}
+            enc, dec = submodule_params(params, "encoder."), submodule_params(params, "decoder.")
             z = torch.func.functional_call(self.template.encoder, enc, (xm,))
             return (torch.func.functional_call(self.template.decoder, dec, (z,)) - xm).pow(2).mean()
 

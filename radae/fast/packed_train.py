@@ -34,7 +34,16 @@ from radae.fast.packed import PackConfig, PackedModels, check_packable
 from radae.models import create_model
 from radae.rng import rng_state, set_rng_state
 from radae.runfolder import RunFolder, RunFolderError, TrainResult
-from radae.trainer import finish_run, load_data, validate
+from radae.trainer import (
+    finish_run,
+    full_batches,
+    load_data,
+    lr_scheduler,
+    run_generators,
+    steps_per_epoch,
+    validate,
+    validation_seed,
+)
 from radae.trainsteps import resolve_step_mode
 
 OnEpoch = Callable[[int, dict[str, Any], str], None]
@@ -44,15 +53,12 @@ class _Member:
     """Per-trial bookkeeping: generators, scheduler (on a one-tensor stand-in optimizer), run folder."""
 
     def __init__(self, cfg: RunConfig, device: torch.device):
-        self.cfg, seed = cfg, cfg.train.seed
-        self.perm = torch.Generator(device=device).manual_seed(seed)
-        self.noise = torch.Generator(device=device).manual_seed(seed + 1)
+        self.cfg = cfg
+        self.generators = run_generators(cfg.train.seed, device)
+        self.perm, self.noise = self.generators["perm"], self.generators["noise"]
         self.lr_holder = torch.optim.Adam([torch.zeros(1)], lr=cfg.train.lr)
-        t = cfg.train
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.lr_holder, mode="min", factor=t.lr_decay, patience=t.lr_patience, min_lr=t.min_lr
-        )
-        self.folder = RunFolder(t.out_dir)
+        self.scheduler = lr_scheduler(self.lr_holder, cfg.train)
+        self.folder = RunFolder(cfg.train.out_dir)
         self.best_val = math.inf
         self.error: str | None = None
 
@@ -64,15 +70,13 @@ class _Member:
 def _validate(pm: PackedModels, split: Any, batch: int, seeds: list[int]) -> list[dict[str, float]]:
     """Per member, :func:`radae.trainer.evaluate_objective`'s values (fresh generator seeded ``seed``)."""
     gens = [torch.Generator(device=pm.device).manual_seed(s) for s in seeds]
-    n = len(split)
-    size = min(batch, n)
-    batches = n // size
+    batches = 0
     sums: dict[str, torch.Tensor] = {}
-    for b in range(batches):
-        x = split.get(torch.arange(b * size, (b + 1) * size, device=pm.device))
+    for x in full_batches(split, batch):
         xs = x.unsqueeze(0).expand(len(pm), *x.shape)
-        for key, value in pm.objective(xs, pm.draw(gens, size)).items():
+        for key, value in pm.objective(xs, pm.draw(gens, len(x))).items():
             sums[key] = sums.get(key, 0.0) + value.detach().float()
+        batches += 1
     means = {k: (v / batches).tolist() for k, v in sums.items()}
     return [{k: means[k][m] for k in means} for m in range(len(pm))]
 
@@ -95,9 +99,7 @@ def train_packed(
     pack = pack or PackConfig()
     check_packable(cfgs)
     device = validate(cfgs[0])
-    mode = resolve_step_mode(cfgs[0].train.step_mode, device)
-    if mode == "graph" and device.type != "cuda":
-        raise ConfigError(f"train.step_mode graph needs a CUDA device, got {device}; use eager or auto")
+    mode = resolve_step_mode(cfgs[0].train.step_mode, device)  # validate() refused graph off CUDA
     members = [_Member(cfg, device) for cfg in cfgs]
     states = [mb.folder.check(cfg, resume) for mb, cfg in zip(members, cfgs, strict=True)]
     done = {int(st["epoch"]) for st in states if st is not None}
@@ -118,13 +120,13 @@ def train_packed(
         if st is not None:
             pm.adam.load_member(m, st["optimizer"], pm.names)
             mb.scheduler.load_state_dict(st["scheduler"])
-            set_rng_state(st["rng"], {"perm": mb.perm, "noise": mb.noise}, device)
+            set_rng_state(st["rng"], mb.generators, device)
             mb.best_val = float(st["best_val"])
             wall_before = max(wall_before, float(st.get("wall_seconds", 0.0)))
         mb.folder.start(mb.cfg, st)
     t_cfg = cfgs[0].train
     n_train, batch, size = len(data.train), t_cfg.batch_size, len(cfgs)
-    steps = n_train // batch if t_cfg.max_steps_per_epoch is None else min(n_train // batch, t_cfg.max_steps_per_epoch)
+    steps = steps_per_epoch(n_train, t_cfg)
     if progress:
         print(
             f"training a pack of {size} on {cfgs[0].data.name} ({steps} steps per epoch) on {device}, {mode} steps",
@@ -149,7 +151,7 @@ def train_packed(
             names = list(values)
             rows.append(torch.stack([v.float() for v in values.values()], dim=1))  # (M, parts)
         train_means = torch.stack(rows).mean(dim=0)  # (M, parts)
-        val = _validate(pm, data.val, batch, [c.train.seed + 2 for c in cfgs])
+        val = _validate(pm, data.val, batch, [validation_seed(c.train.seed) for c in cfgs])
         seconds = time.perf_counter() - t0
         for m, mb in enumerate(members):
             if mb.error is None:
@@ -216,7 +218,7 @@ def _end_epoch(
             "model": pm.load_into(m, model).state_dict(),
             "optimizer": pm.adam.member_state_dict(m, pm.names, lr=mb.lr),
             "scheduler": mb.scheduler.state_dict(),
-            "rng": rng_state({"perm": mb.perm, "noise": mb.noise}, pm.device),
+            "rng": rng_state(mb.generators, pm.device),
             "best_val": mb.best_val,
             "wall_seconds": time.perf_counter() - t_run,
         },

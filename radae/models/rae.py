@@ -20,9 +20,17 @@ random start by default, :mod:`radae.perturb`), z = E(x), z_adv = E(x_adv):
 With ``adv.method = none`` it is the non-adversarial GMM deterministic autoencoder (2021 paper):
 L = lambda_REC L_REC + lambda_KS L_KS(z) + lambda_CV L_CV(z). K = 1 gives the unimodal variant.
 The prior's means are a buffer too (moved by ``.to(device)``, stored in ``state_dict``).
+
+Eq. 9 itself is :func:`rae_objective`, a function of tensors, the networks as functions and the
+step's random draws (:class:`StepNoise`, drawn by :func:`draw_noise`). :meth:`RobustGMMAE.loss`
+calls it with the model's modules; the packed trainer (:mod:`radae.fast`) calls the same function
+under ``torch.func.vmap`` with stacked parameters and per-trial hyper-parameters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +48,88 @@ from radae.losses import (
 )
 from radae.models.base import MODELS, Autoencoder, LossOutput
 from radae.models.networks import build_networks
-from radae.perturb import perturb
+from radae.perturb import perturb, schedule
 from radae.prior import GMMPrior
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class StepNoise:
+    """One eq. 9 step's random draws: ``u`` (N, C, H, W) of the attack's random start (uniform),
+    ``xi`` and ``xi_adv`` (N, D) of L_REC's latent noise (standard normal). Absent draws are zeros."""
+
+    u: torch.Tensor
+    xi: torch.Tensor
+    xi_adv: torch.Tensor
+
+    @classmethod
+    def stack(cls, members: list[StepNoise]) -> StepNoise:
+        """Stack along a new leading member axis (a pack of trials)."""
+        return cls(*(torch.stack([getattr(m, f.name) for m in members]) for f in fields(cls)))
+
+
+def draw_noise(
+    generator: torch.Generator | None,
+    x_shape: tuple[int, ...],
+    latent_dim: int,
+    adversarial: bool,
+    adv_rec: bool,
+    latent_noise: float,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> StepNoise:
+    """The draws of one eq. 9 step, in this order: the random start ``u`` (adversarial only), then
+    ``xi`` (when latent_noise > 0), then ``xi_adv`` (also with ``loss.adv_rec``); absent ones are zeros.
+
+    One generator therefore gives :meth:`RobustGMMAE.loss` and a packed member the same numbers.
+    """
+    n, kw = x_shape[0], {"device": device, "dtype": dtype}
+    zeros_z = torch.zeros(n, latent_dim, **kw)
+    u = torch.rand(x_shape, generator=generator, **kw) if adversarial else torch.zeros(x_shape, **kw)
+    xi = torch.randn(n, latent_dim, generator=generator, **kw) if latent_noise > 0 else zeros_z
+    with_adv = adversarial and adv_rec and latent_noise > 0
+    xi_adv = torch.randn(n, latent_dim, generator=generator, **kw) if with_adv else zeros_z
+    return StepNoise(u, xi, xi_adv)
+
+
+def rae_objective(
+    encode: Network,
+    decode: Network,
+    x: torch.Tensor,
+    x_adv: torch.Tensor | None,
+    noise: StepNoise,
+    prior: GMMPrior,
+    alpha: float | torch.Tensor,
+    ks_coefs: tuple[float | torch.Tensor, float | torch.Tensor],
+    weights: tuple[float | torch.Tensor, float | torch.Tensor, float | torch.Tensor],
+    latent_noise: float | torch.Tensor,
+    adv_rec: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 9: L = lambda_REC L_REC + lambda_KS L_KS_adv(z, z_adv) + lambda_CV L_CV_adv(z, z_adv; alpha).
+
+    ``x`` (N, C, H, W) in [0, 1]; ``x_adv`` its perturbation (None: no adversarial training, then
+    L_KS(z) and L_CV(z) replace the two adversarial terms). z, z_adv come from one ``encode`` pass
+    over [x; x_adv] (BatchNorm sees both halves together). L_REC = MSE(decode(z + latent_noise xi),
+    x), plus MSE(decode(z_adv + latent_noise xi_adv), x) with ``adv_rec``. ``weights`` =
+    (lambda_REC, lambda_KS, lambda_CV); ``ks_coefs`` the two coefficients of eq. 6. Numbers may be
+    tensors (one per vmapped trial). Returns the scalar total and the unweighted parts rec, ks,
+    cov, and latent_shift = mean_i ||z_adv,i - z_i||^2 (detached).
+    """
+    if x_adv is None:
+        z = z_adv = encode(x)
+        ks, cov = ks_loss(z, prior), cov_loss(z, prior)
+    else:
+        z, z_adv = encode(torch.cat([x, x_adv], dim=0)).chunk(2, dim=0)
+        ks = adversarial_ks_loss(z, z_adv, prior, ks_coefs)
+        cov = coupled_cov_loss(z, z_adv, prior, alpha)
+    rec = F.mse_loss(decode(z + latent_noise * noise.xi), x)
+    if adv_rec and x_adv is not None:
+        rec = rec + F.mse_loss(decode(z_adv + latent_noise * noise.xi_adv), x)
+    rec_weight, ks_weight, cov_weight = weights
+    total = rec_weight * rec + ks_weight * ks + cov_weight * cov
+    shift = (z_adv - z).detach().pow(2).sum(dim=1).mean()
+    return total, {"rec": rec, "ks": ks, "cov": cov, "latent_shift": shift}
 
 
 @MODELS.register("rae")
@@ -122,28 +210,15 @@ class RobustGMMAE(Autoencoder):
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.prior.sample(n, generator)
 
-    def _noisy_rec(self, z: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Per-pixel MSE(G(z + xi), x), xi ~ N(0, latent_noise^2)."""
-        if self.latent_noise > 0:
-            z = z + self.latent_noise * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        return F.mse_loss(self.decode(z), x)
-
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
-        """Eq. 9 on the batch ``x``; parts: rec, ks, cov (unweighted) and latent_shift = mean ||z_adv - z||^2."""
-        prior = self.prior
-        if self.adv.method == "none":
-            z = self.encode(x)
-            z_adv = z
-            ks, cov = ks_loss(z, prior), cov_loss(z, prior)
-        else:
-            x_adv = perturb(self.encoder, x, self.adv, generator)
-            # One encoder pass for both halves (BatchNorm sees the clean and adversarial batch together).
-            z, z_adv = self.encode(torch.cat([x, x_adv], dim=0)).chunk(2, dim=0)
-            ks = adversarial_ks_loss(z, z_adv, prior, self.ks_coefs)
-            cov = coupled_cov_loss(z, z_adv, prior, self.alpha)
-        rec = self._noisy_rec(z, x, generator)
-        if self.adv_rec and self.adv.method != "none":
-            rec = rec + self._noisy_rec(z_adv, x, generator)
-        total = self.rec_weight * rec + self.ks_weight * ks + self.cov_weight * cov
-        shift = (z_adv - z).detach().pow(2).sum(dim=1).mean()
-        return LossOutput(total, {"rec": rec, "ks": ks, "cov": cov, "latent_shift": shift})
+        """Eq. 9 on the batch ``x`` (:func:`rae_objective`); parts: rec, ks, cov (unweighted) and latent_shift."""
+        steps = schedule(self.adv)
+        noise = draw_noise(
+            generator, x.shape, self.latent_dim, steps is not None, self.adv_rec, self.latent_noise, x.device, x.dtype
+        )
+        x_adv = None if steps is None else perturb(self.encoder, x, self.adv, u=noise.u)
+        weights = (self.rec_weight, self.ks_weight, self.cov_weight)
+        total, parts = rae_objective(
+            self.encode, self.decode, x, x_adv, noise, self.prior, self.alpha, self.ks_coefs, weights, self.latent_noise, self.adv_rec
+        )
+        return LossOutput(total, parts)

@@ -43,7 +43,7 @@ from radae.config import AdvConfig, RunConfig
 from radae.divergences import gaussian_kl, sinkhorn_divergence
 from radae.models.base import MODELS, LossOutput
 from radae.models.baselines.vae import GaussianVAE
-from radae.perturb import perturb
+from radae.perturb import perturb, random_start
 
 
 class _MeanEncoder(nn.Module):
@@ -55,11 +55,6 @@ class _MeanEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.encode(x)
-
-
-def _random_perturbation(x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return (x + (2 * u - 1) * eps).clamp(0.0, 1.0).detach()
 
 
 @MODELS.register("se")
@@ -101,7 +96,8 @@ class SmoothEncoderVAE(GaussianVAE):
     def select(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The fictive perturbed batch x_b (assumption 2), detached."""
         if self.se_perturbation == "random":
-            return _random_perturbation(x, self.adv.eps, generator)
+            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return random_start(x, u, self.adv.eps).detach()
         return perturb(_MeanEncoder(self), x, self.adv, generator)
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
