@@ -143,3 +143,11 @@ def test_reproduction_command_joins_sweeps_and_refuses_unlike(tmp_path):
     proc = subprocess.run(cmd[:-4] + ["--parquet", str(c), "--out", str(tmp_path / "x.md")], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "config.eval.images" in proc.stderr and not (tmp_path / "x.md").exists()
+
+
+def test_unrecorded_config_value_counts_as_the_default():
+    """An older sweep without config.eval.attack_impl ran the default (batched): comparable with 'batched',
+    not with 'lbfgsb-authors'."""
+    check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "batched"})], ignore_index=True))
+    with pytest.raises(NotComparableError, match="config.eval.attack_impl"):
+        check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "lbfgsb-authors"})], ignore_index=True))

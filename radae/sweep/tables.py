@@ -211,11 +211,18 @@ class NotComparableError(ValueError):
 
 def check_comparable(df: pd.DataFrame) -> None:
     """Raise :class:`NotComparableError` naming the column and each sweep's value when the completed rows
-    differ in any :data:`LIKE_WITH_LIKE` column (a column no row records is not checked)."""
-    rows = completed(df)
+    differ in any :data:`LIKE_WITH_LIKE` column. A column no row records is not checked; a config
+    value an older sweep's rows do not record counts as RunConfig's default."""
+    from radae.config import RunConfig
+
+    rows = completed(df).copy()
+    defaults = RunConfig().flat()
     for col in LIKE_WITH_LIKE:
         if col not in rows or rows[col].isna().all():
             continue
+        key = col.removeprefix("config.")
+        if col != key and key in defaults:  # not recorded by an older sweep: it ran with the default
+            rows[col] = rows[col].astype(object).where(rows[col].notna(), defaults[key])
         vals = {value_text(v) for v in rows[col]}
         if len(vals) > 1:
             by_sweep = (rows.groupby("sweep_id")[col].agg(lambda v: ", ".join(sorted({value_text(x) for x in v})))
@@ -324,8 +331,9 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         "## Trends",
         "",
-        "Robustness R (radae/sweep/objective.py, standard MS-SSIM, higher = more robust) along each axis, and the "
-        "least-squares slope of R on the axis value over all runs with its 95% CI.",
+        "Robustness R (radae/sweep/objective.py; `robustness` in the standard MS-SSIM, `robustness_paper` in the "
+        "paper's formula; higher = more robust) and classifier FID (lower = better) along each axis, mean ± 95% CI "
+        "over seeds, and the least-squares slope on the axis value over all runs with its 95% CI.",
         "",
         *_trend_section(df),
         "## Which differences are significant",
@@ -350,9 +358,20 @@ def _concat(pairs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# Metrics of the trend tables: robustness in both MS-SSIMs (higher = more robust) and FID (lower = better).
+TREND_METRICS = ("metric.robustness", "metric.robustness_paper", "metric.fid_classifier_mean")
+
+
 def _trend_section(df: pd.DataFrame) -> list[str]:
     out = []
     for which, title in (("K", "K at alpha 0.95"), ("alpha", "alpha at K 10")):
-        t = trend(df, which)
-        out += [f"### {title}", "", markdown(t), "", f"Slope: {t.attrs.get('slope', 'fewer than 3 runs or 2 values')}.", ""]
+        tables = [trend(df, which, m) for m in TREND_METRICS if m in df]
+        if not tables:
+            continue
+        joined = tables[0]
+        for t in tables[1:]:
+            joined = joined.merge(t.drop(columns="n"), on=which)
+        slopes = [f"- {m.removeprefix('metric.')}: {t.attrs.get('slope', 'fewer than 3 runs or 2 values')}"
+                  for m, t in zip([m for m in TREND_METRICS if m in df], tables, strict=True)]
+        out += [f"### {title}", "", markdown(joined), "", "Least-squares slopes:", "", *slopes, ""]
     return out
