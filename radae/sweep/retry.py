@@ -7,7 +7,7 @@ the recovery as warnings from this code (trial processes have no logging set up,
 the job output through Python's last-resort handler)::
 
     S3 endpoint http://127.0.0.1:9000 unreachable writing s3://b/p/results/sweep=s/trial=t.parquet:
-        OSError: ... NETWORK_CONNECTION ...; retry 2/8 in 4 s
+        OSError: ... NETWORK_CONNECTION ...; retry 2/10 in 2 s
     S3 endpoint http://127.0.0.1:9000 reachable again after 12 s (writing s3://...)
 
 A call that still fails after the last attempt raises the caller's error class naming the service,
@@ -33,7 +33,7 @@ _POOL = re.compile(r"HTTP(S)?ConnectionPool\(host=[^)]*\): Max retries exceeded 
 class RetryPolicy:
     """``attempts`` tries in all, waiting ``first_wait`` s after the first failure, doubling up to ``max_wait``."""
 
-    attempts: int = 8
+    attempts: int = 10
     first_wait: float = 2.0
     max_wait: float = 30.0
 
@@ -42,7 +42,7 @@ class RetryPolicy:
         return min(self.first_wait * 2.0 ** (failed - 1), self.max_wait)
 
 
-# 8 attempts over about 2 minutes (2, 4, 8, 16, 30, 30, 30 s between them).
+# 10 attempts over about 3 minutes (2, 4, 8, 16, then 30 s between them).
 DEFAULT_POLICY = RetryPolicy()
 
 
