@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -340,28 +341,87 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
         other.wait()
 
 
-def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, monkeypatch, caplog):
-    """The S3 endpoint resets every connection for ~3 s (pyarrow's own retries cut to one attempt so the
-    outage outlasts them): the row write logs a warning naming the endpoint, backs off, and lands once."""
+def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
+    """The S3 endpoint resets every connection for ~2 s (a loopback proxy in front of moto): the row write logs
+    each failed attempt naming the endpoint and the object, backs off, logs the recovery and lands once."""
     import dataclasses
     import logging
     import threading
 
     from tcp_proxy import TcpProxy
 
-    from radae.sweep import settings as settings_module
+    from radae.sweep.retry import RetryPolicy
 
-    monkeypatch.setattr(settings_module, "S3_MAX_ATTEMPTS", 1)
     proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
     try:
         via = dataclasses.replace(s3, endpoint=proxy.endpoint)
         results.write_row(via, {**row("t_00008"), "sweep_id": "sw-outage"})  # through the proxy while it is up
         proxy.down()
-        threading.Timer(3.0, proxy.back_up).start()
-        with caplog.at_level(logging.WARNING, logger="radae.sweep.results"):
-            results.write_row(via, {**row("t_00009"), "sweep_id": "sw-outage"})
+        threading.Timer(2.0, proxy.back_up).start()
+        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"):
+            uri = results.write_row(via, {**row("t_00009"), "sweep_id": "sw-outage"}, policy=RetryPolicy(10, 0.5, 1.0))
+        key = uri.removeprefix("s3://")
         assert proxy.refused >= 1, (proxy.refused, proxy.relayed, caplog.text)
-        assert f"S3 endpoint {proxy.endpoint} unreachable" in caplog.text
+        assert f"S3 endpoint {proxy.endpoint} unreachable writing s3://{key}: OSError:" in caplog.text
+        assert "NETWORK_CONNECTION" in caplog.text and "; retry 2/10 in 0.5 s" in caplog.text
+        assert f"S3 endpoint {proxy.endpoint} reachable again after" in caplog.text
         assert results.read_sweep(s3, "sw-outage").column("trial_id").to_pylist() == ["t_00008", "t_00009"]  # one row each
+    finally:
+        proxy.close()
+
+
+def test_an_endpoint_that_stays_away_fails_the_write_naming_it(s3, caplog):
+    """A closed loopback port: every attempt fails, each logged; then ResultsError names endpoint, object, attempts."""
+    import dataclasses
+    import logging
+
+    from radae.sweep.retry import RetryPolicy
+
+    closed = dataclasses.replace(s3, endpoint=f"http://127.0.0.1:{free_port()}")
+    key = results.trial_path(closed, "sw-away", "t_00001")
+    with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(results.ResultsError) as err:
+        results.write_row(closed, {**row("t_00001"), "sweep_id": "sw-away"}, policy=RetryPolicy(3, 0.1, 0.2))
+    assert f"S3 endpoint {closed.endpoint} unreachable writing s3://{key} for " in str(err.value)
+    assert "(3 attempts): OSError:" in str(err.value) and "Could not connect" in str(err.value)
+    assert caplog.text.count(f"S3 endpoint {closed.endpoint} unreachable writing s3://{key}") == 2  # retries 2/3, 3/3
+    assert "retry 3/3 in 0.2 s" in caplog.text and "reachable again" not in caplog.text
+    with pytest.raises(results.ResultsError, match=f"S3 endpoint {closed.endpoint} unreachable listing"):
+        results.read_sweep(closed, "sw-away", policy=RetryPolicy(2, 0.1, 0.1))
+
+
+def test_a_refusal_is_not_retried(s3, caplog):
+    """A missing bucket is an answer, not an outage: raised at once, no retry warning."""
+    import dataclasses
+    import logging
+
+    missing = dataclasses.replace(s3, bucket="radae-no-such-bucket")
+    t0 = time.time()
+    with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(OSError, match="(?i)bucket"):
+        results.write_row(missing, row("t_00001"))
+    assert "unreachable" not in caplog.text and time.time() - t0 < 10
+
+
+def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
+    """The driver lease's heartbeat through a proxy that goes away for ~2 s: each missed beat and the recovery
+    are logged naming the endpoint and the lease; the lease is still held afterwards."""
+    import dataclasses
+    import logging
+
+    from tcp_proxy import TcpProxy
+
+    from radae.sweep.lease import DriverLease
+
+    proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
+    try:
+        via = dataclasses.replace(s3, endpoint=proxy.endpoint)
+        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), DriverLease(via, "sw-beat", period=0.3, settle=0.1) as lease:
+            proxy.down()
+            time.sleep(2.0)
+            proxy.back_up()
+            time.sleep(1.5)
+            assert lease.read()["token"] == lease.record["token"]
+        assert f"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{lease.path}: OSError:" in caplog.text
+        assert "; next heartbeat in 0.3 s" in caplog.text
+        assert re.search(rf"S3 endpoint {proxy.endpoint} reachable again after [1-3] s \(renewing the driver lease", caplog.text)
     finally:
         proxy.close()

@@ -123,7 +123,7 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
           f"MLflow {args.mlflow_uri}, python {sys.executable}", flush=True)
     try:
         table = run_sweep(defn, opts)
-    except (PreflightError, SweepError) as exc:
+    except (PreflightError, SweepError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     statuses = table.column("status").to_pylist() if table.num_rows else []

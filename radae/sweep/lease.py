@@ -6,7 +6,8 @@ A second driver on the same sweep id (fresh or ``--resume``) finds a live lease 
 with :class:`LeaseError` naming the holder, before it starts Ray, touches MLflow or writes
 anything. A lease of a driver on this host is taken over as soon as its PID is gone (a driver
 killed with SIGKILL is resumed at once); one of another host when its heartbeat is older than
-``ttl`` (180 s: longer than the S3 retries of a heartbeat during an endpoint outage).
+``ttl`` (180 s: several heartbeats). While the S3 endpoint is away each missed heartbeat is logged
+(``S3 endpoint <url> unreachable renewing the driver lease ...``) and so is its return.
 
 Two drivers starting in the same instant both write; each reads the object back after a short
 pause and only the one whose token is there proceeds (last writer wins, the other is refused).
@@ -22,11 +23,12 @@ import time
 from typing import Any
 
 from radae.sweep.procfs import start_time
-from radae.sweep.settings import StorageSettings
+from radae.sweep.s3fs import s3_call, s3_outage
+from radae.sweep.settings import S3_OWN_ATTEMPTS, StorageSettings
 
 
 class LeaseError(RuntimeError):
-    """Another driver holds the sweep; the message names it."""
+    """Another driver holds the sweep, or the lease stayed unreachable; the message names it."""
 
 
 def lease_path(settings: StorageSettings, sweep_id: str) -> str:
@@ -49,10 +51,14 @@ class DriverLease:
                        "token": secrets.token_hex(8), "acquired_at": time.time()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._fs = settings.pyarrow_fs()
+        self._fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
 
     # ---- storage ----------------------------------------------------------------------------
     def read(self) -> dict[str, Any] | None:
+        """The lease record in the bucket (None if absent), retried while the S3 endpoint is away."""
+        return s3_call(self.settings, f"reading the driver lease s3://{self.path}", self._read_once, error=LeaseError)
+
+    def _read_once(self) -> dict[str, Any] | None:
         import pyarrow.fs as pafs
 
         if self._fs.get_file_info(self.path).type != pafs.FileType.File:
@@ -64,6 +70,9 @@ class DriverLease:
                 return None  # a torn or foreign object holds nothing
 
     def _write(self) -> None:
+        s3_call(self.settings, f"writing the driver lease s3://{self.path}", self._write_once, error=LeaseError)
+
+    def _write_once(self) -> None:
         with self._fs.open_output_stream(self.path) as out:
             out.write(json.dumps({**self.record, "heartbeat": time.time()}).encode())
 
@@ -97,20 +106,24 @@ class DriverLease:
         )
 
     def _beat(self) -> None:
+        outage, what = s3_outage(self.settings), f"renewing the driver lease s3://{self.path}"
         while not self._stop.wait(self.period):
             try:
-                held = self.read()
+                held = self._read_once()
                 if held is not None and held.get("token") == self.record["token"]:
-                    self._write()
-            except OSError:
-                continue  # storage briefly unreachable: the next beat retries (the TTL allows several misses)
+                    self._write_once()
+            except OSError as exc:
+                # Storage away: logged, the next beat retries (the TTL allows several misses).
+                outage.failed(what, exc, f"next heartbeat in {self.period:g} s")
+            else:
+                outage.ok(what)
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.period + 5)
         try:
-            held = self.read()
+            held = self._read_once()
             if held is not None and held.get("token") == self.record["token"]:
                 self._fs.delete_file(self.path)
         except OSError:

@@ -7,6 +7,7 @@ Layout (hive-style, so Spark/DuckDB/pyarrow datasets see a ``sweep`` partition c
 The key is a pure function of (sweep, trial), and a trial's row is written with one PUT that
 replaces any earlier object, so a retried, restored or repeated sweep overwrites its rows: it
 never duplicates or loses one. Every row is passed through :func:`radae.sweep.settings.scrub`.
+Reads and writes retry with backoff while the S3 endpoint is away, naming it (:mod:`radae.sweep.retry`).
 
 Row columns: ``sweep_id``, ``trial_id``, ``status`` (completed, pruned, error), timings
 (``started_at``, ``finished_at`` in Unix seconds, ``train_seconds``, ``eval_seconds``,
@@ -20,18 +21,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from radae.sweep.settings import StorageSettings, scrub
+from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy
+from radae.sweep.s3fs import s3_call
+from radae.sweep.settings import S3_OWN_ATTEMPTS, StorageSettings, scrub
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
-# Row writes retried after pyarrow's own retries gave up (backoff 2, 4, 8, ... s, capped at 30 s).
-WRITE_ATTEMPTS = 5
-log = logging.getLogger(__name__)
 
 
 class ResultsError(RuntimeError):
@@ -81,53 +79,60 @@ def make_row(
     return row
 
 
-def write_row(settings: StorageSettings, row: Mapping[str, Any]) -> str:
-    """Write ``row`` (scrubbed) as the trial's Parquet object; returns its ``s3://`` URI."""
+def write_row(settings: StorageSettings, row: Mapping[str, Any], *, policy: RetryPolicy = DEFAULT_POLICY) -> str:
+    """Write ``row`` (scrubbed) as the trial's Parquet object; returns its ``s3://`` URI.
+
+    While the S3 endpoint is away the PUT is retried with backoff (``policy``), each failed attempt
+    and the recovery logged (:func:`radae.sweep.s3fs.s3_call`); :class:`ResultsError` naming the
+    endpoint and the object once it gives up. The same key each time: a retry never duplicates the row.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     clean = scrub(dict(row), settings.secrets())
     path = trial_path(settings, clean["sweep_id"], clean["trial_id"])
-    table = pa.Table.from_pylist([clean])
     buf = io.BytesIO()
-    pq.write_table(table, buf)
-    fs = settings.pyarrow_fs()
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            # One PUT of the whole object: readers see the old row or the new one, never half.
-            with fs.open_output_stream(path) as out:
-                out.write(buf.getvalue())
-            break
-        except OSError as exc:
-            if attempt == WRITE_ATTEMPTS:
-                raise ResultsError(f"cannot write s3://{path} after {attempt} attempts (S3 endpoint "
-                                   f"{settings.endpoint or 'aws'} unreachable or refusing): {exc}") from exc
-            wait = min(2.0**attempt, 30.0)
-            log.warning("S3 endpoint %s unreachable writing the row s3://%s (attempt %d of %d: %s); retrying in %.0f s",
-                        settings.endpoint or "aws", path, attempt, WRITE_ATTEMPTS, exc, wait)
-            time.sleep(wait)
+    pq.write_table(pa.Table.from_pylist([clean]), buf)
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
+
+    def put() -> None:
+        # One PUT of the whole object: readers see the old row or the new one, never half.
+        with fs.open_output_stream(path) as out:
+            out.write(buf.getvalue())
+
+    s3_call(settings, f"writing s3://{path}", put, error=ResultsError, policy=policy)
     return f"s3://{path}"
 
 
-def read_row(settings: StorageSettings, sweep_id: str, trial_id: str) -> dict[str, Any] | None:
-    """The trial's stored row, or None when it has none yet."""
+def read_row(settings: StorageSettings, sweep_id: str, trial_id: str, *,
+             policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, Any] | None:
+    """The trial's stored row, or None when it has none yet (retried like :func:`write_row`)."""
     import pyarrow.fs as pafs
 
-    fs = settings.pyarrow_fs()
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
     path = trial_path(settings, sweep_id, trial_id)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    return _read_object(fs, path).to_pylist()[0]
+
+    def get() -> bytes | None:
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        return _fetch(fs, path)
+
+    data = s3_call(settings, f"reading s3://{path}", get, error=ResultsError, policy=policy)
+    return None if data is None else _parse(path, data).to_pylist()[0]
 
 
-def _read_object(fs: Any, path: str):
+def _fetch(fs: Any, path: str) -> bytes:
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def _parse(path: str, data: bytes):
     """One trial object as a table; :class:`ResultsError` naming the object when it is not readable Parquet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        with fs.open_input_file(path) as f:
-            table = pq.read_table(f)
+        table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
         raise ResultsError(f"results object s3://{path} is corrupt or unreadable (not a Parquet row: {exc})") from exc
     if table.num_rows != 1:
@@ -135,28 +140,36 @@ def _read_object(fs: Any, path: str):
     return table
 
 
-def list_rows(settings: StorageSettings, sweep_id: str) -> list[str]:
-    """Paths of the sweep's trial objects, sorted."""
+def list_rows(settings: StorageSettings, sweep_id: str, *, policy: RetryPolicy = DEFAULT_POLICY) -> list[str]:
+    """Paths of the sweep's trial objects, sorted (retried like :func:`write_row`)."""
     import pyarrow.fs as pafs
 
-    fs = settings.pyarrow_fs()
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
     base = sweep_dir(settings, sweep_id)
-    if fs.get_file_info(base).type == pafs.FileType.NotFound:
-        return []
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
-    return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+    def ls() -> list[str]:
+        if fs.get_file_info(base).type == pafs.FileType.NotFound:
+            return []
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+    return s3_call(settings, f"listing s3://{base}/", ls, error=ResultsError, policy=policy)
 
 
-def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False):
+def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False, policy: RetryPolicy = DEFAULT_POLICY):
     """Every trial row of ``sweep_id`` as one ``pyarrow.Table`` (or pandas DataFrame).
 
     Rows are unified by column name (a column missing from one trial, e.g. metrics of a pruned
-    trial, is null there) and sorted by trial id.
+    trial, is null there) and sorted by trial id. An object that is not a one-row Parquet file
+    raises :class:`ResultsError` naming it (nothing is skipped silently).
     """
     import pyarrow as pa
 
-    fs = settings.pyarrow_fs()
-    tables = [_read_object(fs, path) for path in list_rows(settings, sweep_id)]
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
+    tables = []
+    for path in list_rows(settings, sweep_id, policy=policy):
+        data = s3_call(settings, f"reading s3://{path}", lambda p=path: _fetch(fs, p), error=ResultsError, policy=policy)
+        tables.append(_parse(path, data))
     if not tables:
         table = pa.table({"sweep_id": pa.array([], pa.string()), "trial_id": pa.array([], pa.string())})
     else:

@@ -37,8 +37,12 @@ ENV = {
     "session_token": ("RADAE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
 }
 MASK = "***"
-# Attempts of each pyarrow S3 request (AWS standard retry strategy, exponential backoff).
+# Attempts of each pyarrow S3 request (AWS standard retry strategy, exponential backoff): Ray's
+# own uploads (checkpoints, experiment state) rely on these.
 S3_MAX_ATTEMPTS = 10
+# The sweep's own S3 calls (rows, lease) make one attempt per request and retry themselves,
+# naming the outage (radae.sweep.retry).
+S3_OWN_ATTEMPTS = 1
 # Keys whose values are secrets wherever they appear (env dumps, configs, kwargs).
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|access_key|credential|aws_access_key_id)", re.I)
 
@@ -100,8 +104,9 @@ class StorageSettings:
         segs = ([self.bucket] if with_bucket else []) + [self.prefix] + [p.strip("/") for p in parts]
         return "/".join(s for s in segs if s)
 
-    def pyarrow_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``pyarrow.fs.S3FileSystem`` (credentials included when set)."""
+    def pyarrow_kwargs(self, max_attempts: int | None = None) -> dict[str, Any]:
+        """Keyword arguments of ``pyarrow.fs.S3FileSystem`` (credentials included when set); each request
+        is tried ``max_attempts`` times (default :data:`S3_MAX_ATTEMPTS`)."""
         kwargs: dict[str, Any] = {"region": self.region}
         if self.endpoint:
             url = urlparse(self.endpoint)
@@ -114,11 +119,13 @@ class StorageSettings:
         from pyarrow import fs
 
         kwargs.update(connect_timeout=5, request_timeout=30,
-                      retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
+                      retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=max_attempts or S3_MAX_ATTEMPTS))
         return kwargs
 
-    def pyarrow_fs(self):
-        """``pyarrow.fs.S3FileSystem`` for this endpoint (paths are ``bucket/key``, no scheme).
+    def pyarrow_fs(self, max_attempts: int | None = None):
+        """``pyarrow.fs.S3FileSystem`` for this endpoint (paths are ``bucket/key``, no scheme); each request
+        tried ``max_attempts`` times (default :data:`S3_MAX_ATTEMPTS`; the sweep's own calls pass
+        :data:`S3_OWN_ATTEMPTS` and retry through :func:`radae.sweep.s3fs.s3_call`).
 
         Its pickle (Ray's experiment state, every trial and Train worker) holds the public settings
         only; unpickled, it reads the credentials from that process's environment
@@ -126,7 +133,7 @@ class StorageSettings:
         """
         from radae.sweep.s3fs import SettingsS3FileSystem
 
-        return SettingsS3FileSystem(self)
+        return SettingsS3FileSystem(self, max_attempts)
 
     def ray_storage(self, *parts: str) -> tuple[str, Any]:
         """``(storage_path, storage_filesystem)`` for Ray Tune/Train: ``bucket/prefix/ray/...``.

@@ -10,6 +10,16 @@ JSON and the attack/sample grids.
 Everything goes through ``MlflowClient`` with an explicit run id: no global active run, so the
 same code works on the driver, in a Tune trainable and in a Ray Train worker.
 
+While the tracking server is away (killed, restarting) each call is retried with backoff by
+:class:`RetryingClient` (MLflow's own HTTP retries are cut to none, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``
+unless set, so the failures reach it), which logs ``MLflow tracking server <url> unreachable
+calling <method>: ...; retry k/n in s`` and ``... reachable again after N s``. Calls are idempotent (metrics
+carry their timestamp, params and tags their value, artifacts their path) except ``create_run`` and
+``create_experiment``, retried only when the request never reached the server (connection refused),
+so a run is never created twice. A call still failing after the last attempt raises
+:class:`TrackingError`: the trial fails, Ray retries it from its checkpoint and the retried trial finds
+its run again by tags and completes it (or ``--resume`` does, for the driver).
+
 Set up for comparing trials in the MLflow 3.17 UI:
 
 - the experiment carries ``mlflow.experimentKind = custom_model_development`` and every link radae
@@ -27,13 +37,17 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
 from radae.sweep.settings import scrub
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's own HTTP retries would hide an outage for minutes; RetryingClient retries and names it.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 SWEEP_TAG, TRIAL_TAG, ROLE_TAG = "radae.sweep_id", "radae.trial_id", "radae.role"
 PARENT_TAG = "mlflow.parentRunId"
@@ -46,14 +60,60 @@ SHORT_NAMES = {"prior.num_modes": "K", "loss.alpha": "alpha", "seed": "seed"}
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 
 
+# Calls that create something: retried only when the request was never sent.
+_CREATING = frozenset({"create_run", "create_experiment"})
+_REFUSED = re.compile(r"Connection refused|Failed to establish a new connection|NewConnectionError", re.I)
+_TRANSIENT = re.compile(r"API request to .* failed with (timeout )?exception|error code (429|5\d\d)|"
+                        r"Connection (refused|reset|aborted)|RemoteDisconnected|Max retries exceeded", re.I)
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking server stayed unreachable; the message names it and the call."""
+
+
+def mlflow_transient(exc: BaseException) -> bool:
+    """Whether an MLflow client error is the server being away (no connection, reset, timeout, 429/5xx)."""
+    import requests
+
+    return any(isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout | ConnectionError)
+               or _TRANSIENT.search(str(e)) for e in chain(exc))
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether the failed request never reached the server (connection refused): safe to repeat any call."""
+    return any(isinstance(e, ConnectionRefusedError) or _REFUSED.search(str(e)) for e in chain(exc))
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose calls retry with backoff while the tracking server is away (module docstring)."""
+
+    def __init__(self, client: Any, tracking_uri: str, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+        self._client, self._policy = client, policy
+        self._outage = outage_of("MLflow tracking server", tracking_uri)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+        transient = (lambda e: mlflow_transient(e) and never_sent(e)) if name in _CREATING else mlflow_transient
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return call(lambda: method(*args, **kwargs), outage=self._outage, what=f"calling {name}", transient=transient,
+                        error=TrackingError, policy=self._policy,
+                        hint="the call fails; a retried trial or --resume finds its MLflow run again and completes it")
+
+        return retried
+
+
 class Tracker:
     """MLflow client bound to one tracking URI and experiment (created if missing)."""
 
-    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps", artifact_location: str | None = None) -> None:
+    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps", artifact_location: str | None = None,
+                 policy: RetryPolicy = DEFAULT_POLICY) -> None:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = RetryingClient(MlflowClient(tracking_uri=tracking_uri), tracking_uri, policy)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             try:

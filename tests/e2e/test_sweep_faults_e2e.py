@@ -1,15 +1,20 @@
 """Faults during a real sweep on the local stack: the S3 endpoint away for a while, the MLflow server
-killed and restarted, a second driver on the running sweep id.
+killed and restarted, a second driver on the running sweep id, a corrupt object in its results prefix.
 
 The sweep (2 trials of 4 epochs, ``--executor direct``, real MNIST) reaches S3 through a loopback
 TCP proxy (``tests/tcp_proxy.py``; moto keeps its data in memory, so it is not restarted): after
 the first epoch the proxy resets every connection for 10 s, then relays again. Once training has
 gone on, the MLflow server is killed and started again on its port with the same SQLite store.
-While the sweep runs, a second driver on its id is refused and changes nothing. Afterwards: one
-Parquet row per trial (no row lost or duplicated), no trial restarted (training never stopped),
-every per-epoch metric in MLflow, and the figures in ``runs/sweep-e2e.json`` (docs/sweeps.md).
+While the sweep runs, a second driver on its id is refused and changes nothing, and a corrupt
+``.parquet`` object is put in the sweep's results prefix. The sweep's output names each fault (the
+S3 endpoint and the MLflow server unreachable, then reachable again); its final read names the
+corrupt object and stops (exit 2); the report script names it too; once it is removed, ``--resume``
+completes the sweep without training again. Afterwards: one Parquet row per trial (no row lost or
+duplicated), no trial restarted (training never stopped), every per-epoch metric in MLflow, and the
+figures in ``runs/sweep-e2e.json`` (docs/sweeps.md).
 """
 
+import re
 import subprocess
 import sys
 import threading
@@ -51,10 +56,10 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     reader = threading.Thread(target=lambda: output.extend(driver.stdout), daemon=True)
     reader.start()
-    faults = {}
+    faults = measurements["faults"] = {}  # recorded as measured, also when an assertion fails
     try:
         # 1. The S3 endpoint goes away for 10 s after the first epoch, then comes back.
-        first, (epoch, _) = wait_for(lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=420)
+        first, (epoch, _) = wait_for(lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=720)
         proxy.down()
         time.sleep(10)
         proxy.back_up()
@@ -67,7 +72,8 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
                                 env=live["env"], capture_output=True, text=True, timeout=300)
         assert second.returncode == 2 and "being run by another driver" in second.stderr, second.stdout + second.stderr
         assert f"pid {driver.pid}" in second.stderr and (state_dir / "driver.pid").read_text() == pid_file
-        assert raw_objects(settings, sweep) == before
+        after = raw_objects(settings, sweep)  # the running sweep may add its own rows meanwhile
+        assert {k: after.get(k) for k in before} == before
         faults["second_driver_refused"] = 1
 
         # 3. The MLflow server is killed once training has gone on past the outage, and restarted 5 s later.
@@ -77,24 +83,66 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
         assert driver.poll() is None, "the sweep ended before the MLflow restart: the fault was not mid-sweep"
         faults["mlflow_restarts"] = 1
 
-        rc = driver.wait(timeout=600)
+        # 4. A corrupt object appears in the sweep's results prefix while it runs.
+        bad = results.trial_path(settings, sweep, "corrupt-injected")
+        settings.boto3_client().put_object(Bucket=settings.bucket, Key=bad.split("/", 1)[1], Body=b"PAR1 not a parquet file")
+        assert driver.poll() is None, "the sweep ended before the corrupt object was put: the fault was not mid-sweep"
+        faults["corrupt_objects"] = 1
+
+        rc = driver.wait(timeout=900)
     finally:
         if driver.poll() is None:
             driver.kill()
         proxy.close()
-    reader.join(timeout=10)
-    text = "".join(output)
+        reader.join(timeout=10)
+        text = "".join(output)
+        # Shown by pytest when the test fails: the fault messages and errors, then the tail.
+        print("".join(ln for ln in output if re.search(r"reachable|[Ee]rror", ln))[-6000:], text[-3000:])
+    (live["work"] / sweep / "driver-output.txt").write_text(text)  # kept with the test's temporary files
+    # The trials finished; the driver's final read of the sweep names the corrupt object and stops.
+    assert rc == 2 and f"error: results object s3://{bad} is corrupt or unreadable (not a Parquet row" in text, text[-6000:]
+
+    # Each fault named in the sweep's output (the driver's lease heartbeat and row reads, the trials' MLflow calls).
+    s3_at = re.escape(f"S3 endpoint {proxy.endpoint}")
+    s3_down = re.findall(rf"{s3_at} unreachable (.+?): OSError: ", text)
+    s3_back = re.findall(rf"{s3_at} reachable again after (\d+) s", text)
+    mlflow_at = rf"MLflow tracking server http://127\.0\.0\.1:{live['state']['ports']['mlflow']}/?"
+    mlflow_down = re.findall(rf"{mlflow_at} unreachable calling (\w+): ", text)
+    mlflow_back = re.findall(rf"{mlflow_at} reachable again after (\d+) s", text)
+    faults.update(s3_unreachable_messages=len(s3_down), s3_reachable_again_after_s=[int(x) for x in s3_back],
+                  s3_calls_named=sorted({w.split(" s3://")[0] for w in s3_down}),
+                  mlflow_unreachable_messages=len(mlflow_down), mlflow_reachable_again_after_s=[int(x) for x in mlflow_back],
+                  mlflow_calls_named=sorted(set(mlflow_down)))
+    assert s3_down and s3_back, text[-6000:]
+    assert mlflow_down and mlflow_back, text[-6000:]
+
+    # Reading the sweep names the object: the library and the report script; the trial rows are intact.
+    with pytest.raises(results.ResultsError, match=re.escape(f"results object s3://{bad} is corrupt")):
+        results.read_sweep(settings, sweep)
+    report = subprocess.run([sys.executable, "dashboards/sweep_report.py", sweep, "--mlflow-uri", "",
+                             "--out", str(live["work"] / sweep / "report.html")], cwd=ROOT, env=live["env"],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode != 0 and f"s3://{bad} is corrupt" in report.stderr, report.stdout + report.stderr[-4000:]
+    trial_keys = sorted(set(raw_objects(settings, sweep)) - {bad.split("/", 1)[1]})
+    kept = [results.read_row(settings, sweep, k.rsplit("trial=", 1)[1].removesuffix(".parquet")) for k in trial_keys]
+    assert len(kept) == 2 and all(r["status"] == "completed" for r in kept)
+
+    # The object removed, --resume completes the sweep (report, MLflow parent) without training again.
+    settings.boto3_client().delete_object(Bucket=settings.bucket, Key=bad.split("/", 1)[1])
+    again = subprocess.run(driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], ["--resume"]), cwd=ROOT,
+                           env=live["env"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and f"sweep {sweep} done: 2 rows" in again.stdout, again.stdout[-4000:] + again.stderr[-4000:]
     measurements["faults_test_seconds"] = round(time.time() - t0, 1)
-    assert rc == 0, text[-6000:]
 
     rows = results.read_sweep(settings, sweep).to_pylist()
     ids = [r["trial_id"] for r in rows]
     lost, duplicated = 2 - len(set(ids)), len(ids) - len(set(ids))
     faults.update(rows=len(rows), rows_lost=lost, rows_duplicated=duplicated,
                   trials_restarted=sum(1 for r in rows if r["resumed_from_epoch"]))
-    measurements["faults"] = faults
     assert len(raw_objects(settings, sweep)) == 2 and lost == 0 and duplicated == 0
     assert all(r["status"] == "completed" and r["metric.epochs_trained"] == EPOCHS for r in rows)
+    written = [sorted((r["trial_id"], r["finished_at"], r.get("metric.score")) for r in rs) for rs in (rows, kept)]
+    assert written[0] == written[1]  # the rows written before the corrupt object, unchanged
     assert faults["s3_connections_reset"] > 0  # the outage was met by the sweep's S3 clients
     assert faults["trials_restarted"] == 0  # training never stopped: no trial failed and resumed
 
