@@ -7,14 +7,15 @@ The orchestration layer wraps the core (``radae.train``, ``radae.evaluate``) wit
 - :mod:`radae.sweep.space`: search spaces over dotted config keys, validated against RunConfig.
 - :mod:`radae.sweep.definition`: sweep definitions (``sweeps/*.yaml``).
 - :mod:`radae.sweep.objective`: the documented scalar and two-objective (robustness, FID) modes.
-- :mod:`radae.sweep.searcher`: OptunaSearch that records early-stopped trials as PRUNED.
+- :mod:`radae.sweep.searcher`: the Tune searcher over an Optuna study (ask and tell; packs, seeds,
+  early-stopped trials told PRUNED).
 - :mod:`radae.sweep.results`: one Parquet object per trial in S3, idempotent; ``read_sweep``.
 - :mod:`radae.sweep.tracking`: MLflow parent run per sweep, nested run per trial.
 - :mod:`radae.sweep.trainable`: the Tune function trainable (TorchTrainer or direct executor).
 - :mod:`radae.sweep.packing`: several trials per GPU: ``gpus_per_trial`` (Ray GPU share, CUDA
   memory cap, concurrency) and ``pack_size`` (configurations per trial), validated up front.
 - :mod:`radae.sweep.packed_trial`: a packed trial (``train_packed``), one row/run/evaluation per member.
-- :mod:`radae.sweep.runner`: builds the Tuner (OptunaSearch, ASHA, failure config) and resumes.
+- :mod:`radae.sweep.runner`: builds the Tuner (searcher, ASHA, failure config) and resumes.
 - :mod:`radae.sweep.preflight`: bad input found before any trial starts.
 - :mod:`radae.sweep.stack`: the local stack (moto S3, MLflow server, Ray head) on 127.0.0.1.
 

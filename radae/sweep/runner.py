@@ -4,7 +4,7 @@
 builds the Tuner (:func:`build_tuner`) with :class:`RowsCallback` and fits it. With
 ``resume=True`` it restores the interrupted sweep with ``Tuner.restore(path, trainable,
 resume_errored=True)`` from ``bucket/prefix/ray/tune/<sweep_id>`` (built here: the hint Ray prints
-drops the endpoint); the OptunaSearch state (and its SQLite study) comes back with it.
+drops the endpoint); the searcher's state (and its SQLite study) comes back with it.
 
 Trials per GPU (:mod:`radae.sweep.packing`): each trial asks ``gpus_per_trial`` of a GPU, the
 concurrency defaults to ``floor(cluster GPUs / gpus_per_trial)``, and with ``pack_size > 1`` the
