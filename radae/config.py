@@ -154,6 +154,14 @@ class AdvConfig:
         _check(self.pgd_steps >= 1, "adv.pgd_steps", "must be >= 1", self.pgd_steps)
         _check(self.pgd_step_size is None or self.pgd_step_size > 0, "adv.pgd_step_size", "must be > 0", self.pgd_step_size)
 
+    @property
+    def step(self) -> float:
+        """The step the configured method takes: ``step_size`` (FGSM), else ``pgd_step_size``, whose
+        default 2.5 * eps / pgd_steps lives only here (PGD; ``none`` takes no step)."""
+        if self.method != "pgd":
+            return self.step_size
+        return self.pgd_step_size if self.pgd_step_size is not None else 2.5 * self.eps / self.pgd_steps
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -83,8 +83,7 @@ def fgsm(encoder: nn.Module, x: torch.Tensor, cfg: AdvConfig, generator: torch.G
 @PERTURBATIONS.register("pgd")
 def pgd(encoder: nn.Module, x: torch.Tensor, cfg: AdvConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """PGD with random start: ``cfg.pgd_steps`` projected signed steps (default size 2.5 * eps / steps)."""
-    step = cfg.pgd_step_size if cfg.pgd_step_size is not None else 2.5 * cfg.eps / cfg.pgd_steps
-    return _iterate(encoder, x, cfg.eps, step, cfg.pgd_steps, generator)
+    return _iterate(encoder, x, cfg.eps, cfg.step, cfg.pgd_steps, generator)
 
 
 @PERTURBATIONS.register("none")

@@ -93,9 +93,7 @@ def hyper_of(model: RobustGMMAE, num_modes: int) -> MemberHyper:
     weights = torch.zeros(num_modes, device=device, dtype=means.dtype)
     weights[:k] = 1.0 / k
     adv = model.adv
-    step = adv.step_size
-    if adv.method == "pgd":
-        step = adv.pgd_step_size if adv.pgd_step_size is not None else 2.5 * adv.eps / adv.pgd_steps
+    step = adv.step
 
     def scalar(v: float | torch.Tensor) -> torch.Tensor:
         # Python floats straight to the model's dtype (via float32 they would lose digits).

@@ -5,7 +5,7 @@ A definition never holds defaults of its own: ``base`` is a set of dotted overri
 the ``space`` and ``num_samples`` for ``--smoke-test``::
 
     name: alpha-modes
-    objective: {mode: scalar, fid_weight: 0.1}
+    objective: {mode: scalar}   # optional fid_weight: w of the scalar score (objective.FID_WEIGHT)
     base: {data.name: mnist, train.epochs: 20}
     space:
       loss.alpha: {type: grid, values: [0.1, 0.5, 0.9, 0.95, 1.0]}
@@ -28,7 +28,7 @@ from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.names import check_names
-from radae.sweep.objective import OBJECTIVES, Objective, make_objective
+from radae.sweep.objective import FID_WEIGHT, OBJECTIVES, Objective, make_objective
 from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
 from radae.sweep.seeds import SEED_FIELD, check_seeds
 from radae.sweep.space import SearchSpace, SpaceError
@@ -115,7 +115,7 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
     if obj.get("mode") not in OBJECTIVES:
         raise fail(f"objective.mode must be one of {OBJECTIVES.names()}, got {obj.get('mode')!r}")
     try:
-        objective = make_objective(obj["mode"], float(obj.get("fid_weight", 0.1)))
+        objective = make_objective(obj["mode"], float(obj.get("fid_weight", FID_WEIGHT)))
         space = SearchSpace.from_dict(space_spec)
         base_cfg = apply_overrides(RunConfig(), {**base, **(extra or {})})
         check_names(base_cfg)
