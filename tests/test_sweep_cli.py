@@ -117,3 +117,12 @@ def test_options_are_checked_when_built():
 def test_docs_options_table_matches_the_dataclass():
     docs = (ROOT / "docs" / "sweeps.md").read_text()
     assert options_table() in docs, "docs/sweeps.md is stale: regenerate its options table with python -m radae.sweep.cli"
+
+
+def test_baselines_script_hands_every_sweep_option_to_the_ray_cli(dead_services):
+    """sweeps/baselines.py --ray: the options it shares with the sweep CLI (--sweep-id, --set ...) reach it."""
+    script = [sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--ray", "--smoke-test"]
+    out = subprocess.run([*script, "--sweep-id", "a b"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "sweep id 'a b'" in out.stderr, out.stderr[-2000:]
+    out = subprocess.run([*script, "--set", "loss.alfa=1", "--models", "rae"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "loss.alfa" in out.stderr, out.stderr[-2000:]

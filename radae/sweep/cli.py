@@ -19,6 +19,7 @@ import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from radae.cli import add_field_argument, type_name
 from radae.config import ConfigError, coerce
@@ -31,24 +32,28 @@ from radae.sweep.settings import SettingsError, scrub
 def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """A parser with one option per :class:`SweepOptions` field (values stay strings, absent unless given)."""
     p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    groups = {name: p.add_argument_group(f"{name} options") for name in GROUPS}
+    add_options(p)
+    return p
+
+
+def add_options(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """Add the options of the :class:`SweepOptions` fields ``names`` (default: all), grouped as documented."""
+    groups: dict[str, Any] = {}
     hints = option_types()
     for f in option_fields():
+        if names is not None and f.name not in names:
+            continue
+        group = f.metadata["group"]
+        if group not in groups:
+            groups[group] = parser.add_argument_group(f"{group} options")
         extra: dict = {}
         if f.metadata.get("choices"):
             extra["choices"] = f.metadata["choices"]
         if typing_is_tuple(hints[f.name]):
             extra.update(action="append", metavar="KEY=VALUE")
         add_field_argument(
-            groups[f.metadata["group"]],
-            [flag_of(f.name)],
-            f.name,
-            hints[f.name],
-            f.metadata["help"],
-            shown_default(f),
-            **extra,
+            groups[group], [flag_of(f.name)], f.name, hints[f.name], f.metadata["help"], shown_default(f), **extra
         )
-    return p
 
 
 def typing_is_tuple(hint: object) -> bool:
@@ -56,15 +61,20 @@ def typing_is_tuple(hint: object) -> bool:
     return typing.get_origin(hint) is tuple
 
 
+def option_values(args: argparse.Namespace) -> dict[str, object]:
+    """The :class:`SweepOptions` fields given on the command line, converted (ConfigError naming the flag)."""
+    hints = option_types()
+    values: dict[str, object] = {}
+    for name, value in vars(args).items():
+        if name in hints:
+            hint = hints[name]
+            values[name] = tuple(value) if typing_is_tuple(hint) else coerce(flag_of(name), value, hint)
+    return values
+
+
 def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> SweepOptions:
     """:class:`SweepOptions` from the command line; a bad value raises ConfigError/SettingsError naming the flag."""
-    hints = option_types()
-    given = vars(parser.parse_args(argv))
-    values = {}
-    for name, value in given.items():
-        hint = hints[name]
-        values[name] = tuple(value) if typing_is_tuple(hint) else coerce(flag_of(name), value, hint)
-    return SweepOptions(**values)
+    return SweepOptions(**option_values(parser.parse_args(argv)))
 
 
 def options_table() -> str:

@@ -230,6 +230,12 @@ def flag_of(name: str) -> str:
     return f.metadata.get("flag") or "--" + name.replace("_", "-")
 
 
+def default_of(name: str) -> Any:
+    """The default of one field (for scripts that take some of these options without the rest)."""
+    f = next(f for f in dataclasses.fields(SweepOptions) if f.name == name)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 def shown_default(f: dataclasses.Field) -> str:
     """How a field's default reads in help and in the options table."""
     if f.metadata.get("shown"):
