@@ -6,6 +6,8 @@ The orchestration layer wraps the core (``radae.train``, ``radae.evaluate``) wit
   the environment) from which Ray, boto3, pyarrow and MLflow settings derive; credential scrubbing.
 - :mod:`radae.sweep.space`: search spaces over dotted config keys, validated against RunConfig.
 - :mod:`radae.sweep.definition`: sweep definitions (``sweeps/*.yaml``).
+- :mod:`radae.sweep.options`: every option of a sweep run (flag, help, default, check) in one
+  dataclass; :mod:`radae.sweep.cli` generates the scripts' command line from it.
 - :mod:`radae.sweep.objective`: the documented scalar and two-objective (robustness, FID) modes.
 - :mod:`radae.sweep.searcher`: the Tune searcher over an Optuna study (ask and tell; packs, seeds,
   early-stopped trials told PRUNED).
