@@ -106,7 +106,11 @@ class SeedGroups:
             # skip_if_finished: a restored sweep may re-report a seed whose configuration was told.
             study.tell(ot_trial, told, state=state, skip_if_finished=True)
         except Exception as exc:  # e.g. a NaN value; GridSampler's study.stop() once the grid is covered
-            log.warning("Optuna trial %d (%d seeds): %s", ot_trial.number, self.seeds, exc)
+            # The grid's stop() raises outside study.optimize() after the state was stored: not a problem.
+            stored = study.get_trials(deepcopy=False)[ot_trial.number].state
+            (log.info if stored == state else log.warning)(
+                "Optuna trial %d (%d seeds, %s): %s", ot_trial.number, self.seeds, stored.name, exc
+            )
 
 
 def _unit_params(ot_trial: Any, index: int, seeds: int) -> dict[str, Any]:
