@@ -91,3 +91,9 @@ def test_none_returns_the_clean_batch_and_registry_lists_methods() -> None:
     assert PERTURBATIONS.names() == ["fgsm", "none", "pgd"]
     with pytest.raises(KeyError, match="fgsm, none, pgd"):
         perturb(encoder, x, AdvConfig(method="cw"))
+
+
+def test_each_method_takes_its_step_with_the_pgd_default_defined_once() -> None:
+    assert AdvConfig(method="fgsm", eps=0.3, step_size=0.375).step == 0.375
+    assert AdvConfig(method="pgd", eps=0.3, pgd_steps=5).step == pytest.approx(2.5 * 0.3 / 5)
+    assert AdvConfig(method="pgd", eps=0.3, pgd_steps=5, pgd_step_size=0.01).step == 0.01
