@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from radae.sweep.html_report import render_sweep
+from radae.sweep.options import default_of
 from radae.sweep.report import load_table
 
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="HTML file to write (default runs/sweep-report/<sweep>.html)")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                    help="MLflow server for run links and attack grids (default $MLFLOW_TRACKING_URI; '' for none)")
-    p.add_argument("--experiment", default="radae-sweeps", help="MLflow experiment of the sweep")
+    p.add_argument("--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)")
     p.add_argument("--optuna-url", default=os.environ.get("RADAE_OPTUNA_DASHBOARD"), help="optuna-dashboard URL to link")
     args = p.parse_args(argv)
     t0 = time.time()

@@ -37,13 +37,32 @@ ALIASES: dict[str, str] = {
 }
 
 
-def _type_name(hint: Any) -> str:
+def type_name(hint: Any) -> str:
+    """How an option's type reads in help and tables: ``INT``, ``FLOAT,...``, ``STR`` (Optional unwrapped)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is tuple:
-        return f"{_type_name(args[0])},..."
+        return f"{type_name(args[0])},..."
     if args:
-        return _type_name(args[0])
+        return type_name(args[0])
     return getattr(hint, "__name__", str(hint)).upper()
+
+
+def add_field_argument(
+    group: Any, names: Sequence[str], dest: str, hint: Any, help_text: str, shown: Any, **extra: Any
+) -> None:
+    """One dataclass field as an option of ``group`` (a parser or argument group).
+
+    The value stays a string (:func:`radae.config.coerce` converts it against ``hint``) and is absent
+    from the namespace unless given, so the dataclass's own default applies; a bool field's flag alone
+    means true. ``shown`` is the default the help names; ``extra`` goes to ``add_argument``.
+    """
+    if hint is bool:
+        extra = {"nargs": "?", "const": "true", **extra}
+    if "choices" not in extra:
+        extra.setdefault("metavar", type_name(hint))
+    group.add_argument(
+        *names, dest=dest, default=argparse.SUPPRESS, help=f"{help_text} (default: {shown})".replace("%", "%%"), **extra
+    )
 
 
 def add_section_arguments(parser: argparse.ArgumentParser, section: str, cls: type | None = None) -> None:
@@ -56,17 +75,7 @@ def add_section_arguments(parser: argparse.ArgumentParser, section: str, cls: ty
         names = [f"--{key}"] + ([ALIASES[key]] if key in ALIASES else [])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         shown = "dataset's" if default is None and section in ("model", "prior", "loss") else default
-        extra: dict[str, Any] = {}
-        if hints[f.name] is bool:
-            extra = {"nargs": "?", "const": "true"}
-        group.add_argument(
-            *names,
-            dest=key,
-            default=argparse.SUPPRESS,
-            metavar=_type_name(hints[f.name]),
-            help=f"{f.metadata.get('help', '')} (default: {shown})".replace("%", "%%"),
-            **extra,
-        )
+        add_field_argument(group, names, key, hints[f.name], f.metadata.get("help", ""), shown)
 
 
 def build_parser(prog: str, description: str | None, sections: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -143,7 +152,9 @@ def config_table() -> str:
             alias = f" (`{ALIASES[key]}`)" if key in ALIASES else ""
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = "dataset's" if key in unresolved else default
-            lines.append(f"| `--{key}`{alias} | {_type_name(hints[f.name]).lower()} | {shown} | {f.metadata.get('help', '')} |")
+            lines.append(
+                f"| `--{key}`{alias} | {type_name(hints[f.name]).lower()} | {shown} | {f.metadata.get('help', '')} |"
+            )
     return "\n".join(lines)
 
 

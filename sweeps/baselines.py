@@ -44,16 +44,27 @@ PAPER_MNIST = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sweeps/baselines.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke-test", action="store_true", help="tiny version (the definition's smoke section)")
+# Options shared with the Ray sweep CLI (generated from radae.sweep.options.SweepOptions, help and defaults there).
+SHARED = ("smoke_test", "sweep_id", "data_dir", "overrides")
+
+
+def _own_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--models", nargs="+", help="subset of the grid's models (default: all)")
     p.add_argument("--out", default="runs/baselines", help="local folder: training runs and results/ Parquet rows")
-    p.add_argument("--sweep-id", help="sweep id (default baselines[-smoke]-<UTC time>)")
-    p.add_argument("--data-dir", help="dataset folder (sets data.data_dir)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config field by dotted key")
     p.add_argument("--s3", action="store_true", help="write rows to S3 (StorageSettings.from_env) instead of --out")
-    p.add_argument("--ray", action="store_true", help="run the grid on Ray via radae.sweep.cli (remaining options go there)")
+    p.add_argument("--ray", action="store_true", help="run the grid on Ray via radae.sweep.cli (every other option goes there)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """This script's own options, plus the sweep options it shares with ``radae.sweep.cli`` (sweep id default
+    here: baselines[-smoke]-<UTC time>)."""
+    from radae.sweep.cli import add_options
+
+    p = argparse.ArgumentParser(prog="sweeps/baselines.py", description=__doc__, parents=[_own_parser()],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(p, SHARED)
     return p
 
 
@@ -141,13 +152,12 @@ def format_table(rows: Sequence[Mapping[str, Any]], levels: Sequence[float]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, rest = build_parser().parse_known_args(argv)
-    if args.ray:
+    own, rest = _own_parser().parse_known_args(argv)
+    if own.ray:  # every option but this script's own goes to the Ray sweep CLI, which checks them
         from radae.sweep.cli import main as ray_main
 
-        forwarded = [*rest, *(["--smoke-test"] if args.smoke_test else []), *[f"--set={s}" for s in args.set]]
-        forwarded += ["--data-dir", args.data_dir] if args.data_dir else []
-        return ray_main(DEFINITION, forwarded, doc=__doc__)
+        return ray_main(DEFINITION, rest, doc=__doc__)
+    args, rest = build_parser().parse_known_args(argv)
     if rest:
         print(f"error: unrecognised arguments {rest} (they are only accepted with --ray)", file=sys.stderr)
         return 2
@@ -158,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radae.config import ConfigError
     from radae.data import DataError, load_dataset
     from radae.sweep import results
+    from radae.sweep.cli import option_values
     from radae.sweep.definition import DefinitionError, load_definition
+    from radae.sweep.options import default_of
     from radae.sweep.preflight import check_storage
     from radae.sweep.seeds import seed_columns
     from radae.sweep.settings import SettingsError, StorageSettings, scrub
@@ -166,8 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     try:
-        overrides = set_overrides(args.set, args.data_dir)
-        defn = load_definition(DEFINITION, smoke=args.smoke_test, extra=overrides)
+        shared = {**{name: default_of(name) for name in SHARED}, **option_values(args)}
+        smoke = shared["smoke_test"]
+        overrides = set_overrides(shared["overrides"], shared["data_dir"])
+        defn = load_definition(DEFINITION, smoke=smoke, extra=overrides)
         base = defn.base_config(overrides)
         models = [p["model.name"] for p in defn.space.grid_points()]
         unknown = sorted(set(args.models or []) - set(models))
@@ -176,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = [m for m in models if not args.models or m in args.models]
         storage = StorageSettings.from_env() if args.s3 else None
         # Before any training: the id is part of every row's key, and the bucket must answer.
-        sweep_id = args.sweep_id or f"{defn.name}{'-smoke' if args.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        sweep_id = shared["sweep_id"] or f"{defn.name}{'-smoke' if smoke else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
         results.check_id("sweep id", sweep_id)
         problem = check_storage(storage) if storage else None
         if problem:

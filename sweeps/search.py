@@ -1,4 +1,4 @@
-"""The full hyperparameter search of the robust GMM autoencoder (OptunaSearch + ASHA) on Ray.
+"""The full hyperparameter search of the robust GMM autoencoder (Optuna TPE + ASHA) on Ray.
 
 Definition: ``sweeps/search.yaml``. Examples::
 

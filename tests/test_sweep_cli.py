@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from cluster.stack import free_port
-from radae.sweep.cli import main
+from radae.sweep.cli import build_parser, main, options_table, parse_options
+from radae.sweep.options import SweepOptions, flag_of, option_fields
+from radae.sweep.settings import SettingsError
 
 ROOT = Path(__file__).parents[1]
 DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"
@@ -26,6 +28,12 @@ DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"
         (["--mlflow-uri", ""], "MLflow tracking URI"),
         (["--sweep-id", "my sweep"], "sweep id 'my sweep'"),  # part of every object key
         (["--set", "adv.method=pgdd"], "adv.method 'pgdd' is unknown; known: fgsm, none, pgd"),
+        (["--set", "loss.alpha"], "--set expects KEY=VALUE"),
+        (["--num-samples", "many"], "--num-samples expects int, got 'many'"),
+        (["--max-failures", "-1"], "--max-failures must be >= 0"),
+        (["--workers", "0"], "--workers must be >= 1"),
+        (["--gpus-per-trial", "1.5"], "gpus_per_trial"),
+        (["--seeds", "0"], "--seeds must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, message):
@@ -69,3 +77,52 @@ def test_baselines_script_checks_id_and_storage_before_training(dead_services, a
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
     assert "epoch" not in out.stdout and time.time() - t0 < 60
+
+
+# Every flag the docs, README, cluster scripts and tests use: generated from SweepOptions, they must stay.
+FLAGS = ["--smoke-test", "--definition", "--sweep-id", "--resume", "--num-samples", "--seeds", "--concurrency",
+         "--gpus-per-trial", "--pack-size", "--pack-noise", "--executor", "--workers", "--gpu", "--max-failures",
+         "--objective", "--ray-address", "--mlflow-uri", "--experiment", "--endpoint", "--bucket", "--prefix",
+         "--study-db", "--work-dir", "--state-dir", "--data-dir", "--set"]
+
+
+def test_the_cli_is_generated_from_the_options_dataclass(monkeypatch):
+    parser = build_parser("sweep", None)
+    generated = {a for action in parser._actions for a in action.option_strings} - {"-h", "--help"}
+    assert generated == {flag_of(f.name) for f in option_fields()} and set(FLAGS) <= generated
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    monkeypatch.delenv("RADAE_OPTUNA_DB", raising=False)
+    # Nothing given: every value is the dataclass's default (the environment's where it names one).
+    assert parse_options(parser, []) == SweepOptions() and SweepOptions().tracking_uri == "http://127.0.0.1:1"
+    assert SweepOptions().study_db == "~/.radae/optuna.db" and SweepOptions().max_failures == 2
+    monkeypatch.setenv("RADAE_OPTUNA_DB", "/tmp/other.db")
+    opts = parse_options(parser, ["--smoke-test", "--resume", "--sweep-id", "s-1", "--workers", "2", "--gpu", "no",
+                                  "--gpus-per-trial", "0.5", "--set", "loss.alpha=0.5", "--set=train.epochs=1",
+                                  "--mlflow-uri", "http://127.0.0.1:2"])
+    assert opts.smoke_test and opts.resume and opts.sweep_id == "s-1" and opts.num_workers == 2
+    assert opts.use_gpu is False and opts.gpus_per_trial == 0.5 and opts.study_db == "/tmp/other.db"
+    assert opts.config_overrides() == {"loss.alpha": "0.5", "train.epochs": "1"} and opts.tracking_uri == "http://127.0.0.1:2"
+    assert opts.definition_overrides() == {"gpus_per_trial": 0.5, "pack_size": None, "pack_noise": None}
+
+
+def test_options_are_checked_when_built():
+    with pytest.raises(SettingsError, match="--concurrency must be >= 1, got 0"):
+        SweepOptions(tracking_uri="x", concurrency=0)
+    with pytest.raises(SettingsError, match="--pack-noise must be one of member, shared, got 'all'"):
+        SweepOptions(tracking_uri="x", pack_noise="all")
+    with pytest.raises(SettingsError, match="--resume needs --sweep-id"):
+        SweepOptions(tracking_uri="x", resume=True)
+
+
+def test_docs_options_table_matches_the_dataclass():
+    docs = (ROOT / "docs" / "sweeps.md").read_text()
+    assert options_table() in docs, "docs/sweeps.md is stale: regenerate its options table with python -m radae.sweep.cli"
+
+
+def test_baselines_script_hands_every_sweep_option_to_the_ray_cli(dead_services):
+    """sweeps/baselines.py --ray: the options it shares with the sweep CLI (--sweep-id, --set ...) reach it."""
+    script = [sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--ray", "--smoke-test"]
+    out = subprocess.run([*script, "--sweep-id", "a b"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "sweep id 'a b'" in out.stderr, out.stderr[-2000:]
+    out = subprocess.run([*script, "--set", "loss.alfa=1", "--models", "rae"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "loss.alfa" in out.stderr, out.stderr[-2000:]

@@ -12,7 +12,7 @@ from radae.sweep.cli import main
 from radae.sweep.definition import DefinitionError, parse_definition, with_resources
 from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import ResourceError, TrialResources, cap_gpu_memory, member_ids, member_metric
-from radae.sweep.searcher import PackedOptunaSearch, build_searcher, load_study
+from radae.sweep.searcher import OptunaSearcher, build_searcher, load_study
 from radae.sweep.space import SearchSpace
 
 DEFINITION = Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml"
@@ -128,7 +128,7 @@ def test_cli_rejects_bad_settings_before_contacting_services(dead_services, caps
 def test_grid_packs_cover_the_grid_exactly_once(tmp_path):
     space = SearchSpace.from_dict(GRID)
     searcher = build_searcher(space, make_objective("scalar"), study_db=tmp_path / "o.db", study_name="g", pack_size=4, total=6)
-    assert isinstance(searcher, PackedOptunaSearch)
+    assert isinstance(searcher, OptunaSearcher) and searcher.packed
     packs = [searcher.suggest(t)["pack"] for t in ("a", "b")]
     assert [len(p) for p in packs] == [4, 2]  # the last pack takes what is left
     assert sorted((p["loss.alpha"], p["prior.num_modes"]) for pack in packs for p in pack) == sorted(

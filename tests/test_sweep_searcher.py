@@ -49,3 +49,27 @@ def test_pareto_mode_and_grid(tmp_path):
         seen.add((params["loss.alpha"], params["prior.num_modes"]))
         searcher.on_trial_complete(f"g{i}", {"score": 0.1 * i, FINAL_KEY: 1.0})
     assert seen == {(0.5, 1), (0.5, 25), (0.95, 1), (0.95, 25)}  # the grid sampler enumerates every point
+
+
+def test_saved_searcher_resumes_its_units_and_study(tmp_path):
+    """Tuner.restore path: a searcher restored from its checkpoint hands out the same units, and
+    tells the study (reloaded from the SQLite file) once per configuration, as before the save."""
+    db, ckpt = tmp_path / "optuna.db", tmp_path / "searcher.pkl"
+    grid = SearchSpace.from_dict({"loss.alpha": {"type": "grid", "values": [0.5, 0.95]}})
+    searcher = build_searcher(grid, make_objective("scalar"), study_db=db, study_name="r", seeds=2, total=2)
+    first = [searcher.suggest(t) for t in ("a", "b", "c")]
+    searcher.on_trial_complete("a", {"score": 0.2, FINAL_KEY: 1.0})
+    searcher.save(str(ckpt))
+
+    restored = build_searcher(grid, make_objective("scalar"), study_db=db, study_name="r", seeds=2, total=2)
+    restored.restore(str(ckpt))
+    assert [restored.suggest(t) for t in ("a", "b", "c")] == first  # running trials keep their configurations
+    assert restored.suggest("d")["loss.alpha"] == first[2]["loss.alpha"] and restored.suggest("e") == "FINISHED"
+    restored.on_trial_complete("a", {"score": 99.0, FINAL_KEY: 1.0})  # re-reported after restore: counted once
+    restored.on_trial_complete("b", {"score": 0.4, FINAL_KEY: 1.0})
+    restored.on_trial_complete("c", {"score": 0.1, FINAL_KEY: 1.0})
+    restored.on_trial_complete("d", {"val_loss": 1.0})  # stopped early
+    trials = load_study(db, "r").trials
+    assert len(trials) == 2 and trials[0].value == pytest.approx(0.3)
+    assert trials[0].user_attrs["seed_values"] == [[0.2], [0.4]]
+    assert trials[1].state == optuna.trial.TrialState.PRUNED

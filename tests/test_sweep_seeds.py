@@ -9,7 +9,7 @@ from radae.config import RunConfig
 from radae.sweep.definition import DefinitionError, parse_definition, with_seeds
 from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import PACK_KEY, member_metric
-from radae.sweep.searcher import PackedOptunaSearch, SeededOptunaSearch, build_searcher, load_study
+from radae.sweep.searcher import OptunaSearcher, build_searcher, load_study
 from radae.sweep.seeds import SEED_KEY, config_key, config_label, seed_columns, trial_config
 from radae.sweep.space import SearchSpace
 
@@ -61,7 +61,7 @@ def test_trial_config_sets_train_seed_base_plus_index():
 def test_seeded_grid_runs_every_point_s_times_and_optuna_sees_the_mean(tmp_path):
     db = tmp_path / "optuna.db"
     searcher = build_searcher(SearchSpace.from_dict(GRID), make_objective("scalar"), study_db=db, study_name="g", seeds=3)
-    assert isinstance(searcher, SeededOptunaSearch)
+    assert isinstance(searcher, OptunaSearcher) and searcher.groups.seeds == 3 and not searcher.packed
     configs = [searcher.suggest(f"t{i}") for i in range(12)]
     by_point: dict = {}
     for c in configs:
@@ -108,7 +108,7 @@ def test_packed_seeds_cover_the_grid_s_times_and_tell_means(tmp_path):
     db = tmp_path / "optuna.db"
     searcher = build_searcher(SearchSpace.from_dict(GRID), make_objective("scalar"), study_db=db, study_name="pk",
                               pack_size=3, total=4, seeds=2)
-    assert isinstance(searcher, PackedOptunaSearch)
+    assert isinstance(searcher, OptunaSearcher) and searcher.packed
     packs = [searcher.suggest(f"p{i}") for i in range(3)]
     assert [len(p[PACK_KEY]) for p in packs] == [3, 3, 2] and searcher.suggest("p3") == "FINISHED"
     members = [m for p in packs for m in p[PACK_KEY]]

@@ -206,7 +206,8 @@ def test_resume_state_checked_before_ray_and_mlflow(s3, tmp_path, monkeypatch, r
     import ray
 
     from radae.sweep.definition import load_definition
-    from radae.sweep.runner import SweepError, SweepOptions, run_sweep, tune_path
+    from radae.sweep.options import SweepOptions
+    from radae.sweep.runner import SweepError, run_sweep, tune_path
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -302,7 +303,8 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     from radae.sweep import procfs
     from radae.sweep.definition import load_definition
     from radae.sweep.lease import DriverLease, LeaseError, lease_path
-    from radae.sweep.runner import SweepError, SweepOptions, run_sweep
+    from radae.sweep.options import SweepOptions
+    from radae.sweep.runner import SweepError, run_sweep
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)

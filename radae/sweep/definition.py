@@ -5,7 +5,7 @@ A definition never holds defaults of its own: ``base`` is a set of dotted overri
 the ``space`` and ``num_samples`` for ``--smoke-test``::
 
     name: alpha-modes
-    objective: {mode: scalar, fid_weight: 0.1}
+    objective: {mode: scalar}   # optional fid_weight: w of the scalar score (objective.FID_WEIGHT)
     base: {data.name: mnist, train.epochs: 20}
     space:
       loss.alpha: {type: grid, values: [0.1, 0.5, 0.9, 0.95, 1.0]}
@@ -21,6 +21,7 @@ two-objective sweep) before any trial starts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +29,29 @@ from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.names import check_names
-from radae.sweep.objective import OBJECTIVES, Objective, make_objective
+from radae.sweep.objective import FID_WEIGHT, OBJECTIVES, Objective, make_objective
 from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
 from radae.sweep.seeds import SEED_FIELD, check_seeds
 from radae.sweep.space import SearchSpace, SpaceError
 
 TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke", "seeds", *RESOURCE_KEYS}
 SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", "seeds", *RESOURCE_KEYS}
+log = logging.getLogger(__name__)
+
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor"}
 
 
 class DefinitionError(ValueError):
     """An invalid sweep definition; the message names the file and the field."""
+
+
+def base_config(base: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> RunConfig:
+    """``RunConfig()`` with a sweep's dotted ``base`` overrides, then ``extra`` (the CLI's --set).
+
+    The one way a sweep's base config is built: the driver (:meth:`SweepDefinition.base_config`)
+    and the trials (from the ``base`` mapping they are handed) call it.
+    """
+    return apply_overrides(RunConfig(), {**base, **(extra or {})})
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ class SweepDefinition:
 
     def base_config(self, extra: Mapping[str, Any] | None = None) -> RunConfig:
         """``RunConfig()`` with the definition's base overrides, then ``extra`` (the CLI's --set)."""
-        return apply_overrides(RunConfig(), {**self.base, **(extra or {})})
+        return base_config(self.base, extra)
 
     def describe(self) -> dict[str, Any]:
         """Flat description for the parent MLflow run."""
@@ -115,9 +127,9 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
     if obj.get("mode") not in OBJECTIVES:
         raise fail(f"objective.mode must be one of {OBJECTIVES.names()}, got {obj.get('mode')!r}")
     try:
-        objective = make_objective(obj["mode"], float(obj.get("fid_weight", 0.1)))
+        objective = make_objective(obj["mode"], float(obj.get("fid_weight", FID_WEIGHT)))
         space = SearchSpace.from_dict(space_spec)
-        base_cfg = apply_overrides(RunConfig(), {**base, **(extra or {})})
+        base_cfg = base_config(base, extra)
         check_names(base_cfg)
         space.validate(base_cfg)
         resources = TrialResources.from_mapping(resource_raw)
@@ -172,6 +184,20 @@ def with_resources(defn: SweepDefinition, extra: Mapping[str, Any], overrides: M
     except ResourceError as exc:
         raise DefinitionError(f"{defn.source}: {exc}") from None
     return replace(defn, resources=resources)
+
+
+def with_objective(defn: SweepDefinition, name: str | None) -> SweepDefinition:
+    """``defn`` with the CLI's ``--objective`` (None: the definition's); a two-objective search
+    drops the definition's ASHA scheduler (ASHA needs one scalar metric)."""
+    from dataclasses import replace
+
+    if name is None or name == defn.objective.name:
+        return defn
+    scheduler = defn.scheduler
+    if scheduler and name != "scalar":
+        log.warning("--objective %s runs without the definition's ASHA scheduler", name)
+        scheduler = None
+    return replace(defn, objective=make_objective(name, defn.objective.fid_weight), scheduler=scheduler)
 
 
 def check_space_seeds(space: SearchSpace, seeds: int) -> None:

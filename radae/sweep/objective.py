@@ -17,7 +17,8 @@ searcher optimises it.
 
 Two objective modes (registry :data:`OBJECTIVES`):
 
-- ``scalar`` maximises ``score = R - w * ln(1 + FID)`` (``w`` = ``fid_weight``, default 0.1). The
+- ``scalar`` maximises ``score = R - w * ln(1 + FID)`` (``w`` = ``fid_weight``, default
+  :data:`FID_WEIGHT` = 0.1). The
   log keeps FIDs of different feature networks on a comparable scale and ``1 +`` keeps an FID of
   zero finite; with w = 0.1 halving an FID of 40 gains 0.07, about what the paper's best model
   gains in R over a VAE at lambda = 3. ASHA may stop trials of this mode early.
@@ -47,6 +48,8 @@ FID_KEYS = ("fid_inception_mean", "fid_classifier_mean")
 # Set in a trial's final report once evaluation ran; reports without it are per-epoch results,
 # so a trial that ends without it was stopped early (see radae.sweep.searcher).
 FINAL_KEY = "evaluated"
+# w of the scalar score, for a definition that names none (the one place this default lives).
+FID_WEIGHT = 0.1
 
 
 class ObjectiveError(KeyError):
@@ -100,7 +103,7 @@ def fid(metrics: Mapping[str, float]) -> float:
     raise ObjectiveError(f"no FID metric among {FID_KEYS} in the evaluation metrics")
 
 
-def scalar_score(robust: float, fid_value: float, fid_weight: float = 0.1) -> float:
+def scalar_score(robust: float, fid_value: float, fid_weight: float) -> float:
     """``R - w * ln(1 + max(FID, 0))`` (FID can come out as -1e-15 for identical sets)."""
     return robust - fid_weight * math.log1p(max(fid_value, 0.0))
 
@@ -112,7 +115,7 @@ class Objective:
     name: str
     metrics: tuple[str, ...]
     modes: tuple[str, ...]
-    fid_weight: float = 0.1
+    fid_weight: float = FID_WEIGHT
 
     @property
     def searcher_metric(self) -> str | list[str]:
@@ -141,16 +144,16 @@ OBJECTIVES: Registry = Registry("objective")
 
 
 @OBJECTIVES.register("scalar")
-def _scalar(fid_weight: float = 0.1) -> Objective:
+def _scalar(fid_weight: float) -> Objective:
     return Objective("scalar", ("score",), ("max",), fid_weight)
 
 
 @OBJECTIVES.register("pareto")
-def _pareto(fid_weight: float = 0.1) -> Objective:
+def _pareto(fid_weight: float) -> Objective:
     return Objective("pareto", ("robustness", "fid"), ("max", "min"), fid_weight)
 
 
-def make_objective(name: str, fid_weight: float = 0.1) -> Objective:
+def make_objective(name: str, fid_weight: float = FID_WEIGHT) -> Objective:
     if fid_weight < 0:
         raise ValueError(f"objective.fid_weight must be >= 0, got {fid_weight}")
     return OBJECTIVES.create(name, fid_weight=fid_weight)

@@ -10,7 +10,7 @@ GPU is shared, and they multiply (docs/speed.md):
   CPU-only cluster it is validated and logged as a no-op.
 - ``pack_size`` (integer >= 1, default 1 = off): configurations trained together in one trial with
   :func:`radae.fast.train_packed` (one ``torch.func.vmap`` step for all). The searcher
-  (:class:`radae.sweep.searcher.PackedOptunaSearch`) asks Optuna for ``pack_size`` configurations per
+  (:class:`radae.sweep.searcher.OptunaSearcher`) asks Optuna for ``pack_size`` configurations per
   Tune trial; each is its own Optuna trial, Parquet row, MLflow run and evaluation, with the id
   ``<tune trial id>-m<k>`` (:func:`member_ids`). Searched keys that fix a pack's shapes
   (:data:`radae.fast.packed.SHARED_FIELDS`) are taken from the pack's first member.

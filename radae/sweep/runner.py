@@ -4,7 +4,7 @@
 builds the Tuner (:func:`build_tuner`) with :class:`RowsCallback` and fits it. With
 ``resume=True`` it restores the interrupted sweep with ``Tuner.restore(path, trainable,
 resume_errored=True)`` from ``bucket/prefix/ray/tune/<sweep_id>`` (built here: the hint Ray prints
-drops the endpoint); the OptunaSearch state (and its SQLite study) comes back with it.
+drops the endpoint); the searcher's state (and its SQLite study) comes back with it.
 
 Trials per GPU (:mod:`radae.sweep.packing`): each trial asks ``gpus_per_trial`` of a GPU, the
 concurrency defaults to ``floor(cluster GPUs / gpus_per_trial)``, and with ``pack_size > 1`` the
@@ -19,49 +19,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from radae.sweep import results
-from radae.sweep.definition import SweepDefinition
+from radae.sweep.definition import SweepDefinition, base_config
 from radae.sweep.fidnet import publish_feature_nets
 from radae.sweep.lease import DriverLease, LeaseError
 from radae.sweep.objective import FINAL_KEY
+from radae.sweep.options import SweepOptions
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
 from radae.sweep.settings import StorageSettings
-from radae.sweep.trainable import SweepContext, apply_overrides_base, run_trial
+from radae.sweep.trainable import SweepContext, run_trial
 
 log = logging.getLogger(__name__)
 
 
 class SweepError(RuntimeError):
     """The sweep cannot start or resume; the message says why."""
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    """How and where to run a sweep (the CLI's options; the trial config lives in the definition)."""
-
-    sweep_id: str
-    storage: StorageSettings
-    tracking_uri: str
-    experiment: str = "radae-sweeps"
-    ray_address: str | None = None
-    num_samples: int | None = None
-    concurrency: int | None = None  # None: derived from the cluster's GPUs and gpus_per_trial
-    executor: str = "torch"
-    num_workers: int = 1
-    use_gpu: bool | None = None
-    max_failures: int = 2
-    resume: bool = False
-    study_db: str = "~/.radae/optuna.db"
-    work_dir: str = "~/.radae/trials"
-    state_dir: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    local_cpus: int = 2
 
 
 def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
@@ -91,10 +67,8 @@ def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
     from radae.sweep.fidnet import fid_columns
     from radae.sweep.seeds import trial_config
     from radae.sweep.space import SearchSpace
-    from radae.sweep.trainable import apply_overrides_base
-
     for row_id, params, metrics, extra in _trial_members(ctx, trial):
-        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), apply_overrides_base(ctx.base), params)
+        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), base_config(ctx.base), params)
         now = time.time()
         row = results.make_row(
             sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=own, metrics=metrics,
@@ -154,7 +128,7 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
                                   grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)),
                                   stop_last_trials=False)
     configurations = opts.num_samples or defn.num_samples
-    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.seed,
+    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.sampler_seed,
                               pack_size=res.pack_size, total=configurations, seeds=defn.seeds)
     return tune.Tuner(
         trainable,
@@ -195,9 +169,7 @@ def check_sweep_state(opts: SweepOptions) -> None:
 
 
 def ctx_epochs(ctx: SweepContext) -> int:
-    from radae.sweep.trainable import apply_overrides_base
-
-    return apply_overrides_base(ctx.base).train.epochs
+    return base_config(ctx.base).train.epochs
 
 
 def connect_ray(opts: SweepOptions) -> None:
@@ -206,7 +178,7 @@ def connect_ray(opts: SweepOptions) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Per-epoch results cannot carry the objective (it needs the final evaluation).
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    address = opts.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+    address = opts.ray_address or "local"
     if address == "local":
         # A local ray.init() with auth on writes a token that breaks later `ray job submit` (stack.md).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -217,11 +189,12 @@ def connect_ray(opts: SweepOptions) -> None:
 
 def run_sweep(defn: SweepDefinition, opts: SweepOptions):
     """Preflight, lease, connect, track, fit (or restore); returns the sweep's results table."""
+    opts = opts.resolve(defn.name)  # storage, sweep id, study path (kept when already set)
     try:
         results.sweep_dir(opts.storage, opts.sweep_id)  # part of every row's key: fail now, not after a trial
     except results.ResultsError as exc:
         raise SweepError(str(exc)) from exc
-    preflight(opts.storage, opts.tracking_uri, opts.ray_address or os.environ.get("RAY_ADDRESS"))
+    preflight(opts.storage, opts.tracking_uri, opts.ray_address)
     # One driver per sweep id: a second one is refused before it starts Ray or writes anything.
     lease = DriverLease(opts.storage, opts.sweep_id)
     try:
@@ -257,18 +230,19 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     else:
         log.info("no GPU in this sweep: gpus_per_trial %g is validated but has no effect (no GPU share, no memory cap); "
                  "%d trials at once%s", res.gpus_per_trial, concurrency, f", {res.pack_size} configurations per trial" if res.packed else "")
+    overrides = opts.config_overrides()
     tracker = Tracker(opts.tracking_uri, opts.experiment)
-    parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in opts.overrides.items()}})
+    parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in overrides.items()}})
     from radae.sweep.tracking import compared_metrics
 
     view = tracker.compare_view(opts.sweep_id, parent, list(defn.space.params),
-                                compared_metrics(apply_overrides_base({**defn.base, **opts.overrides}).eval.levels))
+                                compared_metrics(defn.base_config(overrides).eval.levels))
     log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
     # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
-    fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(opts.overrides))
+    fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(overrides))
     ctx = SweepContext(
-        sweep_id=opts.sweep_id, base={**defn.base, **opts.overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
+        sweep_id=opts.sweep_id, base={**defn.base, **overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,

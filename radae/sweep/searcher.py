@@ -1,30 +1,44 @@
-"""OptunaSearch that records trials stopped early (ASHA) as PRUNED, and builds the searcher.
+"""The sweep's Ray Tune searcher: an Optuna study driven through its ask-and-tell interface.
 
-Ray's OptunaSearch tells Optuna COMPLETE with the last (truncated) result for any trial that
-ends without error, including those a scheduler stopped (stack.md), which would poison TPE with
-values of half-trained models. A trial's final report carries ``evaluated`` (objective.FINAL_KEY);
-a trial that ends without it is told to Optuna as PRUNED (Optuna then keeps its last intermediate
-value, as for its own pruners).
+:class:`OptunaSearcher` is a plain :class:`ray.tune.search.Searcher` that asks an Optuna study
+for configurations (``study.ask``) and tells it the outcome (``study.tell``); it uses only the
+public APIs of both libraries. Each Tune trial trains one or more *units*, a unit being one Optuna
+trial's configuration with a seed index:
 
-:class:`PackedOptunaSearch` serves packed sweeps (``pack_size > 1``, :mod:`radae.sweep.packing`): a
-Tune trial's config is ``{"pack": [params_0, ..., params_k-1]}``, each member asked from Optuna as
-its own Optuna trial and told its own objective (``pack.m<k>.<metric>`` of the trial's final
-report), so every trained configuration informs the sampler.
+- unpacked (``pack_size`` 1): a Tune trial's config is the unit's params;
+- packed (``pack_size > 1``, :mod:`radae.sweep.packing`): the config is
+  ``{"pack": [params_0, ..., params_k-1]}``, each member its own unit, told its own objective
+  (``pack.m<k>.<metric>`` of the trial's final report), so every trained configuration informs the
+  sampler. Members after the first are asked with the searched ``shared`` keys (those that fix a
+  pack's shapes, e.g. ``adv.method``) enqueued at the first member's values, so the pack is
+  packable; TPE samples their other parameters as usual. A grid (GridSampler) gives each member the
+  next grid point, so the grid is covered exactly once. The member count is capped at ``total``
+  configurations (times the seeds): the last pack may be smaller.
+- seeds (a definition's ``seeds: S``, :mod:`radae.sweep.seeds`): one Optuna trial per
+  configuration, handed to S units with seed indices 0..S-1 under ``seed``; :class:`SeedGroups`
+  tells Optuna once all S ended: COMPLETE with the mean objective over the seeds (per objective in
+  pareto mode; each seed's values in the trial's user attribute ``seed_values``), FAIL if any seed
+  failed for good, else PRUNED if any was stopped early.
 
-Seeds (a definition's ``seeds: S``, :mod:`radae.sweep.seeds`): one Optuna trial per
-configuration, handed to S Tune trials (or pack members) with seed indices 0..S-1 under
-``seed``; :class:`SeedGroups` tells Optuna once all S ended: COMPLETE with the mean objective over
-the seeds (per objective in pareto mode), FAIL if any seed failed for good, else PRUNED if any
-was stopped early. Intermediate (per-epoch) values of single seeds are not told.
+A unit's verdict comes from the trial's final report (:func:`verdict`): it carries ``evaluated``
+(objective.FINAL_KEY); a trial that ends without it was stopped early (ASHA) and is told PRUNED,
+so half-trained values never reach TPE. Per-epoch results carry no objective and are not told.
+
+Resume: :meth:`OptunaSearcher.save`/``restore`` pickle the study handle (its sampler, with the
+GridSampler's grid or TPE's state) and the unit bookkeeping into the Tune experiment, so
+``Tuner.restore`` continues where the driver stopped; the trials themselves stay in the study's
+SQLite file (``--study-db``).
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
 from radae.sweep.objective import FINAL_KEY, Objective
 from radae.sweep.packing import PACK_KEY, member_metric
@@ -32,28 +46,6 @@ from radae.sweep.seeds import SEED_KEY
 from radae.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
-
-
-class PruneAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch telling Optuna PRUNED for trials that ended before their final evaluation."""
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        # Per-epoch results carry training metrics only; the objective exists once evaluated.
-        if isinstance(self.metric, str) and self.metric in result:
-            super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if error or not result or result.get(FINAL_KEY):
-            super().on_trial_complete(trial_id, result=result, error=error)
-            return
-        if trial_id in self._completed_trials:
-            return
-        import optuna
-
-        ot_trial = self._ot_trials[trial_id]
-        self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
-        log.info("trial %s stopped before its evaluation: recorded in Optuna as PRUNED", trial_id)
 
 
 def verdict(result: dict | None, error: bool, keys: list[str]) -> tuple[Any, list[float] | None]:
@@ -111,9 +103,14 @@ class SeedGroups:
         try:
             if self.seeds > 1:  # each seed's values, beside the mean (optuna-dashboard shows user attributes)
                 ot_trial.set_user_attr("seed_values", [v for _, v in got])
-            study.tell(ot_trial, told, state=state)
-        except Exception as exc:  # e.g. a NaN value, or told already (a restored sweep re-reports a finished seed)
-            log.warning("Optuna trial %d (%d seeds): %s", ot_trial.number, self.seeds, exc)
+            # skip_if_finished: a restored sweep may re-report a seed whose configuration was told.
+            study.tell(ot_trial, told, state=state, skip_if_finished=True)
+        except Exception as exc:  # e.g. a NaN value; GridSampler's study.stop() once the grid is covered
+            # The grid's stop() raises outside study.optimize() after the state was stored: not a problem.
+            stored = study.get_trials(deepcopy=False)[ot_trial.number].state
+            (log.info if stored == state else log.warning)(
+                "Optuna trial %d (%d seeds, %s): %s", ot_trial.number, self.seeds, stored.name, exc
+            )
 
 
 def _unit_params(ot_trial: Any, index: int, seeds: int) -> dict[str, Any]:
@@ -121,92 +118,95 @@ def _unit_params(ot_trial: Any, index: int, seeds: int) -> dict[str, Any]:
     return {**ot_trial.params, SEED_KEY: index} if seeds > 1 else dict(ot_trial.params)
 
 
-class SeededOptunaSearch(PruneAwareOptunaSearch):
-    """Unpacked sweep with ``seeds > 1``: S Tune trials per Optuna trial (see :class:`SeedGroups`)."""
+class OptunaSearcher(Searcher):
+    """Ray Tune searcher over an Optuna study (ask and tell): units, packs and seeds of the module docstring.
 
-    def __init__(self, *args: Any, seeds: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.groups = SeedGroups(seeds)
-        self._units: dict[str, tuple[Any, int]] = {}
-
-    def suggest(self, trial_id: str) -> dict | None:
-        if trial_id not in self._units:
-            unit = self.groups.pop()
-            if unit is None:
-                self.groups.add(self._ot_study.ask(fixed_distributions=self._space))
-                unit = self.groups.pop()
-            self._units[trial_id] = unit
-        ot_trial, index = self._units[trial_id]
-        return _unit_params(ot_trial, index, self.groups.seeds)
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        return  # one seed's intermediate values are not its configuration's
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._units or trial_id in self._completed_trials:
-            return
-        ot_trial, _ = self._units[trial_id]
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        self.groups.end(self._ot_study, ot_trial, *verdict(result, error, metrics))
-        self._completed_trials.add(trial_id)
-
-
-class PackedOptunaSearch(PruneAwareOptunaSearch):
-    """One Tune trial = up to ``pack_size`` Optuna trials; ``total`` configurations in all.
-
-    Members after the first are asked with the searched ``shared`` keys (those that fix a pack's
-    shapes, e.g. ``adv.method``) enqueued at the first member's values, so the pack is packable;
-    TPE samples their other parameters as usual. A grid (GridSampler) gives each member the next
-    grid point (trial number = grid id), so the grid is covered exactly once. The member count is
-    capped at ``total``: the last pack may be smaller.
+    ``space``: ``{key: optuna distribution}``; ``total``: configurations to ask in all (None: as
+    many as Tune asks for; required when packed); ``shared``: keys a pack's members must share;
+    ``grid``: the study samples a grid (no enqueued shared values, the grid decides).
     """
 
-    def __init__(self, *args: Any, pack_size: int, total: int, shared: list[str], grid: bool, seeds: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        study: Any,
+        space: dict[str, Any],
+        objective: Objective,
+        *,
+        seeds: int = 1,
+        pack_size: int = 1,
+        total: int | None = None,
+        shared: Sequence[str] = (),
+        grid: bool = False,
+    ) -> None:
+        super().__init__(metric=objective.searcher_metric, mode=objective.searcher_mode)
+        if pack_size > 1 and total is None:
+            raise ValueError("a packed searcher needs total (the number of configurations to train)")
+        self.study = study
+        self.space = dict(space)
+        self.metrics = list(objective.metrics)
         self.pack_size, self.total, self.shared, self.grid = pack_size, total, list(shared), grid
         self.groups = SeedGroups(seeds)
-        self._packs: dict[str, list[tuple[Any, int]]] = {}
+        self._units: dict[str, list[tuple[Any, int]]] = {}  # Tune trial id -> its (Optuna trial, seed index) units
+        self._completed: set[str] = set()
         self._asked = 0
 
-    def suggest(self, trial_id: str) -> dict | None:
-        from ray.tune.search import Searcher
+    @property
+    def packed(self) -> bool:
+        return self.pack_size > 1
 
-        seeds = self.groups.seeds
-        if trial_id not in self._packs:
-            count = min(self.pack_size, self.total * seeds - self._asked)
-            if count <= 0:
-                return Searcher.FINISHED
+    def _ask(self, leader: Any | None) -> Any:
+        """A new Optuna trial; in a pack, one sharing the ``leader``'s shape-fixing params."""
+        fixed = {k: leader.params[k] for k in self.shared if k in leader.params} if leader is not None else {}
+        if fixed and not self.grid:
+            self.study.enqueue_trial(fixed, skip_if_exists=False)
+        return self.study.ask(fixed_distributions=self.space)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if trial_id not in self._units:  # asked again (a restored trial): the same units
+            count = self.pack_size
+            if self.total is not None:
+                count = min(count, self.total * self.groups.seeds - self._asked)
+                if count <= 0:
+                    return Searcher.FINISHED
             units: list[tuple[Any, int]] = []
             while len(units) < count:
                 unit = self.groups.pop()
                 if unit is None:
-                    leader = units[0][0] if units else None
-                    fixed = {k: leader.params[k] for k in self.shared if k in leader.params} if leader else {}
-                    if fixed and not self.grid:
-                        self._ot_study.enqueue_trial(fixed, skip_if_exists=False)
-                    self.groups.add(self._ot_study.ask(fixed_distributions=self._space))
+                    self.groups.add(self._ask(units[0][0] if units else None))
                     continue
                 units.append(unit)
-            self._packs[trial_id] = units
-            self._ot_trials[trial_id] = units[0][0]
+            self._units[trial_id] = units
             self._asked += count
-        return {PACK_KEY: [_unit_params(t, i, seeds) for t, i in self._packs[trial_id]]}
+        params = [_unit_params(t, i, self.groups.seeds) for t, i in self._units[trial_id]]
+        return {PACK_KEY: params} if self.packed else params[0]
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self._packs:
-            super().on_trial_result(trial_id, result)
+        return  # per-epoch results carry no objective (it needs the final evaluation)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._packs:
-            super().on_trial_complete(trial_id, result=result, error=error)
-            return
-        if trial_id in self._completed_trials:
-            return
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        for k, (ot_trial, _) in enumerate(self._packs[trial_id]):
-            keys = [member_metric(k, m) for m in metrics]
-            self.groups.end(self._ot_study, ot_trial, *verdict(result, error, keys))
-        self._completed_trials.add(trial_id)
+        if trial_id not in self._units or trial_id in self._completed:
+            return  # reported twice (counted once), or not ours
+        for k, (ot_trial, _) in enumerate(self._units[trial_id]):
+            keys = [member_metric(k, m) for m in self.metrics] if self.packed else self.metrics
+            state, values = verdict(result, error, keys)
+            if state.name == "PRUNED" and self.groups.seeds == 1:
+                log.info("trial %s stopped before its evaluation: recorded in Optuna as PRUNED", trial_id)
+            self.groups.end(self.study, ot_trial, state, values)
+        self._completed.add(trial_id)
+
+    def get_state(self) -> dict:
+        return dict(self.__dict__)
+
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.get_state(), out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as src:
+            self.set_state(pickle.load(src))  # noqa: S301 - the file is this searcher's own checkpoint
 
 
 def study_storage(path: str | Path):
@@ -218,31 +218,49 @@ def study_storage(path: str | Path):
     return optuna.storages.RDBStorage(f"sqlite:///{path}")
 
 
-def build_searcher(space: SearchSpace, objective: Objective, *, study_db: str | Path, study_name: str, seed: int = 0,
-                   pack_size: int = 1, total: int | None = None, seeds: int = 1):
+def build_searcher(
+    space: SearchSpace,
+    objective: Objective,
+    *,
+    study_db: str | Path,
+    study_name: str,
+    seed: int = 0,
+    pack_size: int = 1,
+    total: int | None = None,
+    seeds: int = 1,
+) -> OptunaSearcher:
     """The sweep's searcher: Optuna GridSampler for a pure grid, else (multi-objective) TPE.
 
-    ``pack_size > 1`` gives a :class:`PackedOptunaSearch` asking ``total`` configurations in packs;
-    ``seeds > 1`` repeats each configuration over that many seeds (:class:`SeedGroups`).
+    The study ``study_name`` in ``study_db`` is created, or loaded when it exists (a resumed sweep).
+    ``pack_size > 1`` asks ``total`` configurations in packs; ``seeds > 1`` repeats each
+    configuration over that many seeds (:class:`SeedGroups`).
     """
     import optuna
+
+    from radae.sweep.packing import shared_keys
 
     if space.is_grid:
         sampler: Any = optuna.samplers.GridSampler(space.grid(), seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
-    kwargs = dict(space=space.optuna_space(), metric=objective.searcher_metric, mode=objective.searcher_mode,
-                  sampler=sampler, storage=study_storage(study_db), study_name=study_name)
-    if pack_size > 1:
-        from radae.sweep.packing import shared_keys
-
-        if total is None:
-            raise ValueError("a packed searcher needs total (the number of configurations to train)")
-        return PackedOptunaSearch(pack_size=pack_size, total=total, shared=shared_keys(space.params), grid=space.is_grid,
-                                  seeds=seeds, **kwargs)
-    if seeds > 1:
-        return SeededOptunaSearch(seeds=seeds, **kwargs)
-    return PruneAwareOptunaSearch(**kwargs)
+    directions = ["maximize" if m == "max" else "minimize" for m in objective.modes]
+    study = optuna.create_study(
+        storage=study_storage(study_db),
+        sampler=sampler,
+        study_name=study_name,
+        directions=directions,
+        load_if_exists=True,
+    )
+    return OptunaSearcher(
+        study,
+        space.optuna_space(),
+        objective,
+        seeds=seeds,
+        pack_size=pack_size,
+        total=total,
+        shared=shared_keys(space.params) if pack_size > 1 else (),
+        grid=space.is_grid,
+    )
 
 
 def load_study(study_db: str | Path, study_name: str):

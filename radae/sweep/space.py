@@ -11,7 +11,7 @@ A space maps dotted config keys to parameter specs::
     cfg = space.to_config(base, {"loss.alpha": 0.9, "prior.num_modes": 25})
 
 Spec types live in a registry (``uniform``, ``loguniform``, ``int``, ``choice``, ``grid``) and map
-onto Optuna distributions, which OptunaSearch takes directly. ``grid`` is a ``choice`` that the
+onto Optuna distributions, which the searcher asks Optuna with directly. ``grid`` is a ``choice`` that the
 sweep enumerates exhaustively (Optuna's GridSampler) instead of sampling. A sampled point becomes
 a config only through :func:`radae.config.apply_overrides`, so a key that does not exist is an
 error, never a silently ignored setting.
@@ -175,7 +175,7 @@ class SearchSpace:
                     raise SpaceError(f"search space {key}={value!r} gives an invalid config: {exc}") from None
 
     def optuna_space(self) -> dict[str, Any]:
-        """``{key: optuna distribution}`` for ``OptunaSearch(space=...)``."""
+        """``{key: optuna distribution}`` (the searcher's ``study.ask(fixed_distributions=...)``)."""
         return {key: spec.distribution() for key, spec in self.params.items()}
 
     @property
