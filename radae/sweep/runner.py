@@ -31,7 +31,8 @@ from radae.sweep.objective import FINAL_KEY
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
 from radae.sweep.settings import StorageSettings
-from radae.sweep.trainable import SweepContext, apply_overrides_base, run_trial
+from radae.sweep.trainable import run_trial
+from radae.sweep.trial import SweepContext
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,9 @@ def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
     from radae.sweep.fidnet import fid_columns
     from radae.sweep.seeds import trial_config
     from radae.sweep.space import SearchSpace
-    from radae.sweep.trainable import apply_overrides_base
 
     for row_id, params, metrics, extra in _trial_members(ctx, trial):
-        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), apply_overrides_base(ctx.base), params)
+        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), ctx.base, params)
         now = time.time()
         row = results.make_row(
             sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=own, metrics=metrics,
@@ -195,9 +195,7 @@ def check_sweep_state(opts: SweepOptions) -> None:
 
 
 def ctx_epochs(ctx: SweepContext) -> int:
-    from radae.sweep.trainable import apply_overrides_base
-
-    return apply_overrides_base(ctx.base).train.epochs
+    return ctx.base.train.epochs
 
 
 def connect_ray(opts: SweepOptions) -> None:
@@ -262,13 +260,13 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     from radae.sweep.tracking import compared_metrics
 
     view = tracker.compare_view(opts.sweep_id, parent, list(defn.space.params),
-                                compared_metrics(apply_overrides_base({**defn.base, **opts.overrides}).eval.levels))
+                                compared_metrics(defn.base_config(opts.overrides).eval.levels))
     log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
     # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
     fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(opts.overrides))
     ctx = SweepContext(
-        sweep_id=opts.sweep_id, base={**defn.base, **opts.overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
+        sweep_id=opts.sweep_id, base=defn.base_config(opts.overrides), space={k: _spec_dict(v) for k, v in defn.space.params.items()},
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
