@@ -73,19 +73,16 @@ def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
 
 def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(row id, params, last metrics, extra columns) of each configuration a Tune trial trains."""
-    from radae.sweep.packing import PACK_KEY, member_ids
     from radae.sweep.seeds import SEED_KEY
+    from radae.sweep.shapes import shape_of
+    from radae.sweep.trial import numeric
 
-    last = dict(trial.last_result or {})
-    metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    pack = trial.config.get(PACK_KEY)
-    if pack is None:
-        return [(trial.trial_id, {k: v for k, v in trial.config.items() if k in ctx.space or k == SEED_KEY}, metrics, {})]
-    out = []
-    for k, (member, params) in enumerate(zip(member_ids(trial.trial_id, len(pack)), pack, strict=True)):
-        own = {name[len(f"m{k}.") :]: v for name, v in metrics.items() if name.startswith(f"m{k}.")}
-        out.append((member, dict(params), own, {"pack_trial": trial.trial_id, "pack_member": k, "pack_size": len(pack)}))
-    return out
+    last = numeric(trial.last_result or {})
+    _, shape = shape_of(trial.config)
+    points = [{k: v for k, v in p.items() if k in ctx.space or k == SEED_KEY} for p in shape.member_params(trial.config)]
+    ids = shape.member_ids(trial.trial_id, len(points))
+    return [(row_id, point, shape.member_report(last, k), shape.columns(trial.trial_id, k, len(points)))
+            for k, (row_id, point) in enumerate(zip(ids, points, strict=True))]
 
 
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
