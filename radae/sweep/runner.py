@@ -267,7 +267,7 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
-        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial, pack_size=res.pack_size,
+        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial,
         pack_noise=res.pack_noise, fid_networks=fid_networks,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)

@@ -71,8 +71,7 @@ class SweepContext:
     state_dir: str | None = None
     threads: int = 1
     gpus_per_trial: float = 1.0
-    pack_size: int = 1
-    pack_noise: str = "member"
+    pack_noise: str = "member"  # a pack's noise streams (radae.fast.PackConfig.noise)
     # dataset name -> the sweep's stored FID feature network ({"key", "sha256"}, radae.sweep.fidnet)
     fid_networks: dict[str, Any] = field(default_factory=dict)
 
