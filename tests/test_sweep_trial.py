@@ -156,3 +156,91 @@ def test_single_packed_and_baselines_final_metrics_have_the_same_keys(mnist, tmp
     assert [set(m.final) for m in members] == [keys, keys] and set(baseline) == keys
     assert single.final["epochs_trained"] == 1.0 and single.final[FINAL_KEY] == 1.0
     assert members[0].final["score"] != members[1].final["score"]  # each member evaluated on its own
+
+
+class MemoryReporter:
+    """The worker loop's reports kept in memory (checkpoints copied out), and the checkpoint it restores."""
+
+    rank = 0
+    reports: list[tuple[dict, Path | None]] = []
+    restore: Path | None = None
+
+    def report(self, metrics, checkpoint_dir):
+        import shutil
+        import tempfile
+
+        saved = Path(tempfile.mkdtemp(prefix="radae-test-ckpt-")) if checkpoint_dir else None
+        if saved is not None:
+            shutil.copytree(checkpoint_dir, saved, dirs_exist_ok=True)
+        MemoryReporter.reports.append((dict(metrics), saved))
+
+    def get_checkpoint(self):
+        import contextlib
+        from types import SimpleNamespace
+
+        where = MemoryReporter.restore
+        return (
+            None
+            if where is None
+            else SimpleNamespace(path=str(where), as_directory=lambda: contextlib.nullcontext(str(where)))
+        )
+
+
+@pytest.mark.slow
+def test_the_worker_loop_reports_packed_members_and_resumes_them(mnist, tmp_path):
+    """run_job without Ray (an in-memory reporter, MLflow on SQLite): a pack of two reports m<k>. metrics per epoch
+    with both checkpoints, then every member's final metrics; restored from its epoch-1 checkpoint it resumes there."""
+    import time
+
+    from radae.sweep.tracking import Tracker
+    from radae.sweep.trainable import worker_loop
+    from radae.sweep.trial import REPORTERS, SweepContext, TrialJob
+
+    if "memory" not in REPORTERS:
+        REPORTERS.register("memory")(MemoryReporter)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = apply_overrides(RunConfig(), {**TINY, "train.epochs": 2})
+    ctx = SweepContext(
+        sweep_id="s",
+        base=base,
+        space={},
+        objective="scalar",
+        fid_weight=0.1,
+        storage={},
+        tracking_uri=uri,
+        experiment="x",
+        parent_run_id="p",
+        work_dir=str(tmp_path),
+        executor="direct",
+    )
+    tracker = Tracker(uri, "x")
+    parent = tracker.parent_run("s", {})
+    members = []
+    for k, alpha in enumerate((0.5, 0.9)):
+        cfg = apply_overrides(base, {"loss.alpha": alpha, "train.out_dir": str(tmp_path / f"t1-m{k}")})
+        members.append(
+            Member(
+                f"t1-m{k}", cfg, {"loss.alpha": alpha}, {}, tracker.trial_run(parent, "s", f"t1-m{k}", cfg.flat(), {})
+            )
+        )
+    job = TrialJob(ctx, "t1", "packed", tuple(members), time.time(), reporter="memory")
+    MemoryReporter.reports, MemoryReporter.restore = [], None
+    final = worker_loop({"job": job})
+    epochs = [(r, c) for r, c in MemoryReporter.reports if "epoch" in r]
+    assert [r["epoch"] for r, _ in epochs] == [1, 2] and MemoryReporter.reports[-1][0] == final
+    for report, ckpt in epochs:
+        assert report["val_loss"] == min(report["m0.val_loss"], report["m1.val_loss"]) and report["pack_live"] == 2.0
+        assert (ckpt / "m0" / "checkpoint.pt").exists() and (ckpt / "m1" / "checkpoint.pt").exists()
+    shape = PackedShape()
+    for k in (0, 1):
+        own = shape.member_report(final, k)
+        assert set(FINAL_METRICS) <= set(own) and own["epochs_trained"] == 2.0 and own["resumed_from_epoch"] == 0.0
+        assert final[f"pack.m{k}.score"] == own["score"]
+        assert [m.step for m in tracker.client.get_metric_history(members[k].run_id, "val_loss")] == [1, 2]
+    assert (MemoryReporter.reports[-1][1] / "m1" / "eval").is_dir()
+
+    # A retry restored from the epoch-1 checkpoint: both members resume there (their newer local files are dropped).
+    MemoryReporter.reports, MemoryReporter.restore = [], epochs[0][1]
+    again = worker_loop({"job": job})
+    assert [r["epoch"] for r, _ in MemoryReporter.reports if "epoch" in r] == [2]
+    assert again["m0.resumed_from_epoch"] == 1.0 and again["m1.epochs_trained"] == 2.0
