@@ -213,7 +213,7 @@ def test_the_worker_loop_reports_packed_members_and_resumes_them(mnist, tmp_path
         work_dir=str(tmp_path),
         executor="direct",
     )
-    tracker = Tracker(uri, "x")
+    tracker = Tracker(uri, "x", artifact_location=str(tmp_path / "artifacts"))  # not ./mlruns
     parent = tracker.parent_run("s", {})
     members = []
     for k, alpha in enumerate((0.5, 0.9)):
