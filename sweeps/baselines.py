@@ -11,9 +11,10 @@ epochs and evaluation, so every model gets exactly the same protocol). Examples:
 
 Without ``--ray`` the models run one after the other in this process: ``radae.train.train``, then
 ``radae.evaluate.evaluate`` on the checkpoint, then one Parquet row per model in the schema of
-every radae sweep (:func:`radae.sweep.results.make_row`: ``config.*`` from ``cfg.flat()``,
-``param.model.name``, ``metric.*`` = the evaluation metrics plus ``robustness``, ``fid`` and
-``score``), at ``OUT/results/sweep=<id>/trial=<model>.parquet`` (the S3 layout, locally) or, with
+every radae sweep (:func:`radae.sweep.trial.trial_row`: ``config.*`` from ``cfg.flat()``,
+``param.model.name``, ``metric.*`` = the final metrics every sweep trial gets from
+:func:`radae.sweep.trial.train_and_evaluate`: the evaluation metrics, ``robustness``, ``fid``, ``score``,
+``epochs_trained``, the timings and ``evaluated``), at ``OUT/results/sweep=<id>/trial=<model>.parquet`` (the S3 layout, locally) or, with
 ``--s3``, through :func:`radae.sweep.results.write_row`. The Lipschitz-VAE row also carries its
 certified bound on the max-damage L2 at each lambda (``certified_maxdmg_l2_recx_recxa_l<lambda>``).
 
@@ -68,40 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def run_model(cfg, data, objective, progress: bool = True) -> dict[str, float]:
-    """Train ``cfg``'s model, evaluate its checkpoint; the final metrics (evaluation + objective + timings)."""
-    from radae.checkpoint import load_model
-    from radae.evaluate import evaluate
+def run_model(cfg, data, objective, progress: bool = True, data_seconds: float = 0.0) -> dict[str, float]:
+    """Train ``cfg``'s model, evaluate its checkpoint; its final metrics, the keys of every sweep trial's
+    (:func:`radae.sweep.trial.train_and_evaluate`). ``data_seconds``: loading the data (once for all models)."""
+    from radae.sweep.trial import Startup, train_and_evaluate
     from radae.train import train
     from radae.trainer import resolve_device
 
-    device = resolve_device(cfg.train.device)
-    t0 = time.time()
-    result = train(cfg, data=data, progress=progress)
-    t1 = time.time()
-    _, model = load_model(result.checkpoint, device=device)
-    evaluation = evaluate(model, data, cfg.eval, device=device, out_dir=Path(cfg.train.out_dir) / "eval", progress=False)
-    t2 = time.time()
-    metrics = _numeric(evaluation.metrics)
-    final = {
-        **metrics,
-        **objective.derive(metrics, cfg.eval.levels),
-        "epoch": float(len(result.history)),
-        "train_seconds": t1 - t0,
-        "eval_seconds": t2 - t1,
-        "evaluated": 1.0,
-    }
-    if hasattr(model, "certified_bounds"):
-        from radae.sweep.objective import level_tag
-
-        for level in cfg.eval.levels:
-            bound = model.certified_bounds(level)["reconstruction_l2_bound"]
-            final[f"certified_maxdmg_l2_recx_recxa_l{level_tag(level)}"] = bound
-    return final
+    (outcome,) = train_and_evaluate([cfg], data, objective, device=resolve_device(cfg.train.device),
+                                    startup=Startup(data_seconds=data_seconds),
+                                    train=lambda: [train(cfg, data=data, progress=progress)])
+    return outcome.final
 
 
 def write_local(out: Path, row: Mapping[str, Any]) -> Path:
@@ -170,10 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radae.sweep import results
     from radae.sweep.cli import option_values
     from radae.sweep.definition import DefinitionError, load_definition
+    from radae.sweep.fidnet import fid_columns
     from radae.sweep.options import default_of
     from radae.sweep.preflight import check_storage
     from radae.sweep.seeds import seed_columns
     from radae.sweep.settings import SettingsError, StorageSettings, scrub
+    from radae.sweep.trial import Member, trial_row
     from radae.trainer import resolve_device
 
     torch.set_num_threads(1)
@@ -195,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = check_storage(storage) if storage else None
         if problem:
             raise SettingsError(problem)
+        t0 = time.time()
         data = load_dataset(base.data, resolve_device(base.train.device))
+        data_seconds = time.time() - t0
     except (DefinitionError, ConfigError, SettingsError, DataError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
@@ -205,24 +187,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in models:
         cfg = defn.space.to_config(base, {"model.name": name})
         cfg = _with_out_dir(cfg, out / sweep_id / name)
-        started = time.time()
-        extra: dict[str, Any] = {"executor": "sequential", **seed_columns({"model.name": name}, cfg.train.seed)}
+        member = Member(name, cfg, {"model.name": name}, {**seed_columns({"model.name": name}, cfg.train.seed), **fid_columns(None)})
+        started, error = time.time(), None
         try:
-            final, status = run_model(cfg, data, defn.objective), "completed"
+            final = run_model(cfg, data, defn.objective, data_seconds=data_seconds)
         except Exception as exc:  # one failing model must not hide the others' rows
             traceback.print_exc()
-            final, status = {}, "error"
-            extra["error"] = f"{type(exc).__name__}: {exc}"
-        finished = time.time()
-        row = results.make_row(
-            sweep_id=sweep_id, trial_id=name, status=status, config=cfg.flat(), params={"model.name": name}, metrics=final,
-            timings={"started_at": started, "finished_at": finished, "wall_seconds": finished - started,
-                     "train_seconds": final.get("train_seconds"), "eval_seconds": final.get("eval_seconds")},
-            extra=extra,
-        )
+            final, error = {}, f"{type(exc).__name__}: {exc}"
+        row = trial_row(sweep_id=sweep_id, member=member, final=final, started=started, executor="sequential", error=error)
         where = results.write_row(storage, row) if storage else write_local(out, row)
-        print(f"{name}: {status} in {finished - started:.0f}s; row {where}", flush=True)
-        rows.append({**row, **extra})
+        print(f"{name}: {row['status']} in {row['wall_seconds']:.0f}s; row {where}", flush=True)
+        rows.append(row)
     print()
     print(format_table(rows, base.eval.levels))
     return 0 if all(r["status"] == "completed" for r in rows) else 1

@@ -10,7 +10,7 @@ import torch
 
 from radae.sweep.cli import main
 from radae.sweep.definition import DefinitionError, parse_definition, with_resources
-from radae.sweep.objective import FINAL_KEY, make_objective
+from radae.sweep.objective import FID_WEIGHT, FINAL_KEY, make_objective
 from radae.sweep.packing import ResourceError, TrialResources, cap_gpu_memory, member_ids, member_metric
 from radae.sweep.searcher import OptunaSearcher, build_searcher, load_study
 from radae.sweep.space import SearchSpace
@@ -169,10 +169,11 @@ def test_pareto_members_get_both_values(tmp_path):
 
 
 def test_driver_rows_name_each_member():
+    from radae.config import RunConfig
     from radae.sweep.runner import _trial_members
-    from radae.sweep.trainable import SweepContext
+    from radae.sweep.trial import SweepContext
 
-    ctx = SweepContext(sweep_id="s", base={}, space=GRID, objective="scalar", fid_weight=0.1, storage={}, tracking_uri="x",
+    ctx = SweepContext(sweep_id="s", base=RunConfig(), space=GRID, objective="scalar", fid_weight=FID_WEIGHT, storage={}, tracking_uri="x",
                        experiment="x", parent_run_id="p", work_dir="/tmp")
     pack = [{"loss.alpha": 0.5, "prior.num_modes": 1}, {"loss.alpha": 0.9, "prior.num_modes": 25}]
     trial = SimpleNamespace(trial_id="t9", config={"pack": pack},
@@ -186,11 +187,11 @@ def test_driver_rows_name_each_member():
 
 
 def test_pack_summary_is_the_best_member_per_objective_metric():
-    from radae.sweep.packed_trial import _pack_summary
+    from radae.sweep.shapes import pack_summary
 
     finals = [{"robustness": 0.6, "fid": 20.0, "score": 0.1}, None, {"robustness": 0.7, "fid": 30.0, "score": 0.3}]
-    assert _pack_summary(finals, "scalar", 0.1) == {"pack.m0.score": 0.1, "pack.m2.score": 0.3, "score": 0.3}
-    pareto = _pack_summary(finals, "pareto", 0.1)
+    assert pack_summary(finals, make_objective("scalar", 0.1)) == {"pack.m0.score": 0.1, "pack.m2.score": 0.3, "score": 0.3}
+    pareto = pack_summary(finals, make_objective("pareto", 0.1))
     assert pareto["robustness"] == 0.7 and pareto["fid"] == 20.0 and "pack.m1.fid" not in pareto
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from cluster.stack import free_port, port_open
 from radae.sweep import results
+from radae.sweep.objective import FID_WEIGHT
 from radae.sweep.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
 from radae.sweep.settings import StorageSettings
 
@@ -125,14 +126,15 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
     """RowsCallback's row for a trial ASHA stopped: its config and last per-epoch metrics, status pruned."""
     from types import SimpleNamespace
 
+    from radae.config import RunConfig, apply_overrides
     from radae.sweep.runner import _status_row
-    from radae.sweep.trainable import SweepContext
+    from radae.sweep.trial import SweepContext
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     ctx = SweepContext(
-        sweep_id="sw-3", base={"data.name": "mnist", "train.epochs": 2},
-        space={"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0}}, objective="scalar", fid_weight=0.1,
+        sweep_id="sw-3", base=apply_overrides(RunConfig(), {"data.name": "mnist", "train.epochs": 2}),
+        space={"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0}}, objective="scalar", fid_weight=FID_WEIGHT,
         storage=s3.public(), tracking_uri="http://127.0.0.1:1", experiment="x", parent_run_id="p", work_dir="/tmp",
     )
     assert "secret_key" not in ctx.storage and ctx.settings().secret_key == SECRET  # credentials from the environment
@@ -150,7 +152,7 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
 
     from radae.sweep.seeds import config_key
 
-    seeded = replace(ctx, base={**ctx.base, "train.seed": 5}, fid_networks={"mnist": {"key": "k", "sha256": "ab" * 32}})
+    seeded = replace(ctx, base=apply_overrides(ctx.base, {"train.seed": 5}), fid_networks={"mnist": {"key": "k", "sha256": "ab" * 32}})
     _status_row(seeded, SimpleNamespace(trial_id="t_seed1", config={"loss.alpha": 0.3, "seed": 1}, last_result={}), "pruned")
     stored = results.read_row(s3, "sw-3", "t_seed1")
     assert stored["seed"] == 6 and stored["config.train.seed"] == 6 and "param.seed" not in stored
@@ -248,7 +250,7 @@ def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
     from ray.train import Checkpoint
 
     from radae.checkpoint import FORMAT, CheckpointError
-    from radae.sweep.trainable import CHECKPOINT_FILE, take_restored
+    from radae.sweep.trial import CHECKPOINT_FILE, restore_checkpoint
 
     marker = tmp_path / "pwned"
     name = f"m0/{CHECKPOINT_FILE}" if packed else CHECKPOINT_FILE
@@ -261,14 +263,14 @@ def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
     restored = Checkpoint(path, filesystem=fs)
     dest = tmp_path / "trial" / CHECKPOINT_FILE
     with restored.as_directory() as ckpt_dir, pytest.raises(CheckpointError) as err:
-        take_restored(Path(ckpt_dir) / name, dest, f"{restored.path}/{name}")
+        restore_checkpoint(Path(ckpt_dir) / name, dest, f"{restored.path}/{name}")
     assert f"{path}/{name}" in str(err.value) and "refused" in str(err.value) and "io.open" in str(err.value)
     assert not marker.exists() and not dest.exists()
     # The project's own checkpoints still restore (and report their epoch).
     with fs.open_output_stream(f"{path}/{name}") as out:
         out.write(torch_bytes({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": {"w": torch.ones(2)}, "epoch": 3}))
     with Checkpoint(path, filesystem=fs).as_directory() as ckpt_dir:
-        assert take_restored(Path(ckpt_dir) / name, dest, name) == 3 and dest.exists()
+        assert restore_checkpoint(Path(ckpt_dir) / name, dest, name) == 3 and dest.exists()
 
 
 def torch_bytes(obj) -> bytes:

@@ -14,9 +14,11 @@ The orchestration layer wraps the core (``radae.train``, ``radae.evaluate``) wit
 - :mod:`radae.sweep.results`: one Parquet object per trial in S3, idempotent; ``read_sweep``.
 - :mod:`radae.sweep.tracking`: MLflow parent run per sweep, nested run per trial.
 - :mod:`radae.sweep.trainable`: the Tune function trainable (TorchTrainer or direct executor).
+- :mod:`radae.sweep.trial`: a trial's typed context and job, reporters, checkpoint restore and the one
+  ``train_and_evaluate`` (single trials, pack members and ``sweeps/baselines.py``).
+- :mod:`radae.sweep.shapes`: single or packed trial (chosen once, ``shape_of``), what a pack changes.
 - :mod:`radae.sweep.packing`: several trials per GPU: ``gpus_per_trial`` (Ray GPU share, CUDA
   memory cap, concurrency) and ``pack_size`` (configurations per trial), validated up front.
-- :mod:`radae.sweep.packed_trial`: a packed trial (``train_packed``), one row/run/evaluation per member.
 - :mod:`radae.sweep.runner`: builds the Tuner (searcher, ASHA, failure config) and resumes.
 - :mod:`radae.sweep.preflight`: bad input found before any trial starts.
 - :mod:`radae.sweep.procfs`: the one ``/proc`` reader (process and socket tables; the driver lease and

@@ -108,7 +108,7 @@ def _build_and_store(fs: Any, key: str, cfg: Any) -> str:
 def fetch_feature_net(network: dict[str, Any] | None, cache_dir: str | os.PathLike[str] | None = None):
     """Trial: the sweep's checked :class:`radae.fid.FeatureSpace` (None when ``network`` is None).
 
-    ``network``: ``{"key", "sha256", "storage"}`` (:meth:`radae.sweep.trainable.SweepContext.fid_network`).
+    ``network``: ``{"key", "sha256", "storage"}`` (:meth:`radae.sweep.trial.SweepContext.fid_network`).
     Downloads into ``<cache>/sweeps/<sha256>.pt`` unless a file with that checksum is there.
     """
     from radae import fid

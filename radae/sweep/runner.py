@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from radae.sweep import results
-from radae.sweep.definition import SweepDefinition, base_config
+from radae.sweep.definition import SweepDefinition
 from radae.sweep.fidnet import publish_feature_nets
 from radae.sweep.lease import DriverLease, LeaseError
 from radae.sweep.objective import FINAL_KEY
@@ -31,7 +31,8 @@ from radae.sweep.options import SweepOptions
 from radae.sweep.preflight import preflight
 from radae.sweep.searcher import build_searcher
 from radae.sweep.settings import StorageSettings
-from radae.sweep.trainable import SweepContext, run_trial
+from radae.sweep.trainable import run_trial
+from radae.sweep.trial import SweepContext
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +49,25 @@ def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
 
 def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(row id, params, last metrics, extra columns) of each configuration a Tune trial trains."""
-    from radae.sweep.packing import PACK_KEY, member_ids
     from radae.sweep.seeds import SEED_KEY
+    from radae.sweep.shapes import shape_of
+    from radae.sweep.trial import numeric
 
-    last = dict(trial.last_result or {})
-    metrics = {k: v for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    pack = trial.config.get(PACK_KEY)
-    if pack is None:
-        return [(trial.trial_id, {k: v for k, v in trial.config.items() if k in ctx.space or k == SEED_KEY}, metrics, {})]
-    out = []
-    for k, (member, params) in enumerate(zip(member_ids(trial.trial_id, len(pack)), pack, strict=True)):
-        own = {name[len(f"m{k}.") :]: v for name, v in metrics.items() if name.startswith(f"m{k}.")}
-        out.append((member, dict(params), own, {"pack_trial": trial.trial_id, "pack_member": k, "pack_size": len(pack)}))
-    return out
+    last = numeric(trial.last_result or {})
+    _, shape = shape_of(trial.config)
+    points = [{k: v for k, v in p.items() if k in ctx.space or k == SEED_KEY} for p in shape.member_params(trial.config)]
+    ids = shape.member_ids(trial.trial_id, len(points))
+    return [(row_id, point, shape.member_report(last, k), shape.columns(trial.trial_id, k, len(points)))
+            for k, (row_id, point) in enumerate(zip(ids, points, strict=True))]
 
 
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
     from radae.sweep.fidnet import fid_columns
     from radae.sweep.seeds import trial_config
     from radae.sweep.space import SearchSpace
+
     for row_id, params, metrics, extra in _trial_members(ctx, trial):
-        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), base_config(ctx.base), params)
+        cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), ctx.base, params)
         now = time.time()
         row = results.make_row(
             sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=own, metrics=metrics,
@@ -169,7 +168,7 @@ def check_sweep_state(opts: SweepOptions) -> None:
 
 
 def ctx_epochs(ctx: SweepContext) -> int:
-    return base_config(ctx.base).train.epochs
+    return ctx.base.train.epochs
 
 
 def connect_ray(opts: SweepOptions) -> None:
@@ -242,11 +241,11 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
     fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(overrides))
     ctx = SweepContext(
-        sweep_id=opts.sweep_id, base={**defn.base, **overrides}, space={k: _spec_dict(v) for k, v in defn.space.params.items()},
+        sweep_id=opts.sweep_id, base=defn.base_config(overrides), space={k: _spec_dict(v) for k, v in defn.space.params.items()},
         objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
         tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
         work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
-        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial, pack_size=res.pack_size,
+        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial,
         pack_noise=res.pack_noise, fid_networks=fid_networks,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)

@@ -38,18 +38,19 @@ class SettingsS3FileSystem(fs.S3FileSystem):
 
     def __init__(self, settings: Any, max_attempts: int | None = None) -> None:
         super().__init__(**settings.pyarrow_kwargs(max_attempts))
+        # The settings' class travels by reference (its module path), so this module needs no import
+        # of radae.sweep.settings, which imports it: no cycle.
+        self._settings_type = type(settings)
         self._public = settings.public()
         self._max_attempts = max_attempts
 
     def __reduce__(self):
-        return _from_environment, (self._public, self._max_attempts)
+        return _from_environment, (self._settings_type, self._public, self._max_attempts)
 
 
-def _from_environment(public: dict[str, Any], max_attempts: int | None = None) -> SettingsS3FileSystem:
-    """Unpickle: the public settings plus the credentials of this process's environment."""
-    from radae.sweep.settings import StorageSettings
-
-    return SettingsS3FileSystem(StorageSettings.from_env(**public), max_attempts)
+def _from_environment(settings_type: Any, public: dict[str, Any], max_attempts: int | None = None) -> SettingsS3FileSystem:
+    """Unpickle: the public settings plus the credentials of this process's environment (``settings_type.from_env``)."""
+    return SettingsS3FileSystem(settings_type.from_env(**public), max_attempts)
 
 
 def s3_transient(exc: BaseException) -> bool:
