@@ -72,7 +72,7 @@ def test_ray_filesystem_pickle_holds_no_secret_and_reads_the_environment_where_u
         monkeypatch.setenv("RADAE_S3_SECRET_ACCESS_KEY", "workersecret01")
         again = pickle.loads(blob)
         assert isinstance(again, type(fs)) and again.region == "us-east-1"
-        assert again.__reduce__()[1][0] == s.public()
+        assert again.__reduce__()[1][1] == s.public()  # (settings class, public settings, max attempts)
     assert s.radae_env()["RADAE_S3_SECRET_ACCESS_KEY"] == ENV["AWS_SECRET_ACCESS_KEY"]
     assert StorageSettings.from_env(s.radae_env()) == s
 
