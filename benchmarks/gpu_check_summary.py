@@ -69,7 +69,9 @@ def environment() -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - reported, not fatal
         env["torch"] = f"not importable: {err}"
     try:
-        env["nvidia_smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout.strip()
+        env["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         env["nvidia_smi"] = None
     return env
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{s.get('name', '?'):<9}{s.get('status', '?'):<9}{float(s.get('wall_s') or 0):>8.1f}" for s in stages
     ]
     if bench:
+
         def num(key: str, unit: str) -> str:
             v = bench.get(key)
             return "n/a" if v is None else f"{v:.2f}{unit}"
@@ -132,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{num('ratio_packed_over_plain', 'x')}, evaluation protocol {num('eval_protocol_s', ' s')}, "
                      f"FID {num('fid_s', ' s')}")  # fmt: skip
     if grid:
-        lines.append(f"grid: {grid['configurations']} configurations in {grid['grid_wall_s']:.1f} s, {grid['members_ok']} ok")
+        lines.append(
+            f"grid: {grid['configurations']} configurations in {grid['grid_wall_s']:.1f} s, {grid['members_ok']} ok"
+        )
     print("\n".join(lines))
     print(f"summary: {a.out / 'summary.json'}")
     return 0 if summary["all_ok"] else 1

@@ -59,7 +59,9 @@ def grid_configs(args: argparse.Namespace, out_root: Path) -> tuple[list[Any], l
     base = defn.base_config(budget)
     points = defn.space.grid_points()
     cfgs = [
-        apply_overrides(defn.space.to_config(base, params), {"train.out_dir": str(out_root / f"p{i:02d}"), "train.seed": i})
+        apply_overrides(
+            defn.space.to_config(base, params), {"train.out_dir": str(out_root / f"p{i:02d}"), "train.seed": i}
+        )
         for i, params in enumerate(points)
     ]
     return cfgs, points
@@ -106,7 +108,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model_steps = sum(r["size"] for r in packs if r["status"] == "ok") * steps_per_epoch * c0.train.epochs
     return {
         "definition": str(args.definition),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "data": f"{c0.data.name} ({data.source}), {len(data.train)} training images",
         "step_mode": c0.train.step_mode,
@@ -128,7 +132,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--definition", default=str(ROOT / "sweeps" / "alpha_modes.yaml"), help="sweep definition with a grid space")
+    parser.add_argument(
+        "--definition", default=str(ROOT / "sweeps" / "alpha_modes.yaml"), help="sweep definition with a grid space"
+    )
     parser.add_argument("--pack-size", type=int, default=None, help="members per pack (default: the whole grid)")
     parser.add_argument("--epochs", type=int, default=2, help="train.epochs of every member")
     parser.add_argument("--max-steps", type=int, default=100, help="train.max_steps_per_epoch")
@@ -139,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-mode", default="auto", help="train.step_mode: auto, eager, graph")
     parser.add_argument("--noise", default="member", help="PackConfig.noise: member or shared")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--work-dir", default=None, help="folder for the members' run folders (default: a temporary one)")
+    parser.add_argument(
+        "--work-dir", default=None, help="folder for the members' run folders (default: a temporary one)"
+    )
     parser.add_argument("--json", default=None, help="write the results as JSON to this file")
     args = parser.parse_args(argv)
     if args.pack_size is not None and args.pack_size < 1:

@@ -71,7 +71,10 @@ def load_data(device: torch.device) -> tuple[Splits, str]:
         g = torch.Generator().manual_seed(0)
 
         def split(n: int) -> Split:
-            return Split(torch.randint(0, 256, (n, 1, 32, 32), generator=g, dtype=torch.uint8), torch.randint(0, 10, (n,), generator=g))
+            return Split(
+                torch.randint(0, 256, (n, 1, 32, 32), generator=g, dtype=torch.uint8),
+                torch.randint(0, 10, (n,), generator=g),
+            )
 
         info = DatasetInfo("mnist", (1, 32, 32), 10)
         note = f"random uint8 tensors shaped like MNIST (no local MNIST: {str(err).splitlines()[0]})"
@@ -155,7 +158,12 @@ def packed_runner(cfg: RunConfig, data: Splits, device: torch.device, batch: int
     """``size`` trials (alpha and K varied) trained together with vmap; one call = one step of each."""
     cfgs, models = [], []
     for m in range(size):
-        over = {"loss.alpha": 0.9 + 0.1 * (m % 5) / 5, "prior.num_modes": 5 + m % 6, "train.seed": m, "train.out_dir": f"runs/bench/{m}"}
+        over = {
+            "loss.alpha": 0.9 + 0.1 * (m % 5) / 5,
+            "prior.num_modes": 5 + m % 6,
+            "train.seed": m,
+            "train.out_dir": f"runs/bench/{m}",
+        }
         cfgs.append(apply_overrides(cfg, over))
         torch.manual_seed(m)
         models.append(create_model(cfgs[-1], data.info.image_shape).to(device))
@@ -279,7 +287,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     eval_s, eval_note = time_evaluation(cfg, data, device, args.quick)
     fid_s, fid_note = time_fid(cfg, data, device, args.quick)
     return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "data": data_note,
         "quick": args.quick,
@@ -315,9 +325,15 @@ def print_table(r: dict[str, Any]) -> None:
         f"{'row':<48}{'value':>16}",
         f"{'(a) plain PyTorch loop, steps/s':<48}{fmt(r['plain_steps_per_s']):>16}",
         f"{'(b) radae step (' + r['step_mode_radae'] + '), steps/s':<48}{fmt(r['radae_steps_per_s']):>16}",
-        *(f"{'(c) packed x' + str(p['pack_size']) + ', model-steps/s':<48}{fmt(p['model_steps_per_s']):>16}" for p in r["packed"]),
+        *(
+            f"{'(c) packed x' + str(p['pack_size']) + ', model-steps/s':<48}{fmt(p['model_steps_per_s']):>16}"
+            for p in r["packed"]
+        ),
         f"{'(b)/(a)':<48}{fmt(r['ratio_radae_over_plain'], 'x'):>16}",
-        *(f"{'(c)/(a) x' + str(p['pack_size']) + ' in model-steps/s':<48}{fmt(p['ratio_over_plain'], 'x'):>16}" for p in r["packed"]),
+        *(
+            f"{'(c)/(a) x' + str(p['pack_size']) + ' in model-steps/s':<48}{fmt(p['ratio_over_plain'], 'x'):>16}"
+            for p in r["packed"]
+        ),
         f"{'PGD/FGSM cost ratio (radae step)':<48}{fmt(r['pgd_over_fgsm_cost'], 'x'):>16}",
         f"{'peak memory, MiB':<48}{fmt(r['peak_memory_mb']):>16}",
         f"{'evaluation protocol, s':<48}{fmt(r['eval_protocol_s']):>16}   {r['eval_protocol']}",
@@ -342,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small step counts and evaluation (CPU smoke run, CI)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument(
-        "--pack", type=pack_sizes, default=None, help="trials per pack for (c), comma-separated for several rows (default 32,128 on GPU, 4 on CPU)"
+        "--pack",
+        type=pack_sizes,
+        default=None,
+        help="trials per pack for (c), comma-separated for several rows (default 32,128 on GPU, 4 on CPU)",
     )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 100, quick 5)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (default 3)")

@@ -28,9 +28,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
-    p.add_argument("--out", default="docs/reproduction.md", help="Markdown file to write (default docs/reproduction.md)")
+    p.add_argument(
+        "--out", default="docs/reproduction.md", help="Markdown file to write (default docs/reproduction.md)"
+    )
     args = p.parse_args(argv)
-    command = "python dashboards/reproduction.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python dashboards/reproduction.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     try:
         if not args.sweep_id and not args.parquet:
             raise ValueError("give a sweep id or --parquet FILE")

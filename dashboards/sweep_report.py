@@ -29,10 +29,17 @@ def main(argv=None) -> int:
     p.add_argument("sweep_id", nargs="?", help="sweep id (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", help="read the rows from this Parquet file instead")
     p.add_argument("--out", help="HTML file to write (default runs/sweep-report/<sweep>.html)")
-    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                   help="MLflow server for run links and attack grids (default $MLFLOW_TRACKING_URI; '' for none)")
-    p.add_argument("--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)")
-    p.add_argument("--optuna-url", default=os.environ.get("RADAE_OPTUNA_DASHBOARD"), help="optuna-dashboard URL to link")
+    p.add_argument(
+        "--mlflow-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow server for run links and attack grids (default $MLFLOW_TRACKING_URI; '' for none)",
+    )
+    p.add_argument(
+        "--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)"
+    )
+    p.add_argument(
+        "--optuna-url", default=os.environ.get("RADAE_OPTUNA_DASHBOARD"), help="optuna-dashboard URL to link"
+    )
     args = p.parse_args(argv)
     t0 = time.time()
     try:
@@ -40,7 +47,9 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sweep_id = args.sweep_id or (str(df["sweep_id"].iloc[0]) if "sweep_id" in df and len(df) else Path(args.parquet).stem)
+    sweep_id = args.sweep_id or (
+        str(df["sweep_id"].iloc[0]) if "sweep_id" in df and len(df) else Path(args.parquet).stem
+    )
     tracker = None
     if args.mlflow_uri:
         try:
@@ -48,13 +57,22 @@ def main(argv=None) -> int:
 
             tracker = Tracker(args.mlflow_uri, args.experiment)
         except Exception as exc:  # noqa: BLE001 - the page is still useful without runs
-            print(f"warning: MLflow at {args.mlflow_uri} not reachable ({exc}); no run links or grids from it", file=sys.stderr)
-    command = "python dashboards/sweep_report.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    page, counts = render_sweep(df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=args.optuna_url, command=command)
+            print(
+                f"warning: MLflow at {args.mlflow_uri} not reachable ({exc}); no run links or grids from it",
+                file=sys.stderr,
+            )
+    command = "python dashboards/sweep_report.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    page, counts = render_sweep(
+        df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=args.optuna_url, command=command
+    )
     out = Path(args.out or f"runs/sweep-report/{sweep_id}.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {len(df)} rows, {counts['links']} run links, {counts['grids']} grids) in {time.time() - t0:.1f} s")
+    print(
+        f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {len(df)} rows, {counts['links']} run links, {counts['grids']} grids) in {time.time() - t0:.1f} s"
+    )
     return 0
 
 

@@ -99,7 +99,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                 f"(a crafted or foreign pickle; it would call {blocked.group(1)}), which the loader "
                 "(torch.load(weights_only=True)) never builds"
             ) from err
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read ({str(err).splitlines()[-1]})") from err
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt and cannot be read ({str(err).splitlines()[-1]})"
+        ) from err
     except Exception as err:  # torch raises many types for truncated or garbage files
         raise CheckpointError(
             f"checkpoint {path} is truncated or corrupt and cannot be read ({type(err).__name__}: {err})"

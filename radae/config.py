@@ -49,10 +49,12 @@ PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
 class DataConfig:
     name: str = field(default="fashion-mnist", metadata=_help("dataset: mnist, fashion-mnist, svhn, celeba"))
     data_dir: str | None = field(
-        default=None, metadata=_help("folder holding the raw dataset files (else $RADAE_DATA_DIR, system copies, download)")
+        default=None,
+        metadata=_help("folder holding the raw dataset files (else $RADAE_DATA_DIR, system copies, download)"),
     )
     val_size: int = field(
-        default=10000, metadata=_help("images held out of the training split for validation (datasets without an official one)")
+        default=10000,
+        metadata=_help("images held out of the training split for validation (datasets without an official one)"),
     )
     train_limit: int | None = field(default=None, metadata=_help("use only the first N training images (quick runs)"))
     download: bool = field(default=True, metadata=_help("allow a torchvision download when no local copy is found"))
@@ -89,7 +91,8 @@ class PriorConfig:
     )
     scale: float = field(default=10.0, metadata=_help("onehot, roll: distance s of each mean from the origin"))
     min_distance: float = field(
-        default=6.0, metadata=_help("spread: smallest distance between means; sobol-doubling: its lower bound (in sigmas)")
+        default=6.0,
+        metadata=_help("spread: smallest distance between means; sobol-doubling: its lower bound (in sigmas)"),
     )
     seed: int = field(default=0, metadata=_help("spread: seed of the Sobol directions"))
 
@@ -113,7 +116,9 @@ class LossConfig:
     coupled_weights: bool = field(
         default=False, metadata=_help("eq. 10: draw the two prior batches coupled at alpha instead of independently")
     )
-    latent_noise: float = field(default=0.1, metadata=_help("std of the latent noise xi added before decoding in training"))
+    latent_noise: float = field(
+        default=0.1, metadata=_help("std of the latent noise xi added before decoding in training")
+    )
     adv_rec: bool = field(default=False, metadata=_help("also reconstruct x_adv towards x in L_REC"))
     ks_weighting: str = field(
         default="eq6",
@@ -143,7 +148,9 @@ class AdvConfig:
         _check(self.eps >= 0, "adv.eps", "must be >= 0", self.eps)
         _check(self.step_size >= 0, "adv.step_size", "must be >= 0", self.step_size)
         _check(self.pgd_steps >= 1, "adv.pgd_steps", "must be >= 1", self.pgd_steps)
-        _check(self.pgd_step_size is None or self.pgd_step_size > 0, "adv.pgd_step_size", "must be > 0", self.pgd_step_size)
+        _check(
+            self.pgd_step_size is None or self.pgd_step_size > 0, "adv.pgd_step_size", "must be > 0", self.pgd_step_size
+        )
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,9 @@ class TrainConfig:
     lr_decay: float = field(default=0.5, metadata=_help("factor applied to the lr when the validation loss stalls"))
     lr_patience: int = field(default=2, metadata=_help("epochs without validation improvement before the lr decays"))
     min_lr: float = field(default=1e-5, metadata=_help("the lr never decays below this"))
-    max_steps_per_epoch: int | None = field(default=None, metadata=_help("cap on training steps per epoch (quick runs)"))
+    max_steps_per_epoch: int | None = field(
+        default=None, metadata=_help("cap on training steps per epoch (quick runs)")
+    )
     seed: int = field(default=0, metadata=_help("seed of every random stream (data order, noise, attacks)"))
     device: str = field(default="auto", metadata=_help("cpu, cuda, cuda:N or auto (cuda when available)"))
     step_mode: str = field(default="auto", metadata=_help("training step: eager, graph (CUDA graph) or auto"))
@@ -186,7 +195,9 @@ class EvalConfig:
     attack_steps: int = field(default=100, metadata=_help("projected-gradient steps of each attack"))
     attack_step_frac: float | None = field(
         default=None,
-        metadata=_help("first attack step as a fraction of lambda, cosine-decayed (default: 1.0 latent, 2.0 max damage)"),
+        metadata=_help(
+            "first attack step as a fraction of lambda, cosine-decayed (default: 1.0 latent, 2.0 max damage)"
+        ),
     )
     attack_batch_size: int | None = field(
         default=None, metadata=_help("rows (lambda x trial x image) optimised at once; None = all in one batch")
@@ -216,7 +227,9 @@ class EvalConfig:
     )
     decode_noise_latent: float = field(
         default=0.0,
-        metadata=_help("latent attack: std of noise added to the code before every decode (authors' released code 0.4)"),
+        metadata=_help(
+            "latent attack: std of noise added to the code before every decode (authors' released code 0.4)"
+        ),
     )
     decode_noise_max_damage: float = field(
         default=0.0,
@@ -242,9 +255,13 @@ class EvalConfig:
             self.attack_batch_size,
         )
         _check(self.feature_epochs >= 1, "eval.feature_epochs", "must be >= 1", self.feature_epochs)
-        _check(self.classifier_epochs >= 0, "eval.classifier_epochs", "must be >= 0 (0 skips it)", self.classifier_epochs)
+        _check(
+            self.classifier_epochs >= 0, "eval.classifier_epochs", "must be >= 0 (0 skips it)", self.classifier_epochs
+        )
         _check(self.classifier_lr > 0, "eval.classifier_lr", "must be > 0", self.classifier_lr)
-        _check(self.classifier_batch_size >= 1, "eval.classifier_batch_size", "must be >= 1", self.classifier_batch_size)
+        _check(
+            self.classifier_batch_size >= 1, "eval.classifier_batch_size", "must be >= 1", self.classifier_batch_size
+        )
         _check(self.classifier_hidden >= 1, "eval.classifier_hidden", "must be >= 1", self.classifier_hidden)
         _check(self.grid_images >= 1, "eval.grid_images", "must be >= 1", self.grid_images)
         _check(self.trials >= 1, "eval.trials", "must be >= 1", self.trials)
@@ -260,9 +277,12 @@ class BaselineConfig:
     """Settings of the baseline models (docs/baselines.md); the robust autoencoder ignores them."""
 
     likelihood: str = field(
-        default="bernoulli", metadata=_help("baselines' decoder likelihood: bernoulli (BCE summed over pixels) or gaussian")
+        default="bernoulli",
+        metadata=_help("baselines' decoder likelihood: bernoulli (BCE summed over pixels) or gaussian"),
     )
-    likelihood_std: float = field(default=0.1, metadata=_help("gaussian likelihood: fixed pixel std (NLL = SSE / 2 std^2 + const)"))
+    likelihood_std: float = field(
+        default=0.1, metadata=_help("gaussian likelihood: fixed pixel std (NLL = SSE / 2 std^2 + const)")
+    )
     beta: float = field(default=4.0, metadata=_help("beta-vae: weight of the KL term"))
     tc_alpha: float = field(default=1.0, metadata=_help("beta-tcvae: weight of the index-code mutual information"))
     tc_beta: float = field(default=6.0, metadata=_help("beta-tcvae: weight of the total correlation"))
@@ -270,13 +290,20 @@ class BaselineConfig:
     dataset_size: int | None = field(
         default=None, metadata=_help("beta-tcvae: N of the stratified-sampling weights (default: training split size)")
     )
-    lip_encoder: float = field(default=5.0, metadata=_help("lipschitz-vae: Lipschitz constant of the encoder (mean and std)"))
+    lip_encoder: float = field(
+        default=5.0, metadata=_help("lipschitz-vae: Lipschitz constant of the encoder (mean and std)")
+    )
     lip_decoder: float = field(default=40.0, metadata=_help("lipschitz-vae: Lipschitz constant of the decoder logits"))
-    bjorck_iters: int = field(default=10, metadata=_help("lipschitz-vae: Bjorck orthonormalisation iterations per forward"))
+    bjorck_iters: int = field(
+        default=10, metadata=_help("lipschitz-vae: Bjorck orthonormalisation iterations per forward")
+    )
     min_std: float = field(default=0.01, metadata=_help("lipschitz-vae: lower bound of the encoder std"))
-    se_weight: float = field(default=1.0, metadata=_help("se: weight of the Sinkhorn term between clean and perturbed codes"))
+    se_weight: float = field(
+        default=1.0, metadata=_help("se: weight of the Sinkhorn term between clean and perturbed codes")
+    )
     se_perturbation: str = field(
-        default="adversarial", metadata=_help("se: perturbed input, adversarial (radae.perturb with adv.*) or random (U[-eps, eps])")
+        default="adversarial",
+        metadata=_help("se: perturbed input, adversarial (radae.perturb with adv.*) or random (U[-eps, eps])"),
     )
     se_samples: int = field(default=8, metadata=_help("se: posterior samples per input in the Sinkhorn term"))
     sinkhorn_eps: float = field(default=0.1, metadata=_help("se: entropic regularisation of the Sinkhorn distance"))
@@ -289,7 +316,12 @@ class BaselineConfig:
             _check(getattr(self, name) > 0, f"baseline.{name}", "must be > 0", getattr(self, name))
         for name in ("beta", "tc_alpha", "tc_beta", "tc_gamma", "se_weight", "avae_weight"):
             _check(getattr(self, name) >= 0, f"baseline.{name}", "must be >= 0", getattr(self, name))
-        _check(self.dataset_size is None or self.dataset_size >= 2, "baseline.dataset_size", "must be >= 2", self.dataset_size)
+        _check(
+            self.dataset_size is None or self.dataset_size >= 2,
+            "baseline.dataset_size",
+            "must be >= 2",
+            self.dataset_size,
+        )
         for name in ("bjorck_iters", "se_samples", "sinkhorn_iters"):
             _check(getattr(self, name) >= 1, f"baseline.{name}", "must be >= 1", getattr(self, name))
         _check(
@@ -313,7 +345,9 @@ class RunConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
-        _check(self.data.name in PAPER_DEFAULTS, "data.name", f"must be one of {', '.join(PAPER_DEFAULTS)}", self.data.name)
+        _check(
+            self.data.name in PAPER_DEFAULTS, "data.name", f"must be one of {', '.join(PAPER_DEFAULTS)}", self.data.name
+        )
         # Fill the fields left at None with the dataset's paper settings, so a constructed
         # RunConfig is always fully resolved.
         for key, value in PAPER_DEFAULTS[self.data.name].items():
@@ -325,7 +359,12 @@ class RunConfig:
             object.__setattr__(self, "train", dataclasses.replace(self.train, out_dir=out))
         k, d = self.prior.num_modes, self.model.latent_dim
         if self.prior.placement == "onehot":
-            _check(k <= d, "prior.num_modes", f"onehot placement needs K <= latent_dim ({d}); use prior.placement=spread", k)
+            _check(
+                k <= d,
+                "prior.num_modes",
+                f"onehot placement needs K <= latent_dim ({d}); use prior.placement=spread",
+                k,
+            )
 
     @property
     def placement(self) -> str:

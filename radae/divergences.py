@@ -83,7 +83,9 @@ def tc_decomposition(
     Their sum is the sample estimate of the averaged KL(q(z|x) || p(z)). Returns three scalars.
     """
     if z.shape != mu.shape or z.shape != logvar.shape or z.dim() != 2:
-        raise ValueError(f"z, mu and logvar must share one (M, D) shape, got {tuple(z.shape)}, {tuple(mu.shape)}, {tuple(logvar.shape)}")
+        raise ValueError(
+            f"z, mu and logvar must share one (M, D) shape, got {tuple(z.shape)}, {tuple(mu.shape)}, {tuple(logvar.shape)}"
+        )
     batch = z.shape[0]
     # pair[i, j, d] = log q(z_id | x_j)
     pair = gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))

@@ -93,9 +93,7 @@ def classifier_space(data, cfg: EvalConfig, log: Callable[[str], None] = print) 
     )
 
 
-def pick_images(
-    labels: torch.Tensor, n: int, seed: int, by_class: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pick_images(labels: torch.Tensor, n: int, seed: int, by_class: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random test indices and, per index, a random target of another class; any other image
     when ``by_class`` is False (CelebA: "random other image", method.md) or every label is the same."""
     gen = torch.Generator().manual_seed(seed)

@@ -180,6 +180,8 @@ def separate_weighting(weights: LossWeights) -> tuple[float, tuple[float, float]
     so ``loss.ks_mult`` scales both terms and the logged ``ks`` part stays one number.
     """
     if not (math.isfinite(weights.stacked_floor) and math.isfinite(weights.two_point_floor)):
-        raise ValueError("separate KS weighting needs the floors of both adversarial KS terms (loss_weights(adversarial=True))")
+        raise ValueError(
+            "separate KS weighting needs the floors of both adversarial KS terms (loss_weights(adversarial=True))"
+        )
     w1, w2 = 1.0 / weights.stacked_floor, 1.0 / weights.two_point_floor
     return w1 + w2, (w1 / (w1 + w2), w2 / (w1 + w2))

@@ -42,7 +42,9 @@ def onehot_means(num_modes: int, latent_dim: int, scale: float, **_: object) -> 
 
 
 @PLACEMENTS.register("spread")
-def spread_means(num_modes: int, latent_dim: int, sigma: float, min_distance: float, seed: int, **_: object) -> torch.Tensor:
+def spread_means(
+    num_modes: int, latent_dim: int, sigma: float, min_distance: float, seed: int, **_: object
+) -> torch.Tensor:
     """K Sobol directions on the unit sphere, scaled to a minimum pairwise distance of min_distance * sigma."""
     engine = torch.quasirandom.SobolEngine(latent_dim, scramble=True, seed=seed)
     u = engine.draw(num_modes, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
@@ -60,7 +62,9 @@ def spread_means(num_modes: int, latent_dim: int, sigma: float, min_distance: fl
 
 
 @PLACEMENTS.register("sobol-doubling")
-def sobol_doubling_means(num_modes: int, latent_dim: int, sigma: float, min_distance: float, **_: object) -> torch.Tensor:
+def sobol_doubling_means(
+    num_modes: int, latent_dim: int, sigma: float, min_distance: float, **_: object
+) -> torch.Tensor:
     """Unscrambled Sobol normal directions, doubled until the smallest pairwise distance >= min_distance * sigma."""
     engine = torch.quasirandom.SobolEngine(latent_dim, scramble=False)
     engine.fast_forward(2)  # points 0 (all 0) and 1 (all 1/2) map to -inf and to the origin
@@ -89,7 +93,9 @@ def roll_means(num_modes: int, latent_dim: int, scale: float, **_: object) -> to
 @PLACEMENTS.register("auto")
 def auto_means(num_modes: int, latent_dim: int, **kwargs: object) -> torch.Tensor:
     """onehot when K <= D, else spread."""
-    return PLACEMENTS.get(resolve_placement("auto", num_modes, latent_dim))(num_modes=num_modes, latent_dim=latent_dim, **kwargs)
+    return PLACEMENTS.get(resolve_placement("auto", num_modes, latent_dim))(
+        num_modes=num_modes, latent_dim=latent_dim, **kwargs
+    )
 
 
 def resolve_placement(placement: str, num_modes: int, latent_dim: int) -> str:
@@ -109,7 +115,9 @@ class GMMPrior:
     ``sigma`` as a tensor (one per member; a tensor is not range-checked).
     """
 
-    def __init__(self, means: torch.Tensor, sigma: float | torch.Tensor = 1.0, weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, means: torch.Tensor, sigma: float | torch.Tensor = 1.0, weights: torch.Tensor | None = None
+    ) -> None:
         if means.ndim != 2:
             raise ValueError(f"means must be (K, D), got shape {tuple(means.shape)}")
         if weights is not None and tuple(weights.shape) != (means.shape[0],):
@@ -140,7 +148,12 @@ class GMMPrior:
             means = torch.zeros(1, latent_dim, dtype=torch.float64)
         else:
             means = PLACEMENTS.get(placement)(
-                num_modes=num_modes, latent_dim=latent_dim, scale=scale, sigma=sigma, min_distance=min_distance, seed=seed
+                num_modes=num_modes,
+                latent_dim=latent_dim,
+                scale=scale,
+                sigma=sigma,
+                min_distance=min_distance,
+                seed=seed,
             )
         return cls(means.to(dtype=dtype, device=device), sigma)
 

@@ -1,12 +1,12 @@
 """A tiny name -> factory registry, so models, networks, attacks and datasets are built by name.
 
-    NETWORKS = Registry("network")
+NETWORKS = Registry("network")
 
-    @NETWORKS.register("mlp")
-    class MLPNetworks: ...
+@NETWORKS.register("mlp")
+class MLPNetworks: ...
 
-    NETWORKS.create("mlp", latent_dim=10)   # builds it
-    NETWORKS.get("nope")                    # KeyError: unknown network 'nope'; known: mlp, conv
+NETWORKS.create("mlp", latent_dim=10)   # builds it
+NETWORKS.get("nope")                    # KeyError: unknown network 'nope'; known: mlp, conv
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ def _own_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", help="subset of the grid's models (default: all)")
     p.add_argument("--out", default="runs/baselines", help="local folder: training runs and results/ Parquet rows")
     p.add_argument("--s3", action="store_true", help="write rows to S3 (StorageSettings.from_env) instead of --out")
-    p.add_argument("--ray", action="store_true", help="run the grid on Ray via radae.sweep.cli (every other option goes there)")
+    p.add_argument(
+        "--ray", action="store_true", help="run the grid on Ray via radae.sweep.cli (every other option goes there)"
+    )
     return p
 
 
@@ -63,8 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     here: baselines[-smoke]-<UTC time>)."""
     from radae.sweep.cli import add_options
 
-    p = argparse.ArgumentParser(prog="sweeps/baselines.py", description=__doc__, parents=[_own_parser()],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="sweeps/baselines.py",
+        description=__doc__,
+        parents=[_own_parser()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_options(p, SHARED)
     return p
 
@@ -76,9 +82,14 @@ def run_model(cfg, data, objective, progress: bool = True, data_seconds: float =
     from radae.train import train
     from radae.trainer import resolve_device
 
-    (outcome,) = train_and_evaluate([cfg], data, objective, device=resolve_device(cfg.train.device),
-                                    startup=Startup(data_seconds=data_seconds),
-                                    train=lambda: [train(cfg, data=data, progress=progress)])
+    (outcome,) = train_and_evaluate(
+        [cfg],
+        data,
+        objective,
+        device=resolve_device(cfg.train.device),
+        startup=Startup(data_seconds=data_seconds),
+        train=lambda: [train(cfg, data=data, progress=progress)],
+    )
     return outcome.final
 
 
@@ -170,7 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = [m for m in models if not args.models or m in args.models]
         storage = StorageSettings.from_env() if args.s3 else None
         # Before any training: the id is part of every row's key, and the bucket must answer.
-        sweep_id = shared["sweep_id"] or f"{defn.name}{'-smoke' if smoke else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        sweep_id = (
+            shared["sweep_id"]
+            or f"{defn.name}{'-smoke' if smoke else ''}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        )
         results.check_id("sweep id", sweep_id)
         problem = check_storage(storage) if storage else None
         if problem:
@@ -182,19 +196,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    print(f"sweep {sweep_id}: {', '.join(models)} on {base.data.name} ({data}), {base.train.epochs} epoch(s) each", flush=True)
+    print(
+        f"sweep {sweep_id}: {', '.join(models)} on {base.data.name} ({data}), {base.train.epochs} epoch(s) each",
+        flush=True,
+    )
     rows = []
     for name in models:
         cfg = defn.space.to_config(base, {"model.name": name})
         cfg = _with_out_dir(cfg, out / sweep_id / name)
-        member = Member(name, cfg, {"model.name": name}, {**seed_columns({"model.name": name}, cfg.train.seed), **fid_columns(None)})
+        member = Member(
+            name, cfg, {"model.name": name}, {**seed_columns({"model.name": name}, cfg.train.seed), **fid_columns(None)}
+        )
         started, error = time.time(), None
         try:
             final = run_model(cfg, data, defn.objective, data_seconds=data_seconds)
         except Exception as exc:  # one failing model must not hide the others' rows
             traceback.print_exc()
             final, error = {}, f"{type(exc).__name__}: {exc}"
-        row = trial_row(sweep_id=sweep_id, member=member, final=final, started=started, executor="sequential", error=error)
+        row = trial_row(
+            sweep_id=sweep_id, member=member, final=final, started=started, executor="sequential", error=error
+        )
         where = results.write_row(storage, row) if storage else write_local(out, row)
         print(f"{name}: {row['status']} in {row['wall_seconds']:.0f}s; row {where}", flush=True)
         rows.append(row)

@@ -11,12 +11,25 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
+OFFLINE = [
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
 
 
 def _run(args: list[str], url: str, offline: bool, budget_ms: int, timeout: float) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-           f"--virtual-time-budget={budget_ms}", *(OFFLINE if offline else []), *args, url]
+    cmd = [
+        CHROMIUM,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--virtual-time-budget={budget_ms}",
+        *(OFFLINE if offline else []),
+        *args,
+        url,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -27,7 +40,9 @@ def dump_dom(url: str, *, offline: bool = False, budget_ms: int = 15000, timeout
     return proc.stdout
 
 
-def screenshot(url: str, path: Path, *, size=(1400, 2400), offline: bool = False, budget_ms: int = 15000, timeout: float = 120) -> Path:
+def screenshot(
+    url: str, path: Path, *, size=(1400, 2400), offline: bool = False, budget_ms: int = 15000, timeout: float = 120
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     proc = _run([f"--window-size={size[0]},{size[1]}", f"--screenshot={path}"], url, offline, budget_ms, timeout)
     assert proc.returncode == 0 and path.exists(), proc.stderr[-2000:]

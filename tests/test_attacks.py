@@ -203,7 +203,9 @@ def test_lbfgsb_rows_are_feasible_and_ordered_like_the_batched_attack(tiny_ae, m
     x, xt = mnist.test.get(torch.arange(2)), mnist.test.get(torch.arange(2, 4))
     attack = ATTACK_IMPLS.create("lbfgsb-authors", name=name, maxfun=60)
     res = attack.run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
-    batched = ATTACKS.create(name, steps=2).run(tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0))
+    batched = ATTACKS.create(name, steps=2).run(
+        tiny_ae, x, LEVELS, 2, targets=xt, generator=torch.Generator().manual_seed(0)
+    )
     for key in ("level", "level_index", "trial_index", "image_index"):
         assert torch.equal(getattr(res, key), getattr(batched, key)), key
     delta = res.x_adv - x[res.image_index]

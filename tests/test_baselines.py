@@ -247,7 +247,13 @@ def test_sweep_table_lays_out_models_by_levels():
     metrics = {f"metric.{LATENT_KEY.format(level=t)}": 0.1 * t for t in (1, 3, 5)}
     metrics |= {f"metric.{MAXDAMAGE_KEY.format(level=t)}": 1 - 0.1 * t for t in (1, 3, 5)}
     rows = [
-        {"trial_id": "vae", "status": "completed", "config.data.name": "mnist", **metrics, "metric.fid_classifier_mean": 12.5},
+        {
+            "trial_id": "vae",
+            "status": "completed",
+            "config.data.name": "mnist",
+            **metrics,
+            "metric.fid_classifier_mean": 12.5,
+        },
         {"trial_id": "se", "status": "error", "error": "RuntimeError: boom"},
     ]
     lines = format_table(rows, (1.0, 3.0, 5.0)).splitlines()
@@ -266,7 +272,7 @@ def test_baselines_sweep_smoke_mode(tmp_path, mnist):
     cmd = [sys.executable, str(SWEEP_SCRIPT), "--smoke-test", "--out", str(tmp_path), "--sweep-id", "smoke"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    table = done.stdout[done.stdout.index("model "):]
+    table = done.stdout[done.stdout.index("model ") :]
     assert all(name in table for name in ["rae", *BASELINES]) and "(paper)" in table
     files = sorted((tmp_path / "results" / "sweep=smoke").glob("trial=*.parquet"))
     assert [f.stem for f in files] == [f"trial={m}" for m in sorted(["rae", *BASELINES])]
@@ -289,7 +295,8 @@ def test_evaluation_round_trip(name, mnist, tmp_path):
     cfg = _cfg(name)
     torch.manual_seed(0)
     path = save_checkpoint(
-        tmp_path / "c.pt", {"config": cfg.to_dict(), "image_shape": SHAPE, "model": create_model(cfg, SHAPE).state_dict()}
+        tmp_path / "c.pt",
+        {"config": cfg.to_dict(), "image_shape": SHAPE, "model": create_model(cfg, SHAPE).state_dict()},
     )
     _, model = load_model(path)
     tiny = EvalConfig(images=2, trials=1, attack_steps=3, fid=False, classifier_epochs=0)

@@ -28,7 +28,13 @@ def test_quick_benchmark_runs_and_its_output_parses(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
-    for key in ("plain_steps_per_s", "radae_steps_per_s", "packed_model_steps_per_s", "pgd_over_fgsm_cost", "peak_memory_mb"):
+    for key in (
+        "plain_steps_per_s",
+        "radae_steps_per_s",
+        "packed_model_steps_per_s",
+        "pgd_over_fgsm_cost",
+        "peak_memory_mb",
+    ):
         assert math.isfinite(r[key]) and r[key] > 0, key
     assert r["ratio_radae_over_plain"] == pytest.approx(r["radae_steps_per_s"] / r["plain_steps_per_s"])
     assert r["ratio_packed_over_plain"] == pytest.approx(r["packed_model_steps_per_s"] / r["plain_steps_per_s"])

@@ -109,7 +109,10 @@ def test_dataset_defaults_follow_the_dataset() -> None:
         (["--loss.adv_rec", "maybe"], "loss.adv_rec expects bool"),
         # registry names (radae.names), refused on the command line before any run starts
         (["--adv.method", "pgdd"], "adv.method 'pgdd' is unknown; known: fgsm, none, pgd"),
-        (["--prior.placement", "bogus"], "prior.placement 'bogus' is unknown; known: auto, onehot, roll, sobol-doubling, spread"),
+        (
+            ["--prior.placement", "bogus"],
+            "prior.placement 'bogus' is unknown; known: auto, onehot, roll, sobol-doubling, spread",
+        ),
         (["--loss.ks_weighting", "both"], "loss.ks_weighting 'both' is unknown; known: eq6, separate"),
         (["--eval.attack_impl", "lbfgs"], "eval.attack_impl 'lbfgs' is unknown; known: batched, lbfgsb-authors"),
         (["--data.resize", "nearest"], "data.resize 'nearest' is unknown; known: bilinear, pad"),

@@ -85,13 +85,19 @@ def test_raycluster_matches_the_ray_version_and_the_services():
         assert env["RADAE_S3_ENDPOINT"] == "http://minio:9000" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
         assert "AWS_SECRET_ACCESS_KEY" in env and env["AWS_SECRET_ACCESS_KEY"] is None  # from the Secret, never inline
     workers = rc["spec"]["workerGroupSpecs"]
-    assert any(c["resources"]["limits"].get("nvidia.com/gpu") == "1" for g in workers for c in g["template"]["spec"]["containers"])
+    assert any(
+        c["resources"]["limits"].get("nvidia.com/gpu") == "1"
+        for g in workers
+        for c in g["template"]["spec"]["containers"]
+    )
     docs = [d for p in MANIFESTS for d in load_all(p)]
     services = {d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]} for d in docs if d["kind"] == "Service"}
     assert 9000 in services["minio"] and 5000 in services["mlflow"]
     (mlflow,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow"]
     args = _containers(mlflow)[0]["args"]
-    assert args[args.index("--port") + 1] == "5000" and args[args.index("--artifacts-destination") + 1].startswith("s3://radae/")
+    assert args[args.index("--port") + 1] == "5000" and args[args.index("--artifacts-destination") + 1].startswith(
+        "s3://radae/"
+    )
 
 
 def test_stack_scripts_never_stop_every_ray_cluster():
@@ -123,10 +129,12 @@ def test_stop_reaches_descendants_in_other_process_groups(tmp_path):
 
     from cluster import stack
 
-    code = ("import subprocess, sys, time\n"
-            "c = subprocess.Popen(['sleep', '120'], start_new_session=True)\n"
-            "print(c.pid, flush=True)\n"
-            "time.sleep(120)\n")
+    code = (
+        "import subprocess, sys, time\n"
+        "c = subprocess.Popen(['sleep', '120'], start_new_session=True)\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
     log = tmp_path / "svc.log"
     proc = stack._spawn([sys.executable, "-c", code], dict(os.environ), log)
     deadline = time.time() + 30

@@ -79,7 +79,13 @@ def test_invalid_values_name_the_field(overrides, field):
 def test_overrides_coerce_cli_strings():
     cfg = apply_overrides(
         RunConfig(),
-        {"loss.alpha": "0.5", "train.epochs": "3", "loss.adv_rec": "true", "data.train_limit": "none", "eval.levels": "1,2"},
+        {
+            "loss.alpha": "0.5",
+            "train.epochs": "3",
+            "loss.adv_rec": "true",
+            "data.train_limit": "none",
+            "eval.levels": "1,2",
+        },
     )
     assert cfg.loss.alpha == 0.5 and cfg.train.epochs == 3 and cfg.loss.adv_rec is True
     assert cfg.data.train_limit is None and cfg.eval.levels == (1.0, 2.0)
@@ -149,6 +155,8 @@ def test_registry_names_are_checked_in_one_place_and_every_dataset_has_paper_set
 
     odd = apply_overrides(RunConfig(), {"prior.placement": "bogus", "loss.ks_weighting": "x", "eval.attack_impl": "y"})
     assert odd.prior.placement == "bogus"
-    with pytest.raises(ConfigError, match=r"^prior.placement 'bogus' is unknown; known: auto, onehot, roll, sobol-doubling, spread$"):
+    with pytest.raises(
+        ConfigError, match=r"^prior.placement 'bogus' is unknown; known: auto, onehot, roll, sobol-doubling, spread$"
+    ):
         check_names(odd)
     assert set(PAPER_DEFAULTS) == set(DATASETS.names())

@@ -18,7 +18,9 @@ from radae.data.resize import RESIZERS, bilinear, bilinear_float, linear_weights
 from radae.names import check_names
 
 # $RADAE_MNIST_DIR: where a checkout without ../shared keeps MNIST (benchmarks/gpu_check.sh sets it on the GPU machine).
-SHARED_MNIST = Path(os.environ.get("RADAE_MNIST_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+SHARED_MNIST = Path(
+    os.environ.get("RADAE_MNIST_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+)
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 

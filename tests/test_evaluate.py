@@ -129,7 +129,14 @@ def test_cli_runs_the_authors_lbfgsb_attack_and_records_it(trained, tmp_path):
     """--eval.attack_impl lbfgsb-authors with latent noise left on: same metric names, the settings say which attack."""
     _, _, ckpt = trained
     argv = [str(ckpt), "--images", "2", "--trials", "1", "--levels", "1", "3", "--eval.attack_impl", "lbfgsb-authors"]
-    argv += ["--eval.lbfgsb_maxfun", "40", "--eval.decode_noise_latent", "0.4", "--eval.decode_noise_max_damage", "0.004"]
+    argv += [
+        "--eval.lbfgsb_maxfun",
+        "40",
+        "--eval.decode_noise_latent",
+        "0.4",
+        "--eval.decode_noise_max_damage",
+        "0.004",
+    ]
     argv += ["--no-fid", "--eval.classifier_epochs", "0", "--data-dir", MNIST_DIR, "--quiet"]
     assert main(argv + ["--out", str(tmp_path / "lb")]) == 0
     assert main([str(ckpt), "--images", "2", "--trials", "1", "--levels", "1", "3", "--eval.attack_steps", "5", "--no-fid"]

@@ -43,11 +43,23 @@ def build(cfg: RunConfig, dtype=torch.float64):
 
 MEMBERS = [  # differ in alpha, K (padded to 10), eps, latent noise, lr and seed
     {"loss.alpha": 0.95, "prior.num_modes": 10, "train.seed": 0, "train.out_dir": "m0"},
-    {"loss.alpha": 0.5, "prior.num_modes": 4, "adv.eps": 0.2, "train.seed": 1, "train.lr": 0.001, "train.out_dir": "m1"},
+    {
+        "loss.alpha": 0.5,
+        "prior.num_modes": 4,
+        "adv.eps": 0.2,
+        "train.seed": 1,
+        "train.lr": 0.001,
+        "train.out_dir": "m1",
+    },
     {"loss.alpha": 0.9, "prior.num_modes": 1, "loss.latent_noise": 0.0, "train.seed": 2, "train.out_dir": "m2"},
 ]
 # Packs also mix the eq. 10 KS weighting and the mode placement (per-member tensors, not structure).
-WEIGHTING_MEMBER = {"loss.ks_weighting": "separate", "prior.placement": "sobol-doubling", "train.seed": 3, "train.out_dir": "m3"}
+WEIGHTING_MEMBER = {
+    "loss.ks_weighting": "separate",
+    "prior.placement": "sobol-doubling",
+    "train.seed": 3,
+    "train.out_dir": "m3",
+}
 
 
 @pytest.mark.parametrize(
@@ -67,7 +79,9 @@ def test_member_loss_equals_model_loss(over):
     x = torch.rand(16, *SHAPE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     expected = model.loss(x, torch.Generator().manual_seed(7))
     st = structure_of(cfg)
-    noise = draw_noise(torch.Generator().manual_seed(7), x.shape, 10, st.adversarial, st.adv_rec, model.latent_noise, "cpu", x.dtype)
+    noise = draw_noise(
+        torch.Generator().manual_seed(7), x.shape, 10, st.adversarial, st.adv_rec, model.latent_noise, "cpu", x.dtype
+    )
     params = dict(model.named_parameters())
     total, parts = member_loss(model, st, params, hyper_of(model, model.prior_means.shape[0]), x, noise)
     assert total.item() == pytest.approx(expected.total.item(), rel=1e-12)
@@ -99,13 +113,19 @@ def test_packed_steps_equal_each_member_alone():
 
 def test_stacked_adam_is_torch_adam_and_its_state_resumes():
     gen = torch.Generator().manual_seed(0)
-    params = {"w": torch.randn(2, 5, 3, generator=gen, dtype=torch.float64), "b": torch.randn(2, 3, generator=gen, dtype=torch.float64)}
+    params = {
+        "w": torch.randn(2, 5, 3, generator=gen, dtype=torch.float64),
+        "b": torch.randn(2, 3, generator=gen, dtype=torch.float64),
+    }
     lrs = [0.01, 0.003]
     singles = [[params["w"][m].clone().requires_grad_(), params["b"][m].clone().requires_grad_()] for m in range(2)]
     opts = [torch.optim.Adam(s, lr=lr) for s, lr in zip(singles, lrs, strict=True)]
     adam = StackedAdam.create(params, torch.tensor(lrs, dtype=torch.float64))
     for _ in range(6):
-        grads = {"w": torch.randn(2, 5, 3, generator=gen, dtype=torch.float64), "b": torch.randn(2, 3, generator=gen, dtype=torch.float64)}
+        grads = {
+            "w": torch.randn(2, 5, 3, generator=gen, dtype=torch.float64),
+            "b": torch.randn(2, 3, generator=gen, dtype=torch.float64),
+        }
         adam.update(params, grads)
         for m in range(2):
             singles[m][0].grad, singles[m][1].grad = grads["w"][m].clone(), grads["b"][m].clone()
@@ -131,7 +151,9 @@ def test_pack_rules_name_the_field():
     with pytest.raises(ConfigError, match="train.out_dir"):
         check_packable([a, cfg_of(**{"train.out_dir": "a", "loss.alpha": 0.5})])
     with pytest.raises(ConfigError, match="adv.pgd_steps"):
-        check_packable([cfg_of(**{"adv.method": "pgd", "train.out_dir": "p"}), cfg_of(**{"adv.method": "pgd", "adv.pgd_steps": 2})])
+        check_packable(
+            [cfg_of(**{"adv.method": "pgd", "train.out_dir": "p"}), cfg_of(**{"adv.method": "pgd", "adv.pgd_steps": 2})]
+        )
     with pytest.raises(ConfigError, match="^prior.placement 'bogus' is unknown; known: "):  # members may differ there
         check_packable([a, cfg_of(**{"train.out_dir": "c", "prior.placement": "bogus"})])
     with pytest.raises(ConfigError, match="pack.size"):
@@ -166,18 +188,28 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
 
     A member with lr = 1e30 overflows to a non-finite loss on its second step; the other members are unaffected.
     """
-    run = {"data.data_dir": str(MNIST), "data.train_limit": 400, "data.val_size": 200, "train.epochs": 2, "train.max_steps_per_epoch": 2}
+    run = {
+        "data.data_dir": str(MNIST),
+        "data.train_limit": 400,
+        "data.val_size": 200,
+        "train.epochs": 2,
+        "train.max_steps_per_epoch": 2,
+    }
     members = [{**m, "train.out_dir": str(tmp_path / m["train.out_dir"])} for m in MEMBERS[:2]]
     members.append({"train.lr": 1e30, "train.seed": 3, "train.out_dir": str(tmp_path / "bad")})
     cfgs = [cfg_of(**run, **m) for m in members]
     seen: list[tuple[int, int]] = []
-    results = train_packed(cfgs, data=mnist_small, on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])), progress=False)
+    results = train_packed(
+        cfgs, data=mnist_small, on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])), progress=False
+    )
     assert sorted(seen) == [(0, 1), (0, 2), (1, 1), (1, 2)]
     assert results[2].summary["status"] == "diverged" and "non-finite" in results[2].summary["error"]
     assert not results[2].checkpoint.exists()
     for m in range(2):
         assert results[m].summary["status"] == "ok"
-        alone = train(apply_overrides(cfgs[m], {"train.out_dir": str(tmp_path / f"alone{m}")}), data=mnist_small, progress=False)
+        alone = train(
+            apply_overrides(cfgs[m], {"train.out_dir": str(tmp_path / f"alone{m}")}), data=mnist_small, progress=False
+        )
         # Epoch 1 (2 steps) agrees to float32 reassociation; later the FGSM sign() and Adam's
         # normalised first steps amplify last-bit differences (measured: a 1e-7 relative change
         # of the weights moves the eager loss by 3e-4 within 6 steps), hence 5e-2 for epoch 2 and
@@ -196,7 +228,13 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
     # the pack resumes from its members' checkpoints (one more epoch) ...
     longer = [apply_overrides(c, {"train.epochs": 3}) for c in cfgs[:2]]
     seen.clear()
-    again = train_packed(longer, resume=True, data=mnist_small, on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])), progress=False)
+    again = train_packed(
+        longer,
+        resume=True,
+        data=mnist_small,
+        on_epoch=lambda m, metrics, path: seen.append((m, metrics["epoch"])),
+        progress=False,
+    )
     assert sorted(seen) == [(0, 3), (1, 3)]
     for m in range(2):
         assert again[m].history[:2] == results[m].history and again[m].history[2]["epoch"] == 3
@@ -230,7 +268,13 @@ def test_train_packed_writes_every_file_atomically(mnist_small, tmp_path, monkey
     monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(io, "open", spy_open)  # pathlib's Path.write_text opens through io.open
     monkeypatch.setattr(os, "replace", spy_replace)
-    run = {"data.data_dir": str(MNIST), "data.train_limit": 400, "data.val_size": 200, "train.epochs": 1, "train.max_steps_per_epoch": 2}
+    run = {
+        "data.data_dir": str(MNIST),
+        "data.train_limit": 400,
+        "data.val_size": 200,
+        "train.epochs": 1,
+        "train.max_steps_per_epoch": 2,
+    }
     cfgs = [cfg_of(**run, **{**m, "train.out_dir": str(tmp_path / m["train.out_dir"])}) for m in MEMBERS[:2]]
     train_packed(cfgs, data=mnist_small, progress=False)
     train_packed([apply_overrides(c, {"train.epochs": 2}) for c in cfgs], resume=True, data=mnist_small, progress=False)

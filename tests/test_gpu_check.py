@@ -30,7 +30,12 @@ def blocked_env(**extra: str) -> dict[str, str]:
 def fake_mnist(folder: Path) -> Path:
     """The four MNIST file names (the dry run checks presence only; no stage reads them)."""
     folder.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (folder / f"{name}.gz").write_bytes(b"")
     return folder
 
@@ -43,13 +48,21 @@ def test_gpu_check_modules_import_with_the_gpu_machines_missing_packages_blocked
     result = json.loads(proc.stdout)
     assert proc.returncode == 0 and result["ok"], result["failures"] or result
     assert result["blocked"] == list(MISSING_ON_GPU) and not result["blocker_leaks"]
-    assert {"radae.train", "radae.fid", "radae.sweep.definition", "benchmarks/packed_grid.py", "tests/test_fast.py"} <= set(result["checked"])
+    assert {
+        "radae.train",
+        "radae.fid",
+        "radae.sweep.definition",
+        "benchmarks/packed_grid.py",
+        "tests/test_fast.py",
+    } <= set(result["checked"])
 
 
 def test_the_blocker_blocks_what_it_names():
     """The check above can fail: under the blocker the sweep's Ray searcher does not import."""
     code = "import radae.sweep.searcher"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=blocked_env())
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=blocked_env()
+    )
     assert proc.returncode != 0 and "ray is blocked" in proc.stderr, proc.stderr[-1000:]
 
 
@@ -86,8 +99,14 @@ def test_summary_marks_a_failed_stage_and_exits_1(tmp_path):
     (work / "stages").mkdir(parents=True)
     out.mkdir()
     for name, status, rc in (("imports", "ok", 0), ("bench", "timeout", 124)):
-        (work / "stages" / f"{name}.json").write_text(json.dumps({"name": name, "rc": rc, "wall_s": 1.5, "timeout_s": 9, "status": status}))
-    (out / "bench.json").write_text(json.dumps({"ratio_radae_over_plain": 9.0, "ratio_packed_over_plain": 20.0, "eval_protocol_s": 30.0, "fid_s": None}))
+        (work / "stages" / f"{name}.json").write_text(
+            json.dumps({"name": name, "rc": rc, "wall_s": 1.5, "timeout_s": 9, "status": status})
+        )
+    (out / "bench.json").write_text(
+        json.dumps(
+            {"ratio_radae_over_plain": 9.0, "ratio_packed_over_plain": 20.0, "eval_protocol_s": 30.0, "fid_s": None}
+        )
+    )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu_check_summary.py"), "--mode", "cpu", "--work", str(work),
          "--out", str(out), "--data-dir", "d", "--budget", "60"],
@@ -148,7 +167,12 @@ def test_packed_grid_trains_a_definitions_grid_in_packs(tmp_path):
     r = json.loads(out.read_text())
     assert r["configurations"] == 4 and [p["size"] for p in r["packs"]] == [3, 1]
     assert all(p["status"] == "ok" and p["wall_s"] > 0 for p in r["packs"]) and r["grid_wall_s"] > 0
-    assert [(m["loss.alpha"], m["prior.num_modes"]) for m in r["members"]] == [(0.5, 1), (0.5, 15), (0.95, 1), (0.95, 15)]
+    assert [(m["loss.alpha"], m["prior.num_modes"]) for m in r["members"]] == [
+        (0.5, 1),
+        (0.5, 15),
+        (0.95, 1),
+        (0.95, 15),
+    ]
     assert r["members_ok"] == 4 and all(m["epochs"] == 1 and m["best_val"] > 0 for m in r["members"])
     assert r["model_steps"] == 4 * 2 and r["steps_per_epoch"] == 2
     for i in range(4):

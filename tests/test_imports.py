@@ -9,9 +9,7 @@ import pytest
 
 import radae
 
-CORE = sorted(
-    m.name for m in pkgutil.walk_packages(radae.__path__, "radae.") if not m.name.startswith("radae.sweep")
-)
+CORE = sorted(m.name for m in pkgutil.walk_packages(radae.__path__, "radae.") if not m.name.startswith("radae.sweep"))
 ENTRY_POINTS = ["radae.fast", "radae.trainsteps", "radae.trainer", "radae.train", "radae.evaluate", "radae.models"]
 
 

@@ -72,9 +72,14 @@ def test_coupled_cov_loss_closed_form_target(prior):
 
 def test_coupled_cov_loss_noise_floor_vs_independent(prior):
     alpha = 0.95
-    coupled = np.mean([L.coupled_cov_loss(*L.coupled_prior_pair(prior, 100, alpha, gen(s)), prior, alpha).item() for s in range(30)])
+    coupled = np.mean(
+        [L.coupled_cov_loss(*L.coupled_prior_pair(prior, 100, alpha, gen(s)), prior, alpha).item() for s in range(30)]
+    )
     independent = np.mean(
-        [L.coupled_cov_loss(prior.sample(100, gen(s)), prior.sample(100, gen(100 + s)), prior, alpha).item() for s in range(30)]
+        [
+            L.coupled_cov_loss(prior.sample(100, gen(s)), prior.sample(100, gen(100 + s)), prior, alpha).item()
+            for s in range(30)
+        ]
     )
     weights = L.loss_weights(prior, 100, num_batches=100, coupled=True, alpha=alpha, generator=gen(7))
     assert weights.cov_floor == pytest.approx(coupled, rel=0.15)  # eq. 10 reproduces the noise floor

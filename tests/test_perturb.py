@@ -41,7 +41,9 @@ def test_stays_in_eps_ball_and_pixel_box(method: str) -> None:
 def test_increases_latent_deviation_over_the_random_start(method: str) -> None:
     encoder, x = encoder_and_batch()
     cfg = AdvConfig(method=method, eps=0.1, step_size=0.1, pgd_steps=5)
-    start = random_start(x, torch.rand(x.shape, generator=torch.Generator().manual_seed(3)), cfg.eps)  # the attack's draw
+    start = random_start(
+        x, torch.rand(x.shape, generator=torch.Generator().manual_seed(3)), cfg.eps
+    )  # the attack's draw
     x_adv = perturb(encoder, x, cfg, torch.Generator().manual_seed(3))
     assert deviation(encoder, x, x_adv).mean() > 2 * deviation(encoder, x, start).mean()
 
@@ -107,7 +109,9 @@ def test_vmapped_ascent_equals_each_perturbation_alone() -> None:
     encoder, x = encoder_and_batch()
     x = x.double()
     encoder = encoder.double()
-    cfgs = [AdvConfig(method="pgd", eps=e, pgd_steps=3, pgd_step_size=s) for e, s in ((0.1, 0.05), (0.3, 0.2), (0.05, 0.1))]
+    cfgs = [
+        AdvConfig(method="pgd", eps=e, pgd_steps=3, pgd_step_size=s) for e, s in ((0.1, 0.05), (0.3, 0.2), (0.05, 0.1))
+    ]
     u = torch.rand(len(cfgs), *x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     eps = torch.tensor([c.eps for c in cfgs], dtype=torch.float64)
     step = torch.tensor([c.pgd_step_size for c in cfgs], dtype=torch.float64)

@@ -70,7 +70,9 @@ def _pairwise(means: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("k", [2, 5, 10, 15, 20, 25])
 @pytest.mark.parametrize("sigma,min_distance", [(1.0, 6.0), (1.5, 4.0)])
 def test_sobol_doubling_ends_between_min_distance_and_twice_it(k, sigma, min_distance):
-    prior = GMMPrior.create(k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, dtype=torch.float64)
+    prior = GMMPrior.create(
+        k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, dtype=torch.float64
+    )
     closest = _pairwise(prior.means).min()
     assert min_distance * sigma <= closest < 2 * min_distance * sigma
     # Doubling keeps the directions: every mean has the same norm, a power of two.
@@ -78,7 +80,9 @@ def test_sobol_doubling_ends_between_min_distance_and_twice_it(k, sigma, min_dis
     assert torch.allclose(norms, norms[0].expand_as(norms))
     assert float(torch.log2(norms[0])) == pytest.approx(round(float(torch.log2(norms[0]))), abs=1e-9)
     # No seed: the same means every time, whatever prior.seed says.
-    again = GMMPrior.create(k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, seed=7, dtype=torch.float64)
+    again = GMMPrior.create(
+        k, 10, sigma=sigma, placement="sobol-doubling", min_distance=min_distance, seed=7, dtype=torch.float64
+    )
     assert torch.equal(prior.means, again.means)
 
 

@@ -20,7 +20,10 @@ from radae.sweep.html_report import attack_grids, best_and_worst, build_page, ru
 
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "runs" / "browser"
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +35,20 @@ def report(tmp_path_factory):
         out = tmp / trial
         (out / "eval").mkdir(parents=True)
         gen = torch.Generator().manual_seed(0)
-        attack_grid(out / "eval" / "grid_latent_3.png", [torch.rand(4, 1, 32, 32, generator=gen) for _ in range(5)], title=f"{role} latent")
+        attack_grid(
+            out / "eval" / "grid_latent_3.png",
+            [torch.rand(4, 1, 32, 32, generator=gen) for _ in range(5)],
+            title=f"{role} latent",
+        )
         df.loc[df["trial_id"] == trial, "config.train.out_dir"] = str(out)
     links, run_ids = run_links(df, "http://127.0.0.1:5000", None)
-    page = build_page(df, "repro-test", links=links, grids=attack_grids(df, run_ids), mlflow_url="http://127.0.0.1:5000/#/experiments/1/runs")
+    page = build_page(
+        df,
+        "repro-test",
+        links=links,
+        grids=attack_grids(df, run_ids),
+        mlflow_url="http://127.0.0.1:5000/#/experiments/1/runs",
+    )
     path = tmp / "report.html"
     path.write_text(page)
     return path, df, roles
@@ -56,13 +69,19 @@ def test_report_renders_offline_with_expected_elements(report):
     assert sorted(p["data-param"] for p in plots) == ["param.loss.alpha", "param.prior.num_modes"]
     # plotly drew every figure (an SVG root per plot) although no request could leave the machine
     assert len(dom.with_class("main-svg")) >= 2 * (len(plots) + 1)
-    for table_id, expected in (("table1", ["VAE", "beta-TCVAE", "AVAE", "unimodal robust AE", "robust GMM AE"]),
-                               ("table2", [f"K={k}" for k in (1, 5, 10, 15, 20, 25)]),
-                               ("table3", [f"alpha={a}" for a in ("0.1", "0.5", "0.9", "0.95", "1")])):
+    for table_id, expected in (
+        ("table1", ["VAE", "beta-TCVAE", "AVAE", "unimodal robust AE", "robust GMM AE"]),
+        ("table2", [f"K={k}" for k in (1, 5, 10, 15, 20, 25)]),
+        ("table3", [f"alpha={a}" for a in ("0.1", "0.5", "0.9", "0.95", "1")]),
+    ):
         text = dom.text(table_id)
         assert all(name in text for name in expected), (table_id, text[:500])
         assert "MS-SSIM paper formula" in text and "MS-SSIM standard" in text
-    assert "not run" in dom.text("table2") and "(classifier)" in dom.text("table1") and "(Inception-v3)" in dom.text("table1")
+    assert (
+        "not run" in dom.text("table2")
+        and "(classifier)" in dom.text("table1")
+        and "(Inception-v3)" in dom.text("table1")
+    )
     links = dom.with_class("run-link", "a")
     assert len(links) == int((df["status"] == "completed").sum())
     assert all(a["href"].startswith("http://127.0.0.1:5000/#/experiments/1/runs/run") for a in links)
@@ -81,8 +100,14 @@ def test_dashboard_script_builds_page(tmp_path):
     rows = tmp_path / "rows.parquet"
     make_rows().to_parquet(rows)
     out = tmp_path / "page.html"
-    proc = subprocess.run([sys.executable, "dashboards/sweep_report.py", "--parquet", str(rows), "--out", str(out), "--mlflow-uri", ""],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "dashboards/sweep_report.py", "--parquet", str(rows), "--out", str(out), "--mlflow-uri", ""],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and out.stat().st_size > 1_000_000  # plotly.js inside
-    assert "id=\"table1\"" in out.read_text()
+    assert 'id="table1"' in out.read_text()

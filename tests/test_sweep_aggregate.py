@@ -44,7 +44,11 @@ def test_mean_std_ci_per_configuration(with_keys):
     assert b["metric.robustness:mean"] == 5.0 and b["metric.robustness:std"] == pytest.approx(math.sqrt(2))
     assert b["metric.robustness:ci_half"] == pytest.approx(T975[1] * math.sqrt(2) / math.sqrt(2), rel=1e-9)
     c = s.loc["loss.alpha=1.0" if with_keys else "loss.alpha=1"]
-    assert c["metric.robustness:n"] == 1 and math.isnan(c["metric.robustness:std"]) and math.isnan(c["metric.robustness:ci_half"])
+    assert (
+        c["metric.robustness:n"] == 1
+        and math.isnan(c["metric.robustness:std"])
+        and math.isnan(c["metric.robustness:ci_half"])
+    )
 
 
 def test_labels_from_params_exclude_the_seed():
@@ -67,8 +71,13 @@ def test_welch_holm_against_hand_formula():
 
 
 def test_welch_detects_a_clear_difference():
-    df = pd.DataFrame({"config_key": ["a"] * 4 + ["b"] * 4, "status": "completed",
-                       "metric.robustness": [0.50, 0.51, 0.49, 0.50, 0.70, 0.71, 0.69, 0.70]})
+    df = pd.DataFrame(
+        {
+            "config_key": ["a"] * 4 + ["b"] * 4,
+            "status": "completed",
+            "metric.robustness": [0.50, 0.51, 0.49, 0.50, 0.70, 0.71, 0.69, 0.70],
+        }
+    )
     (row,) = compare(df, "metric.robustness").to_dict("records")
     assert row["significant"] == "yes" and row["diff"] == pytest.approx(-0.2)
 

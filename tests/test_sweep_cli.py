@@ -43,14 +43,18 @@ def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, mess
 
 def test_bad_definition_file(tmp_path, dead_services, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("objective: {mode: scalar}\nnum_samples: 2\nspace:\n  loss.ks_mult: {type: loguniform, low: 0, high: 10}\n")
+    bad.write_text(
+        "objective: {mode: scalar}\nnum_samples: 2\nspace:\n  loss.ks_mult: {type: loguniform, low: 0, high: 10}\n"
+    )
     assert main(bad, []) == 2
     assert "loss.ks_mult" in capsys.readouterr().err
 
 
 def test_definition_with_an_unknown_model_name_is_refused_before_any_trial(tmp_path, dead_services, capsys):
     bad = tmp_path / "names.yaml"
-    bad.write_text("objective: {mode: scalar}\nbase: {data.name: mnist}\nspace:\n  model.name: {type: grid, values: [rae, vea]}\n")
+    bad.write_text(
+        "objective: {mode: scalar}\nbase: {data.name: mnist}\nspace:\n  model.name: {type: grid, values: [rae, vea]}\n"
+    )
     assert main(bad, []) == 2
     err = capsys.readouterr().err
     assert "model.name 'vea' is unknown; known: " in err and "rae" in err
@@ -65,7 +69,9 @@ def test_unreachable_services_are_named_before_any_trial(dead_services, capsys):
 
 
 def test_script_help_runs_as_a_program():
-    out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "search.py"), "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "search.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and "--smoke-test" in out.stdout and "--resume" in out.stdout
 
 
@@ -73,17 +79,45 @@ def test_script_help_runs_as_a_program():
 def test_baselines_script_checks_id_and_storage_before_training(dead_services, argv, message):
     """sweeps/baselines.py (sequential): a bad id or an unreachable bucket is named before any model trains."""
     t0 = time.time()
-    out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--smoke-test", "--s3", *argv],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--smoke-test", "--s3", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
     assert "epoch" not in out.stdout and time.time() - t0 < 60
 
 
 # Every flag the docs, README, cluster scripts and tests use: generated from SweepOptions, they must stay.
-FLAGS = ["--smoke-test", "--definition", "--sweep-id", "--resume", "--num-samples", "--seeds", "--concurrency",
-         "--gpus-per-trial", "--pack-size", "--pack-noise", "--executor", "--workers", "--gpu", "--max-failures",
-         "--objective", "--ray-address", "--mlflow-uri", "--experiment", "--endpoint", "--bucket", "--prefix",
-         "--study-db", "--work-dir", "--state-dir", "--data-dir", "--set"]
+FLAGS = [
+    "--smoke-test",
+    "--definition",
+    "--sweep-id",
+    "--resume",
+    "--num-samples",
+    "--seeds",
+    "--concurrency",
+    "--gpus-per-trial",
+    "--pack-size",
+    "--pack-noise",
+    "--executor",
+    "--workers",
+    "--gpu",
+    "--max-failures",
+    "--objective",
+    "--ray-address",
+    "--mlflow-uri",
+    "--experiment",
+    "--endpoint",
+    "--bucket",
+    "--prefix",
+    "--study-db",
+    "--work-dir",
+    "--state-dir",
+    "--data-dir",
+    "--set",
+]
 
 
 def test_the_cli_is_generated_from_the_options_dataclass(monkeypatch):
@@ -96,12 +130,32 @@ def test_the_cli_is_generated_from_the_options_dataclass(monkeypatch):
     assert parse_options(parser, []) == SweepOptions() and SweepOptions().tracking_uri == "http://127.0.0.1:1"
     assert SweepOptions().study_db == "~/.radae/optuna.db" and SweepOptions().max_failures == 2
     monkeypatch.setenv("RADAE_OPTUNA_DB", "/tmp/other.db")
-    opts = parse_options(parser, ["--smoke-test", "--resume", "--sweep-id", "s-1", "--workers", "2", "--gpu", "no",
-                                  "--gpus-per-trial", "0.5", "--set", "loss.alpha=0.5", "--set=train.epochs=1",
-                                  "--mlflow-uri", "http://127.0.0.1:2"])
+    opts = parse_options(
+        parser,
+        [
+            "--smoke-test",
+            "--resume",
+            "--sweep-id",
+            "s-1",
+            "--workers",
+            "2",
+            "--gpu",
+            "no",
+            "--gpus-per-trial",
+            "0.5",
+            "--set",
+            "loss.alpha=0.5",
+            "--set=train.epochs=1",
+            "--mlflow-uri",
+            "http://127.0.0.1:2",
+        ],
+    )
     assert opts.smoke_test and opts.resume and opts.sweep_id == "s-1" and opts.num_workers == 2
     assert opts.use_gpu is False and opts.gpus_per_trial == 0.5 and opts.study_db == "/tmp/other.db"
-    assert opts.config_overrides() == {"loss.alpha": "0.5", "train.epochs": "1"} and opts.tracking_uri == "http://127.0.0.1:2"
+    assert (
+        opts.config_overrides() == {"loss.alpha": "0.5", "train.epochs": "1"}
+        and opts.tracking_uri == "http://127.0.0.1:2"
+    )
     assert opts.definition_overrides() == {"gpus_per_trial": 0.5, "pack_size": None, "pack_noise": None}
 
 
@@ -116,7 +170,9 @@ def test_options_are_checked_when_built():
 
 def test_docs_options_table_matches_the_dataclass():
     docs = (ROOT / "docs" / "sweeps.md").read_text()
-    assert options_table() in docs, "docs/sweeps.md is stale: regenerate its options table with python -m radae.sweep.cli"
+    assert options_table() in docs, (
+        "docs/sweeps.md is stale: regenerate its options table with python -m radae.sweep.cli"
+    )
 
 
 def test_baselines_script_hands_every_sweep_option_to_the_ray_cli(dead_services):
@@ -124,5 +180,7 @@ def test_baselines_script_hands_every_sweep_option_to_the_ray_cli(dead_services)
     script = [sys.executable, str(ROOT / "sweeps" / "baselines.py"), "--ray", "--smoke-test"]
     out = subprocess.run([*script, "--sweep-id", "a b"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "sweep id 'a b'" in out.stderr, out.stderr[-2000:]
-    out = subprocess.run([*script, "--set", "loss.alfa=1", "--models", "rae"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*script, "--set", "loss.alfa=1", "--models", "rae"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 2 and "loss.alfa" in out.stderr, out.stderr[-2000:]

@@ -108,11 +108,46 @@ def test_report_exports_the_pareto_front(tmp_path):
     from radae.sweep.report import export_report, pareto_table
 
     rows = [
-        {"trial_id": "a", "status": "completed", "metric.robustness": 0.9, "metric.fid": 50.0, "param.loss.alpha": 0.95, "param.adv.method": "pgd"},
-        {"trial_id": "b", "status": "completed", "metric.robustness": 0.5, "metric.fid": 60.0, "param.loss.alpha": 0.1, "param.adv.method": "fgsm"},
-        {"trial_id": "c", "status": "completed", "metric.robustness": 0.6, "metric.fid": 10.0, "param.loss.alpha": 0.5, "param.adv.method": "fgsm"},
-        {"trial_id": "d", "status": "pruned", "metric.robustness": None, "metric.fid": None, "param.loss.alpha": 0.3, "param.adv.method": "pgd"},
-        {"trial_id": "e", "status": "completed", "metric.robustness": 0.99, "metric.fid": 5.0, "param.loss.alpha": 1.0, "param.adv.method": "pgd"},
+        {
+            "trial_id": "a",
+            "status": "completed",
+            "metric.robustness": 0.9,
+            "metric.fid": 50.0,
+            "param.loss.alpha": 0.95,
+            "param.adv.method": "pgd",
+        },
+        {
+            "trial_id": "b",
+            "status": "completed",
+            "metric.robustness": 0.5,
+            "metric.fid": 60.0,
+            "param.loss.alpha": 0.1,
+            "param.adv.method": "fgsm",
+        },
+        {
+            "trial_id": "c",
+            "status": "completed",
+            "metric.robustness": 0.6,
+            "metric.fid": 10.0,
+            "param.loss.alpha": 0.5,
+            "param.adv.method": "fgsm",
+        },
+        {
+            "trial_id": "d",
+            "status": "pruned",
+            "metric.robustness": None,
+            "metric.fid": None,
+            "param.loss.alpha": 0.3,
+            "param.adv.method": "pgd",
+        },
+        {
+            "trial_id": "e",
+            "status": "completed",
+            "metric.robustness": 0.99,
+            "metric.fid": 5.0,
+            "param.loss.alpha": 1.0,
+            "param.adv.method": "pgd",
+        },
     ]
     table = pa.Table.from_pylist(rows)
     assert list(pareto_table(table)["trial_id"]) == ["e"]  # e dominates every other trial

@@ -39,19 +39,34 @@ def test_call_names_each_failure_and_the_recovery(caplog):
     outage = Outage("Test service", f"tcp://127.0.0.1:{port}")
     try:
         with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"):
-            conn = call(lambda: socket.create_connection(("127.0.0.1", port), timeout=1), outage=outage,
-                        what="connecting", transient=lambda e: isinstance(e, ConnectionRefusedError), error=Away,
-                        policy=RetryPolicy(20, 0.2, 0.4))
+            conn = call(
+                lambda: socket.create_connection(("127.0.0.1", port), timeout=1),
+                outage=outage,
+                what="connecting",
+                transient=lambda e: isinstance(e, ConnectionRefusedError),
+                error=Away,
+                policy=RetryPolicy(20, 0.2, 0.4),
+            )
         conn.close()
     finally:
         listener.close()
     lines = caplog.text.splitlines()
-    failed = [ln for ln in lines if f"Test service tcp://127.0.0.1:{port} unreachable connecting: ConnectionRefusedError" in ln]
+    failed = [
+        ln
+        for ln in lines
+        if f"Test service tcp://127.0.0.1:{port} unreachable connecting: ConnectionRefusedError" in ln
+    ]
     assert failed and "; retry 2/20 in 0.2 s" in failed[0] and "; retry 3/20 in 0.4 s" in failed[1]
     assert re.search(rf"Test service tcp://127.0.0.1:{port} reachable again after 1 s \(connecting\)", caplog.text)
     # A non-transient error is raised at once, unlogged.
     with pytest.raises(ValueError, match="bad"):
-        call(lambda: (_ for _ in ()).throw(ValueError("bad")), outage=outage, what="x", transient=lambda e: False, error=Away)
+        call(
+            lambda: (_ for _ in ()).throw(ValueError("bad")),
+            outage=outage,
+            what="x",
+            transient=lambda e: False,
+            error=Away,
+        )
 
 
 def test_tracker_on_a_closed_port_names_the_server(caplog):
@@ -59,7 +74,9 @@ def test_tracker_on_a_closed_port_names_the_server(caplog):
     with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(TrackingError) as err:
         Tracker(uri, "unit", policy=RetryPolicy(3, 0.1, 0.1))
     assert f"MLflow tracking server {uri} unreachable calling get_experiment_by_name for " in str(err.value)
-    assert "(3 attempts): MlflowException:" in str(err.value) and "--resume finds its MLflow run again" in str(err.value)
+    assert "(3 attempts): MlflowException:" in str(err.value) and "--resume finds its MLflow run again" in str(
+        err.value
+    )
     assert caplog.text.count(f"MLflow tracking server {uri} unreachable calling get_experiment_by_name") == 2
 
 
@@ -68,11 +85,28 @@ def mlflow_server(tmp_path_factory):
     """A real MLflow server (SQLite, local artifacts) on a free loopback port; stopped by its process group."""
     tmp = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-           "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with open(tmp / "server.log", "wb") as log:  # the server keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
     deadline = time.time() + 240
     while True:
         try:
@@ -102,8 +136,13 @@ def test_tracking_survives_a_server_outage_and_logs_nothing_twice(mlflow_server,
             tracker.end(run)
         assert proxy.refused >= 1 and "Max retries exceeded" not in caplog.text  # urllib3's wrapper dropped
         assert re.search(r"failed with exception (ProtocolError|NewConnectionError)\(", caplog.text)
-        assert f"MLflow tracking server {proxy.endpoint} unreachable calling log_batch: MlflowException: API request to" in caplog.text
-        assert re.search(rf"MLflow tracking server {proxy.endpoint} reachable again after [1-4] s \(calling log_batch\)", caplog.text)
+        assert (
+            f"MLflow tracking server {proxy.endpoint} unreachable calling log_batch: MlflowException: API request to"
+            in caplog.text
+        )
+        assert re.search(
+            rf"MLflow tracking server {proxy.endpoint} reachable again after [1-4] s \(calling log_batch\)", caplog.text
+        )
         history = tracker.client.get_metric_history(run, "val_loss")
         assert [(m.step, m.value) for m in history] == [(1, 2.0), (2, 1.5)]  # nothing lost, nothing twice
         assert tracker.client.get_run(run).info.status == "FINISHED"
@@ -111,7 +150,9 @@ def test_tracking_survives_a_server_outage_and_logs_nothing_twice(mlflow_server,
         proxy.down()  # the connection is reset after it was accepted: the request may have been processed
         try:
             with pytest.raises(Exception, match="(?i)connection"):
-                tracker.client.create_run(tracker.experiment_id, tags={"radae.sweep_id": "sw-out", "radae.trial_id": "t2"})
+                tracker.client.create_run(
+                    tracker.experiment_id, tags={"radae.sweep_id": "sw-out", "radae.trial_id": "t2"}
+                )
         finally:
             proxy.back_up()
         assert [r.data.tags["radae.trial_id"] for r in tracker.trial_runs("sw-out")] == ["t1"]

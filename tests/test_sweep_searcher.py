@@ -7,10 +7,12 @@ from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.searcher import build_searcher, load_study
 from radae.sweep.space import SearchSpace
 
-SPACE = SearchSpace.from_dict({
-    "loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0},
-    "prior.num_modes": {"type": "choice", "values": [1, 5, 10]},
-})
+SPACE = SearchSpace.from_dict(
+    {
+        "loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0},
+        "prior.num_modes": {"type": "choice", "values": [1, 5, 10]},
+    }
+)
 
 
 def test_stopped_trials_are_pruned_finished_ones_complete(tmp_path):
@@ -40,8 +42,9 @@ def test_pareto_mode_and_grid(tmp_path):
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     assert study.trials[0].values == [0.7, 20.0] and study.trials[1].state == optuna.trial.TrialState.PRUNED
 
-    grid = SearchSpace.from_dict({"loss.alpha": {"type": "grid", "values": [0.5, 0.95]},
-                                  "prior.num_modes": {"type": "grid", "values": [1, 25]}})
+    grid = SearchSpace.from_dict(
+        {"loss.alpha": {"type": "grid", "values": [0.5, 0.95]}, "prior.num_modes": {"type": "grid", "values": [1, 25]}}
+    )
     searcher = build_searcher(grid, make_objective("scalar"), study_db=db, study_name="g")
     seen = set()
     for i in range(4):

@@ -40,7 +40,11 @@ def test_config_key_and_label_ignore_the_seed():
     a = {"loss.alpha": 0.95, "prior.num_modes": 10}
     key = config_key(a)
     assert len(key) == 12 and int(key, 16) >= 0
-    assert config_key({**a, SEED_KEY: 1}) == key == config_key({"prior.num_modes": 10, "loss.alpha": 0.95, "train.seed": 3})
+    assert (
+        config_key({**a, SEED_KEY: 1})
+        == key
+        == config_key({"prior.num_modes": 10, "loss.alpha": 0.95, "train.seed": 3})
+    )
     assert config_key({**a, "loss.alpha": 0.5}) != key and config_key({**a, "prior.num_modes": 1}) != key
     assert config_label({**a, SEED_KEY: 1}) == "loss.alpha=0.95 prior.num_modes=10"
     assert seed_columns(a, 9) == {"seed": 9, "config_key": key, "config_label": "loss.alpha=0.95 prior.num_modes=10"}
@@ -60,13 +64,17 @@ def test_trial_config_sets_train_seed_base_plus_index():
 
 def test_seeded_grid_runs_every_point_s_times_and_optuna_sees_the_mean(tmp_path):
     db = tmp_path / "optuna.db"
-    searcher = build_searcher(SearchSpace.from_dict(GRID), make_objective("scalar"), study_db=db, study_name="g", seeds=3)
+    searcher = build_searcher(
+        SearchSpace.from_dict(GRID), make_objective("scalar"), study_db=db, study_name="g", seeds=3
+    )
     assert isinstance(searcher, OptunaSearcher) and searcher.groups.seeds == 3 and not searcher.packed
     configs = [searcher.suggest(f"t{i}") for i in range(12)]
     by_point: dict = {}
     for c in configs:
         by_point.setdefault((c["loss.alpha"], c["prior.num_modes"]), []).append(c[SEED_KEY])
-    assert {p: sorted(s) for p, s in by_point.items()} == {p: [0, 1, 2] for p in [(0.5, 1), (0.5, 25), (0.95, 1), (0.95, 25)]}
+    assert {p: sorted(s) for p, s in by_point.items()} == {
+        p: [0, 1, 2] for p in [(0.5, 1), (0.5, 25), (0.95, 1), (0.95, 25)]
+    }
     assert searcher.suggest("t0") == configs[0]  # asked again (a restored trial): the same unit
     scores = {}
     for i, c in enumerate(configs):
@@ -106,8 +114,15 @@ def test_a_failed_or_pruned_seed_decides_the_configuration(tmp_path):
 
 def test_packed_seeds_cover_the_grid_s_times_and_tell_means(tmp_path):
     db = tmp_path / "optuna.db"
-    searcher = build_searcher(SearchSpace.from_dict(GRID), make_objective("scalar"), study_db=db, study_name="pk",
-                              pack_size=3, total=4, seeds=2)
+    searcher = build_searcher(
+        SearchSpace.from_dict(GRID),
+        make_objective("scalar"),
+        study_db=db,
+        study_name="pk",
+        pack_size=3,
+        total=4,
+        seeds=2,
+    )
     assert isinstance(searcher, OptunaSearcher) and searcher.packed
     packs = [searcher.suggest(f"p{i}") for i in range(3)]
     assert [len(p[PACK_KEY]) for p in packs] == [3, 3, 2] and searcher.suggest("p3") == "FINISHED"
@@ -133,5 +148,7 @@ def test_unseeded_searchers_hand_out_no_seed_key(tmp_path):
     space = SearchSpace.from_dict(GRID)
     plain = build_searcher(space, make_objective("scalar"), study_db=tmp_path / "o.db", study_name="a")
     assert SEED_KEY not in plain.suggest("a")
-    packed = build_searcher(space, make_objective("scalar"), study_db=tmp_path / "o.db", study_name="b", pack_size=2, total=4)
+    packed = build_searcher(
+        space, make_objective("scalar"), study_db=tmp_path / "o.db", study_name="b", pack_size=2, total=4
+    )
     assert all(SEED_KEY not in m for m in packed.suggest("b")[PACK_KEY])

@@ -46,7 +46,11 @@ def test_derived_client_settings_agree():
     kw = s.boto3_kwargs()
     assert kw["endpoint_url"] == "http://127.0.0.1:9999" and kw["aws_secret_access_key"] == ENV["AWS_SECRET_ACCESS_KEY"]
     options = s.pyarrow_kwargs()
-    assert (options["endpoint_override"], options["scheme"], options["region"]) == ("127.0.0.1:9999", "http", "us-east-1")
+    assert (options["endpoint_override"], options["scheme"], options["region"]) == (
+        "127.0.0.1:9999",
+        "http",
+        "us-east-1",
+    )
     assert s.pyarrow_fs().region == "us-east-1"
     path, ray_fs = s.ray_storage("tune")
     assert path == "sweeps/team/radae/ray/tune" and "://" not in path  # pyarrow fs + path without scheme

@@ -13,15 +13,25 @@ BASE = apply_overrides(RunConfig(), {"data.name": "mnist"})
 
 
 def test_sampled_params_become_the_trial_config():
-    space = SearchSpace.from_dict({
-        "loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0},
-        "prior.num_modes": {"type": "choice", "values": [1, 5, 10, 15, 20, 25]},
-        "loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10.0},
-        "adv.method": {"type": "choice", "values": ["fgsm", "pgd"]},
-        "adv.pgd_steps": {"type": "int", "low": 2, "high": 10},
-    })
-    cfg = space.to_config(BASE, {"loss.alpha": 0.42, "prior.num_modes": 25, "loss.ks_mult": 3.0, "adv.method": "pgd", "adv.pgd_steps": 7})
-    assert (cfg.loss.alpha, cfg.prior.num_modes, cfg.loss.ks_mult, cfg.adv.method, cfg.adv.pgd_steps) == (0.42, 25, 3.0, "pgd", 7)
+    space = SearchSpace.from_dict(
+        {
+            "loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0},
+            "prior.num_modes": {"type": "choice", "values": [1, 5, 10, 15, 20, 25]},
+            "loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10.0},
+            "adv.method": {"type": "choice", "values": ["fgsm", "pgd"]},
+            "adv.pgd_steps": {"type": "int", "low": 2, "high": 10},
+        }
+    )
+    cfg = space.to_config(
+        BASE, {"loss.alpha": 0.42, "prior.num_modes": 25, "loss.ks_mult": 3.0, "adv.method": "pgd", "adv.pgd_steps": 7}
+    )
+    assert (cfg.loss.alpha, cfg.prior.num_modes, cfg.loss.ks_mult, cfg.adv.method, cfg.adv.pgd_steps) == (
+        0.42,
+        25,
+        3.0,
+        "pgd",
+        7,
+    )
     # K = 25 > latent_dim = 10: the auto placement switches to spread; every other field is the base's.
     assert cfg.placement == "spread" and cfg.model.latent_dim == 10
     untouched = {k for k in cfg.flat() if not k.startswith(("loss.alpha", "prior.num_modes", "loss.ks_mult", "adv."))}
@@ -65,24 +75,31 @@ def test_ranges_outside_the_config_validity_fail_before_any_trial():
 
 
 def test_grid_enumerates_the_cross_product():
-    space = SearchSpace.from_dict({
-        "loss.alpha": {"type": "grid", "values": [0.5, 0.95]},
-        "prior.num_modes": {"type": "grid", "values": [1, 10, 25]},
-    })
+    space = SearchSpace.from_dict(
+        {
+            "loss.alpha": {"type": "grid", "values": [0.5, 0.95]},
+            "prior.num_modes": {"type": "grid", "values": [1, 10, 25]},
+        }
+    )
     assert space.is_grid and space.grid_size() == 6
     points = space.grid_points()
     assert len({tuple(p.items()) for p in points}) == 6
     assert {"loss.alpha": 0.95, "prior.num_modes": 25} in points
     assert isinstance(space.params["loss.alpha"], Grid)
-    assert isinstance(SearchSpace.from_dict({"loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10}}).params["loss.ks_mult"], LogUniform)
+    assert isinstance(
+        SearchSpace.from_dict({"loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10}}).params["loss.ks_mult"],
+        LogUniform,
+    )
 
 
 def test_optuna_distributions_match_the_specs():
-    space = SearchSpace.from_dict({
-        "loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10.0},
-        "adv.pgd_steps": {"type": "int", "low": 2, "high": 10},
-        "adv.method": {"type": "choice", "values": ["fgsm", "pgd"]},
-    })
+    space = SearchSpace.from_dict(
+        {
+            "loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10.0},
+            "adv.pgd_steps": {"type": "int", "low": 2, "high": 10},
+            "adv.method": {"type": "choice", "values": ["fgsm", "pgd"]},
+        }
+    )
     dists = space.optuna_space()
     assert dists["loss.ks_mult"].log and (dists["loss.ks_mult"].low, dists["loss.ks_mult"].high) == (0.1, 10.0)
     assert (dists["adv.pgd_steps"].low, dists["adv.pgd_steps"].high) == (2, 10)
@@ -117,13 +134,37 @@ def test_the_issue_search_space_is_the_shipped_one():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"objective": {"mode": "scalar"}, "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}}}, "num_samples is required"),
+        (
+            {"objective": {"mode": "scalar"}, "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}}},
+            "num_samples is required",
+        ),
         ({"objective": {"mode": "best"}, "space": {}}, "objective.mode"),
-        ({"objective": {"mode": "pareto"}, "num_samples": 2, "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}},
-          "scheduler": {"type": "asha", "metric": "val_loss", "mode": "min"}}, "scalar objective"),
-        ({"objective": {"mode": "scalar"}, "base": {"train.epoch": 3}, "num_samples": 1,
-          "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}}}, "train.epoch"),
-        ({"objective": {"mode": "scalar"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}, "num_samples": 3}, "exceeds"),
+        (
+            {
+                "objective": {"mode": "pareto"},
+                "num_samples": 2,
+                "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}},
+                "scheduler": {"type": "asha", "metric": "val_loss", "mode": "min"},
+            },
+            "scalar objective",
+        ),
+        (
+            {
+                "objective": {"mode": "scalar"},
+                "base": {"train.epoch": 3},
+                "num_samples": 1,
+                "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}},
+            },
+            "train.epoch",
+        ),
+        (
+            {
+                "objective": {"mode": "scalar"},
+                "space": {"loss.alpha": {"type": "grid", "values": [0.5]}},
+                "num_samples": 3,
+            },
+            "exceeds",
+        ),
         ({"objective": {"mode": "scalar"}, "sapce": {}}, "unknown fields"),
     ],
 )
@@ -138,17 +179,49 @@ GOOD = {"objective": {"mode": "scalar"}, "base": {"data.name": "mnist"}}
 @pytest.mark.parametrize(
     ("over", "key", "bad", "known"),
     [
-        ({"space": {"model.name": {"type": "grid", "values": ["rae", "vea"]}}}, "model.name", "vea", "avae, .*rae, se, vae"),
-        ({"space": {"adv.method": {"type": "choice", "values": ["fgsm", "pgdd"]}}, "num_samples": 2}, "adv.method", "pgdd", "fgsm, none, pgd"),
+        (
+            {"space": {"model.name": {"type": "grid", "values": ["rae", "vea"]}}},
+            "model.name",
+            "vea",
+            "avae, .*rae, se, vae",
+        ),
+        (
+            {"space": {"adv.method": {"type": "choice", "values": ["fgsm", "pgdd"]}}, "num_samples": 2},
+            "adv.method",
+            "pgdd",
+            "fgsm, none, pgd",
+        ),
         ({"space": {"model.arch": {"type": "grid", "values": ["mlp", "vit"]}}}, "model.arch", "vit", "conv, mlp"),
-        ({"base": {"data.name": "mnist", "adv.method": "cw"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}},
-         "adv.method", "cw", "fgsm, none, pgd"),
-        ({"space": {"prior.placement": {"type": "grid", "values": ["spread", "bogus"]}}}, "prior.placement", "bogus",
-         "auto, onehot, roll, sobol-doubling, spread"),
-        ({"base": {"data.name": "mnist", "eval.attack_impl": "lbfgs"}, "space": {"loss.alpha": {"type": "grid", "values": [0.5]}}},
-         "eval.attack_impl", "lbfgs", "batched, lbfgsb-authors"),
-        ({"space": {"loss.ks_weighting": {"type": "choice", "values": ["eq6", "both"]}}, "num_samples": 2}, "loss.ks_weighting",
-         "both", "eq6, separate"),
+        (
+            {
+                "base": {"data.name": "mnist", "adv.method": "cw"},
+                "space": {"loss.alpha": {"type": "grid", "values": [0.5]}},
+            },
+            "adv.method",
+            "cw",
+            "fgsm, none, pgd",
+        ),
+        (
+            {"space": {"prior.placement": {"type": "grid", "values": ["spread", "bogus"]}}},
+            "prior.placement",
+            "bogus",
+            "auto, onehot, roll, sobol-doubling, spread",
+        ),
+        (
+            {
+                "base": {"data.name": "mnist", "eval.attack_impl": "lbfgs"},
+                "space": {"loss.alpha": {"type": "grid", "values": [0.5]}},
+            },
+            "eval.attack_impl",
+            "lbfgs",
+            "batched, lbfgsb-authors",
+        ),
+        (
+            {"space": {"loss.ks_weighting": {"type": "choice", "values": ["eq6", "both"]}}, "num_samples": 2},
+            "loss.ks_weighting",
+            "both",
+            "eq6, separate",
+        ),
     ],
 )
 def test_unknown_registry_names_are_refused_when_the_definition_is_parsed(over, key, bad, known):
@@ -159,5 +232,7 @@ def test_unknown_registry_names_are_refused_when_the_definition_is_parsed(over, 
 
 def test_space_validation_checks_every_choice_value_against_the_registries():
     SearchSpace.from_dict({"model.name": {"type": "choice", "values": ["rae", "vae"]}}).validate(BASE)
-    with pytest.raises(SpaceError, match=r"search space model.name='vea' gives an invalid config: model.name 'vea' is unknown"):
+    with pytest.raises(
+        SpaceError, match=r"search space model.name='vea' gives an invalid config: model.name 'vea' is unknown"
+    ):
         SearchSpace.from_dict({"model.name": {"type": "choice", "values": ["rae", "vae", "vea"]}}).validate(BASE)

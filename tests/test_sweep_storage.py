@@ -29,14 +29,19 @@ def s3(tmp_path_factory):
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     moto = Path(sys.executable).parent / "moto_server"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.time() + 30
     while not port_open(port):
         assert proc.poll() is None and time.time() < deadline, log.read_text()
         time.sleep(0.2)
-    settings = StorageSettings(bucket="radae-test", endpoint=f"http://127.0.0.1:{port}", prefix="unit",
-                               access_key=KEY, secret_key=SECRET)
+    settings = StorageSettings(
+        bucket="radae-test", endpoint=f"http://127.0.0.1:{port}", prefix="unit", access_key=KEY, secret_key=SECRET
+    )
     settings.boto3_client().create_bucket(Bucket="radae-test")
     yield settings
     os.killpg(proc.pid, signal.SIGTERM)
@@ -45,10 +50,14 @@ def s3(tmp_path_factory):
 
 def row(trial, status="completed", score=0.5, **extra):
     return results.make_row(
-        sweep_id="sw-1", trial_id=trial, status=status,
+        sweep_id="sw-1",
+        trial_id=trial,
+        status=status,
         config={"loss.alpha": 0.9, "eval.levels": (1.0, 3.0, 5.0), "data.train_limit": None},
-        params={"loss.alpha": 0.9}, metrics={"score": score, "fid": 12.5, "evaluated": True},
-        timings={"started_at": 1.0, "finished_at": 2.0}, extra=extra,
+        params={"loss.alpha": 0.9},
+        metrics={"score": score, "fid": 12.5, "evaluated": True},
+        timings={"started_at": 1.0, "finished_at": 2.0},
+        extra=extra,
     )
 
 
@@ -78,8 +87,18 @@ def test_rewriting_a_trial_replaces_its_row(s3):
 
 
 def test_rows_of_different_shapes_unify(s3):
-    results.write_row(s3, results.make_row(sweep_id="sw-2", trial_id="a", status="pruned", config={"loss.alpha": 0.5},
-                                           params={}, metrics={"val_loss": 1.5}, timings={}))
+    results.write_row(
+        s3,
+        results.make_row(
+            sweep_id="sw-2",
+            trial_id="a",
+            status="pruned",
+            config={"loss.alpha": 0.5},
+            params={},
+            metrics={"val_loss": 1.5},
+            timings={},
+        ),
+    )
     results.write_row(s3, {**row("b"), "sweep_id": "sw-2"})
     table = results.read_sweep(s3, "sw-2")
     assert table.num_rows == 2
@@ -93,7 +112,11 @@ def test_no_secret_reaches_parquet(s3):
     leaky["config.data.data_dir"] = f"/mnt/{KEY}/{SECRET}"
     leaky["aws_secret_access_key"] = SECRET
     results.write_row(s3, leaky)
-    raw = s3.boto3_client().get_object(Bucket="radae-test", Key="unit/results/sweep=sw-1/trial=t_secret.parquet")["Body"].read()
+    raw = (
+        s3.boto3_client()
+        .get_object(Bucket="radae-test", Key="unit/results/sweep=sw-1/trial=t_secret.parquet")["Body"]
+        .read()
+    )
     assert SECRET.encode() not in raw and KEY.encode() not in raw
     stored = results.read_row(s3, "sw-1", "t_secret")
     assert stored["aws_secret_access_key"] == "***" and stored["config.data.data_dir"] == "/mnt/***/***"
@@ -108,7 +131,9 @@ def test_preflight_finds_each_bad_service(s3):
     assert check_storage(s3) is None
     missing = StorageSettings(bucket="no-such-bucket", endpoint=s3.endpoint, access_key=KEY, secret_key=SECRET)
     assert "bucket 'no-such-bucket' does not exist" in check_storage(missing)
-    dead = StorageSettings(bucket="radae-test", endpoint=f"http://127.0.0.1:{free_port()}", access_key=KEY, secret_key=SECRET)
+    dead = StorageSettings(
+        bucket="radae-test", endpoint=f"http://127.0.0.1:{free_port()}", access_key=KEY, secret_key=SECRET
+    )
     t0 = time.time()
     assert "unreachable" in check_storage(dead, timeout=2) and time.time() - t0 < 5
     assert "MLflow server" in check_mlflow(f"http://127.0.0.1:{free_port()}", timeout=2)
@@ -133,17 +158,31 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     ctx = SweepContext(
-        sweep_id="sw-3", base=apply_overrides(RunConfig(), {"data.name": "mnist", "train.epochs": 2}),
-        space={"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0}}, objective="scalar", fid_weight=FID_WEIGHT,
-        storage=s3.public(), tracking_uri="http://127.0.0.1:1", experiment="x", parent_run_id="p", work_dir="/tmp",
+        sweep_id="sw-3",
+        base=apply_overrides(RunConfig(), {"data.name": "mnist", "train.epochs": 2}),
+        space={"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1.0}},
+        objective="scalar",
+        fid_weight=FID_WEIGHT,
+        storage=s3.public(),
+        tracking_uri="http://127.0.0.1:1",
+        experiment="x",
+        parent_run_id="p",
+        work_dir="/tmp",
     )
     assert "secret_key" not in ctx.storage and ctx.settings().secret_key == SECRET  # credentials from the environment
-    trial = SimpleNamespace(trial_id="t_pruned", config={"loss.alpha": 0.3},
-                            last_result={"val_loss": 3.5, "epoch": 1, "training_iteration": 1, "done": False})
+    trial = SimpleNamespace(
+        trial_id="t_pruned",
+        config={"loss.alpha": 0.3},
+        last_result={"val_loss": 3.5, "epoch": 1, "training_iteration": 1, "done": False},
+    )
     _status_row(ctx, trial, "pruned")
     stored = results.read_row(s3, "sw-3", "t_pruned")
     assert stored["status"] == "pruned" and stored["param.loss.alpha"] == 0.3
-    assert stored["config.loss.alpha"] == 0.3 and stored["config.train.epochs"] == 2 and stored["config.data.name"] == "mnist"
+    assert (
+        stored["config.loss.alpha"] == 0.3
+        and stored["config.train.epochs"] == 2
+        and stored["config.data.name"] == "mnist"
+    )
     assert stored["metric.val_loss"] == 3.5 and "metric.score" not in stored
     assert stored["seed"] == 0 and stored["config_label"] == "loss.alpha=0.3" and stored["fid_network_sha256"] is None
 
@@ -152,8 +191,14 @@ def test_driver_rows_for_pruned_trials(s3, monkeypatch):
 
     from radae.sweep.seeds import config_key
 
-    seeded = replace(ctx, base=apply_overrides(ctx.base, {"train.seed": 5}), fid_networks={"mnist": {"key": "k", "sha256": "ab" * 32}})
-    _status_row(seeded, SimpleNamespace(trial_id="t_seed1", config={"loss.alpha": 0.3, "seed": 1}, last_result={}), "pruned")
+    seeded = replace(
+        ctx,
+        base=apply_overrides(ctx.base, {"train.seed": 5}),
+        fid_networks={"mnist": {"key": "k", "sha256": "ab" * 32}},
+    )
+    _status_row(
+        seeded, SimpleNamespace(trial_id="t_seed1", config={"loss.alpha": 0.3, "seed": 1}, last_result={}), "pruned"
+    )
     stored = results.read_row(s3, "sw-3", "t_seed1")
     assert stored["seed"] == 6 and stored["config.train.seed"] == 6 and "param.seed" not in stored
     assert stored["config_key"] == config_key({"loss.alpha": 0.3}) and stored["fid_network_sha256"] == "ab" * 32
@@ -172,8 +217,17 @@ def test_one_fid_network_per_sweep_stored_reused_fetched_and_checked(s3, tmp_pat
         pytest.skip("real MNIST not found")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    base = apply_overrides(RunConfig(), {"data.name": "mnist", "data.data_dir": str(mnist), "data.train_limit": 600,
-                                         "data.val_size": 100, "eval.feature_epochs": 1, "eval.feature_cache": str(tmp_path / "c")})
+    base = apply_overrides(
+        RunConfig(),
+        {
+            "data.name": "mnist",
+            "data.data_dir": str(mnist),
+            "data.train_limit": 600,
+            "data.val_size": 100,
+            "eval.feature_epochs": 1,
+            "eval.feature_cache": str(tmp_path / "c"),
+        },
+    )
     space = SearchSpace.from_dict({"loss.alpha": {"type": "grid", "values": [0.5, 0.95]}})
     nets = fidnet.publish_feature_nets(s3, "sw-fid", space, base)
     key = "radae-test/unit/fid/sweep=sw-fid/mnist/feature_net.pt"
@@ -190,12 +244,17 @@ def test_one_fid_network_per_sweep_stored_reused_fetched_and_checked(s3, tmp_pat
     # Trials fetch it into a cache keyed by the checksum, checked; a cached copy is used as is.
     net = {**nets["mnist"], "storage": s3.public()}
     got = fidnet.fetch_feature_net(net, tmp_path / "trial")
-    assert got.weights_path == str(tmp_path / "trial" / f"{net['sha256']}.pt") and file_sha256(got.weights_path) == net["sha256"]
+    assert (
+        got.weights_path == str(tmp_path / "trial" / f"{net['sha256']}.pt")
+        and file_sha256(got.weights_path) == net["sha256"]
+    )
     assert fidnet.fetch_feature_net(net, tmp_path / "trial") == got and fidnet.fetch_feature_net(None) is None
     # A corrupt stored object (or another network) fails with the object's name, before any training.
     client = s3.boto3_client()
     client.put_object(Bucket="radae-test", Key=key.split("/", 1)[1], Body=stored[:-100])
-    with pytest.raises(FIDError, match=r"s3://radae-test/unit/fid/sweep=sw-fid/mnist/feature_net.pt fails its check.*expected"):
+    with pytest.raises(
+        FIDError, match=r"s3://radae-test/unit/fid/sweep=sw-fid/mnist/feature_net.pt fails its check.*expected"
+    ):
         fidnet.fetch_feature_net(net, tmp_path / "other")
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-written is left to be trusted
     with pytest.raises(FIDError, match="does not exist"):
@@ -220,8 +279,14 @@ def test_resume_state_checked_before_ray_and_mlflow(s3, tmp_path, monkeypatch, r
             out.write(b"x")
     db = tmp_path / "mlflow.db"
     defn = load_definition(Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml", smoke=True)
-    opts = SweepOptions(sweep_id=sweep_id, storage=s3, tracking_uri=f"sqlite:///{db}", resume=resume,
-                        study_db=str(tmp_path / "optuna.db"), work_dir=str(tmp_path / "trials"))
+    opts = SweepOptions(
+        sweep_id=sweep_id,
+        storage=s3,
+        tracking_uri=f"sqlite:///{db}",
+        resume=resume,
+        study_db=str(tmp_path / "optuna.db"),
+        work_dir=str(tmp_path / "trials"),
+    )
     assert not ray.is_initialized()
     try:
         with pytest.raises(SweepError, match="--resume" if resume else "already exists"):
@@ -256,7 +321,10 @@ def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
     name = f"m0/{CHECKPOINT_FILE}" if packed else CHECKPOINT_FILE
     local = tmp_path / "crafted" / name
     local.parent.mkdir(parents=True)
-    torch.save({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": _CreatesFile(str(marker)), "epoch": 3}, local)
+    torch.save(
+        {"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": _CreatesFile(str(marker)), "epoch": 3},
+        local,
+    )
     path, fs = s3.ray_storage("train", "sw-1", "sw-1-t_00001", "checkpoint_000002")
     with fs.open_output_stream(f"{path}/{name}") as out:
         out.write(local.read_bytes())
@@ -268,7 +336,11 @@ def test_crafted_checkpoint_in_the_bucket_is_refused(s3, tmp_path, packed):
     assert not marker.exists() and not dest.exists()
     # The project's own checkpoints still restore (and report their epoch).
     with fs.open_output_stream(f"{path}/{name}") as out:
-        out.write(torch_bytes({"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": {"w": torch.ones(2)}, "epoch": 3}))
+        out.write(
+            torch_bytes(
+                {"format": FORMAT, "config": {}, "image_shape": (1, 28, 28), "model": {"w": torch.ones(2)}, "epoch": 3}
+            )
+        )
     with Checkpoint(path, filesystem=fs).as_directory() as ckpt_dir:
         assert restore_checkpoint(Path(ckpt_dir) / name, dest, name) == 3 and dest.exists()
 
@@ -312,17 +384,30 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        held = {"sweep_id": "sw-lease", "host": socket.gethostname(), "pid": other.pid,
-                "pid_start": procfs.start_time(other.pid), "token": "other-driver", "acquired_at": time.time(),
-                "heartbeat": time.time()}
+        held = {
+            "sweep_id": "sw-lease",
+            "host": socket.gethostname(),
+            "pid": other.pid,
+            "pid_start": procfs.start_time(other.pid),
+            "token": "other-driver",
+            "acquired_at": time.time(),
+            "heartbeat": time.time(),
+        }
         fs, path = s3.pyarrow_fs(), lease_path(s3, "sw-lease")
         with fs.open_output_stream(path) as out:
             out.write(json.dumps(held).encode())
         before = fs.open_input_stream(path).read()
         db, state = tmp_path / "mlflow.db", tmp_path / "state"
         defn = load_definition(Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml", smoke=True)
-        opts = SweepOptions(sweep_id="sw-lease", storage=s3, tracking_uri=f"sqlite:///{db}", resume=True,
-                            study_db=str(tmp_path / "optuna.db"), work_dir=str(tmp_path / "trials"), state_dir=str(state))
+        opts = SweepOptions(
+            sweep_id="sw-lease",
+            storage=s3,
+            tracking_uri=f"sqlite:///{db}",
+            resume=True,
+            study_db=str(tmp_path / "optuna.db"),
+            work_dir=str(tmp_path / "trials"),
+            state_dir=str(state),
+        )
         with pytest.raises(SweepError, match=rf"being run by another driver \(pid {other.pid} .*lease s3://{path}"):
             run_sweep(defn, opts)
         assert not ray.is_initialized() and not db.exists() and not (state / "driver.pid").exists()
@@ -369,7 +454,10 @@ def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
         assert f"S3 endpoint {proxy.endpoint} unreachable writing s3://{key}: OSError:" in caplog.text
         assert "NETWORK_CONNECTION" in caplog.text and "; retry 2/10 in 0.5 s" in caplog.text
         assert f"S3 endpoint {proxy.endpoint} reachable again after" in caplog.text
-        assert results.read_sweep(s3, "sw-outage").column("trial_id").to_pylist() == ["t_00008", "t_00009"]  # one row each
+        assert results.read_sweep(s3, "sw-outage").column("trial_id").to_pylist() == [
+            "t_00008",
+            "t_00009",
+        ]  # one row each
     finally:
         proxy.close()
 
@@ -418,7 +506,10 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
     proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
     try:
         via = dataclasses.replace(s3, endpoint=proxy.endpoint)
-        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), DriverLease(via, "sw-beat", period=0.3, settle=0.1) as lease:
+        with (
+            caplog.at_level(logging.WARNING, logger="radae.sweep.retry"),
+            DriverLease(via, "sw-beat", period=0.3, settle=0.1) as lease,
+        ):
             proxy.down()
             time.sleep(2.0)
             proxy.back_up()
@@ -426,8 +517,13 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
             while "reachable again" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert lease.read()["token"] == lease.record["token"]
-        assert f"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{lease.path}: OSError:" in caplog.text
+        assert (
+            f"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{lease.path}: OSError:"
+            in caplog.text
+        )
         assert "; next heartbeat in 0.3 s" in caplog.text
-        assert re.search(rf"S3 endpoint {proxy.endpoint} reachable again after \d+ s \(renewing the driver lease", caplog.text)
+        assert re.search(
+            rf"S3 endpoint {proxy.endpoint} reachable again after \d+ s \(renewing the driver lease", caplog.text
+        )
     finally:
         proxy.close()

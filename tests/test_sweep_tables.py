@@ -28,7 +28,11 @@ def test_table2_rows_values_and_not_run():
     t2 = table2(df)
     assert list(dict.fromkeys(t2.iloc[:, 0])) == [f"K={k}" for k in paper.TABLE2_K]
     k10 = block(t2, "K=10")
-    assert set(k10) == {"paper (not available, see note)", "radae, MS-SSIM paper formula (n=2)", "radae, MS-SSIM standard (n=2)"}
+    assert set(k10) == {
+        "paper (not available, see note)",
+        "radae, MS-SSIM paper formula (n=2)",
+        "radae, MS-SSIM standard (n=2)",
+    }
     # K=10, alpha 0.95, seeds 0 and 1: max-damage standard at lambda 3 = base - 0.06, base = 0.3 + 0.1 + 0.19 + 0.005 s
     values = [0.3 + 0.1 + 0.19 + 0.005 * s - 0.06 for s in (0, 1)]
     mean, half = sum(values) / 2, stats.t.ppf(0.975, 1) * stats.tstd(values) / math.sqrt(2)
@@ -61,8 +65,14 @@ def test_reproduction_command_writes_markdown(tmp_path):
     rows = tmp_path / "rows.parquet"
     make_rows().to_parquet(rows)
     out = tmp_path / "reproduction.md"
-    proc = subprocess.run([sys.executable, "dashboards/reproduction.py", "--parquet", str(rows), "--out", str(out)],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "dashboards/reproduction.py", "--parquet", str(rows), "--out", str(out)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     for heading in ("## Table 1", "## Table 2", "## Table 3", "## Budget", "## Which differences are significant"):
@@ -74,8 +84,14 @@ def test_reproduction_command_writes_markdown(tmp_path):
 
 
 def test_reproduction_command_bad_input(tmp_path):
-    proc = subprocess.run([sys.executable, "dashboards/reproduction.py", "--parquet", str(tmp_path / "missing.parquet")],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "dashboards/reproduction.py", "--parquet", str(tmp_path / "missing.parquet")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "missing.parquet: no such file" in proc.stderr
 
 
@@ -115,7 +131,9 @@ def test_string_params_select_fgsm_and_pgd_rows_apart():
 def test_trend_slope_matches_least_squares():
     t = trend(make_rows(), "K")
     assert list(t["n"]) == [2, 0, 2, 0, 0, 2]
-    fit = stats.linregress([1, 1, 10, 10, 25, 25], [0.3 + 0.01 * k + 0.19 + 0.005 * s for k in (1, 10, 25) for s in (0, 1)])
+    fit = stats.linregress(
+        [1, 1, 10, 10, 25, 25], [0.3 + 0.01 * k + 0.19 + 0.005 * s for k in (1, 10, 25) for s in (0, 1)]
+    )
     assert t.attrs["slope"].startswith(f"{fit.slope:+.4f} ± ")
     assert "slope" not in trend(make_rows(ks=(10,)), "K").attrs  # one K value: no slope
 
@@ -125,8 +143,11 @@ def test_rows_of_different_budgets_or_fid_networks_refused():
     with pytest.raises(NotComparableError, match=r"config.train.epochs \(repro-pgd: 20; repro-test: 2\)"):
         check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.train.epochs": 20})], ignore_index=True))
     with pytest.raises(NotComparableError, match="fid_network_sha256"):
-        check_comparable(pd.concat([make_rows().assign(fid_network_sha256="aa"), pgd_rows(fid_network_sha256="bb")],
-                                   ignore_index=True))
+        check_comparable(
+            pd.concat(
+                [make_rows().assign(fid_network_sha256="aa"), pgd_rows(fid_network_sha256="bb")], ignore_index=True
+            )
+        )
 
 
 def test_reproduction_command_joins_sweeps_and_refuses_unlike(tmp_path):
@@ -139,9 +160,18 @@ def test_reproduction_command_joins_sweeps_and_refuses_unlike(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    assert "repro-pgd, repro-test" in text and "| robust GMM AE, PGD training (K=10, alpha 0.95) | radae, MS-SSIM standard (n=2) |" in text
-    proc = subprocess.run(cmd[:-4] + ["--parquet", str(c), "--out", str(tmp_path / "x.md")], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    assert (
+        "repro-pgd, repro-test" in text
+        and "| robust GMM AE, PGD training (K=10, alpha 0.95) | radae, MS-SSIM standard (n=2) |" in text
+    )
+    proc = subprocess.run(
+        cmd[:-4] + ["--parquet", str(c), "--out", str(tmp_path / "x.md")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "config.eval.images" in proc.stderr and not (tmp_path / "x.md").exists()
 
 
@@ -150,4 +180,6 @@ def test_unrecorded_config_value_counts_as_the_default():
     not with 'lbfgsb-authors'."""
     check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "batched"})], ignore_index=True))
     with pytest.raises(NotComparableError, match="config.eval.attack_impl"):
-        check_comparable(pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "lbfgsb-authors"})], ignore_index=True))
+        check_comparable(
+            pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "lbfgsb-authors"})], ignore_index=True)
+        )

@@ -76,5 +76,11 @@ def test_runs_table_set_up_for_comparing(tracker):
     assert url.startswith(f"#/experiments/{tracker.experiment_id}/runs?")
     state = json.loads(tracker.client.get_experiment(tracker.experiment_id).tags[VIEW_TAG_PREFIX + key])
     assert state["selectedColumns"][:2] == ["params.`loss.alpha`", "params.`prior.num_modes`"]
-    assert "metrics.`robustness`" in state["selectedColumns"] and "metrics.`latent_msssim_paper_xt_recxa_l3_mean`" in state["selectedColumns"]
-    assert "tags.`radae.role` = 'trial'" in state["searchFilter"] and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
+    assert (
+        "metrics.`robustness`" in state["selectedColumns"]
+        and "metrics.`latent_msssim_paper_xt_recxa_l3_mean`" in state["selectedColumns"]
+    )
+    assert (
+        "tags.`radae.role` = 'trial'" in state["searchFilter"]
+        and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
+    )

@@ -17,7 +17,9 @@ BLOCKED = frozenset(name for name in os.environ.get("GPU_CHECK_BLOCK", "").split
 class _BlockFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".", 1)[0] in BLOCKED:
-            raise ImportError(f"{fullname} is blocked (GPU_CHECK_BLOCK: not installed on the GPU machine)", name=fullname)
+            raise ImportError(
+                f"{fullname} is blocked (GPU_CHECK_BLOCK: not installed on the GPU machine)", name=fullname
+            )
         return None
 
 

@@ -91,7 +91,9 @@ def member_loss(
 
     x_adv = None
     if structure.adversarial:
-        x_adv = signed_ascent(frozen(model.encoder, enc_params), x, noise.u, hyper.eps, hyper.step_size, structure.steps)
+        x_adv = signed_ascent(
+            frozen(model.encoder, enc_params), x, noise.u, hyper.eps, hyper.step_size, structure.steps
+        )
     prior = GMMPrior(hyper.means, hyper.sigma, hyper.mode_weights)
     total, parts = rae_objective(
         encode, decode, x, x_adv, noise, prior, hyper.alpha, (hyper.ks_coefs[0], hyper.ks_coefs[1]),

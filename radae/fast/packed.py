@@ -73,9 +73,13 @@ def check_packable(cfgs: list[RunConfig]) -> None:
             raise ConfigError(f"model.name must be rae to pack trials, got {flat['model.name']!r} (member {i})")
         for key in SHARED_FIELDS:
             if flat[key] != first[key]:
-                raise ConfigError(f"{key} differs inside a pack: {first[key]!r} (member 0) vs {flat[key]!r} (member {i})")
+                raise ConfigError(
+                    f"{key} differs inside a pack: {first[key]!r} (member 0) vs {flat[key]!r} (member {i})"
+                )
         if flat["adv.method"] == "pgd" and flat["adv.pgd_steps"] != first["adv.pgd_steps"]:
-            raise ConfigError(f"adv.pgd_steps differs inside a pack: {first['adv.pgd_steps']} vs {flat['adv.pgd_steps']}")
+            raise ConfigError(
+                f"adv.pgd_steps differs inside a pack: {first['adv.pgd_steps']} vs {flat['adv.pgd_steps']}"
+            )
     dirs = [c.train.out_dir for c in cfgs]
     if len(set(dirs)) != len(dirs):
         raise ConfigError(f"train.out_dir must differ between the members of a pack, got {dirs}")
@@ -119,13 +123,17 @@ class PackedModels:
         check_packable(cfgs)
         for m in models:
             if any(True for _ in m.encoder.buffers()) or any(True for _ in m.decoder.buffers()):
-                raise ConfigError(f"model.arch {cfgs[0].model.arch!r} has BatchNorm buffers; packing needs buffer-free nets (mlp)")
+                raise ConfigError(
+                    f"model.arch {cfgs[0].model.arch!r} has BatchNorm buffers; packing needs buffer-free nets (mlp)"
+                )
         self.template, self.cfgs, self.pack = models[0], cfgs, pack
         self.structure = structure_of(cfgs[0])
         self.names = [name for name, _ in models[0].named_parameters()]
         self.device = next(models[0].parameters()).device
         self.dtype = next(models[0].parameters()).dtype
-        self.params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).clone() for n in self.names}
+        self.params = {
+            n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).clone() for n in self.names
+        }
         k_max = max(m.prior_means.shape[0] for m in models)
         self.hyper = MemberHyper.stack([hyper_of(m, k_max) for m in models])
         self.latent_noise = [float(m.latent_noise) for m in models]
@@ -134,7 +142,9 @@ class PackedModels:
         self.latent_dim = models[0].latent_dim
 
         def one(params, hyper, x, noise):
-            total, parts = member_loss(self.template, self.structure, params, MemberHyper(**hyper), x, StepNoise(**noise))
+            total, parts = member_loss(
+                self.template, self.structure, params, MemberHyper(**hyper), x, StepNoise(**noise)
+            )
             return total, parts
 
         self._grad_step = torch.func.vmap(torch.func.grad_and_value(one, has_aux=True))

@@ -219,6 +219,16 @@ class RobustGMMAE(Autoencoder):
         x_adv = None if steps is None else perturb(self.encoder, x, self.adv, u=noise.u)
         weights = (self.rec_weight, self.ks_weight, self.cov_weight)
         total, parts = rae_objective(
-            self.encode, self.decode, x, x_adv, noise, self.prior, self.alpha, self.ks_coefs, weights, self.latent_noise, self.adv_rec
+            self.encode,
+            self.decode,
+            x,
+            x_adv,
+            noise,
+            self.prior,
+            self.alpha,
+            self.ks_coefs,
+            weights,
+            self.latent_noise,
+            self.adv_rec,
         )
         return LossOutput(total, parts)

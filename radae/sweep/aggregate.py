@@ -110,8 +110,16 @@ def summarize(df: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.Data
             mean = float(values.mean()) if n else math.nan
             std = float(values.std(ddof=1)) if n >= 2 else math.nan
             half = t_half_width(std, n)
-            rec.update({f"{m}:mean": mean, f"{m}:std": std, f"{m}:n": n, f"{m}:ci_half": half,
-                        f"{m}:ci_low": mean - half, f"{m}:ci_high": mean + half})
+            rec.update(
+                {
+                    f"{m}:mean": mean,
+                    f"{m}:std": std,
+                    f"{m}:n": n,
+                    f"{m}:ci_half": half,
+                    f"{m}:ci_low": mean - half,
+                    f"{m}:ci_high": mean + half,
+                }
+            )
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
@@ -138,8 +146,10 @@ def compare(df: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.DataFrame
     rows = with_config(completed(df))
     if metric not in rows:
         raise AggregateError(f"no column {metric!r} in the sweep table")
-    groups = [(key, g[LABEL].iloc[0], g[metric].astype(float).dropna().to_numpy())
-              for key, g in rows.groupby(KEY, sort=False, dropna=False)]
+    groups = [
+        (key, g[LABEL].iloc[0], g[metric].astype(float).dropna().to_numpy())
+        for key, g in rows.groupby(KEY, sort=False, dropna=False)
+    ]
     pairs = []
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):
@@ -148,16 +158,40 @@ def compare(df: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.DataFrame
             if len(a) >= 2 and len(b) >= 2:
                 res = stats.ttest_ind(a, b, equal_var=False)
                 t, p = float(res.statistic), float(res.pvalue)
-            pairs.append({"config_a": la, "config_b": lb, "key_a": ka, "key_b": kb, "n_a": len(a), "n_b": len(b),
-                          "mean_a": float(np.mean(a)) if len(a) else math.nan,
-                          "mean_b": float(np.mean(b)) if len(b) else math.nan,
-                          "t": t, "p": p})
+            pairs.append(
+                {
+                    "config_a": la,
+                    "config_b": lb,
+                    "key_a": ka,
+                    "key_b": kb,
+                    "n_a": len(a),
+                    "n_b": len(b),
+                    "mean_a": float(np.mean(a)) if len(a) else math.nan,
+                    "mean_b": float(np.mean(b)) if len(b) else math.nan,
+                    "t": t,
+                    "p": p,
+                }
+            )
     adjusted = holm([pr["p"] for pr in pairs])
     for pr, ph in zip(pairs, adjusted, strict=True):
         pr["diff"] = pr["mean_a"] - pr["mean_b"]
         pr["p_holm"] = ph
         pr["significant"] = "n/a" if not math.isfinite(ph) else ("yes" if ph < alpha else "no")
-    cols = ["config_a", "config_b", "key_a", "key_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "t", "p", "p_holm", "significant"]
+    cols = [
+        "config_a",
+        "config_b",
+        "key_a",
+        "key_b",
+        "n_a",
+        "n_b",
+        "mean_a",
+        "mean_b",
+        "diff",
+        "t",
+        "p",
+        "p_holm",
+        "significant",
+    ]
     return pd.DataFrame(pairs, columns=cols)
 
 

@@ -34,7 +34,18 @@ from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, va
 from radae.sweep.seeds import SEED_FIELD, check_seeds
 from radae.sweep.space import SearchSpace, SpaceError
 
-TOP_KEYS = {"name", "description", "objective", "base", "space", "num_samples", "scheduler", "smoke", "seeds", *RESOURCE_KEYS}
+TOP_KEYS = {
+    "name",
+    "description",
+    "objective",
+    "base",
+    "space",
+    "num_samples",
+    "scheduler",
+    "smoke",
+    "seeds",
+    *RESOURCE_KEYS,
+}
 SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", "seeds", *RESOURCE_KEYS}
 log = logging.getLogger(__name__)
 
@@ -75,15 +86,23 @@ class SweepDefinition:
 
     def describe(self) -> dict[str, Any]:
         """Flat description for the parent MLflow run."""
-        out = {"sweep.name": self.name, "sweep.objective": self.objective.name, "sweep.fid_weight": self.objective.fid_weight,
-               "sweep.num_samples": self.num_samples, "sweep.seeds": self.seeds, "sweep.scheduler": (self.scheduler or {}).get("type", "none")}
+        out = {
+            "sweep.name": self.name,
+            "sweep.objective": self.objective.name,
+            "sweep.fid_weight": self.objective.fid_weight,
+            "sweep.num_samples": self.num_samples,
+            "sweep.seeds": self.seeds,
+            "sweep.scheduler": (self.scheduler or {}).get("type", "none"),
+        }
         out.update(self.resources.describe())
         out.update({f"base.{k}": v for k, v in self.base.items()})
         out.update({f"space.{k}": repr(v) for k, v in self.space.params.items()})
         return out
 
 
-def load_definition(path: str | Path, *, smoke: bool = False, extra: Mapping[str, Any] | None = None) -> SweepDefinition:
+def load_definition(
+    path: str | Path, *, smoke: bool = False, extra: Mapping[str, Any] | None = None
+) -> SweepDefinition:
     """Read, merge (``smoke``) and validate a definition file."""
     import yaml
 
@@ -95,7 +114,9 @@ def load_definition(path: str | Path, *, smoke: bool = False, extra: Mapping[str
     return parse_definition(raw, smoke=smoke, extra=extra, source=str(path))
 
 
-def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] | None = None, source: str = "<dict>") -> SweepDefinition:
+def parse_definition(
+    raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] | None = None, source: str = "<dict>"
+) -> SweepDefinition:
     def fail(msg: str) -> DefinitionError:
         return DefinitionError(f"{source}: {msg}")
 
@@ -171,7 +192,9 @@ def parse_definition(raw: Any, *, smoke: bool = False, extra: Mapping[str, Any] 
     )
 
 
-def with_resources(defn: SweepDefinition, extra: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> SweepDefinition:
+def with_resources(
+    defn: SweepDefinition, extra: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> SweepDefinition:
     """``defn`` with the CLI's resource settings (``gpus_per_trial``, ``pack_size``) applied and validated."""
     from dataclasses import asdict, replace
 
@@ -203,7 +226,9 @@ def with_objective(defn: SweepDefinition, name: str | None) -> SweepDefinition:
 def check_space_seeds(space: SearchSpace, seeds: int) -> None:
     """ValueError when ``seeds > 1`` and the space also searches the training seed."""
     if seeds > 1 and SEED_FIELD in space.params:
-        raise ValueError(f"seeds: {seeds} repeats every configuration over {SEED_FIELD}; do not also search {SEED_FIELD}")
+        raise ValueError(
+            f"seeds: {seeds} repeats every configuration over {SEED_FIELD}; do not also search {SEED_FIELD}"
+        )
 
 
 def with_seeds(defn: SweepDefinition, seeds: int | None) -> SweepDefinition:

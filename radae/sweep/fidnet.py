@@ -38,7 +38,9 @@ def object_key(settings: StorageSettings, sweep_id: str, dataset: str) -> str:
     """``bucket/prefix/fid/sweep=<id>/<dataset>/feature_net.pt`` (pyarrow path, no scheme)."""
     from radae.sweep.results import check_id
 
-    return settings.key("fid", f"sweep={check_id('sweep id', sweep_id)}", check_id("dataset", dataset), FILE, with_bucket=True)
+    return settings.key(
+        "fid", f"sweep={check_id('sweep id', sweep_id)}", check_id("dataset", dataset), FILE, with_bucket=True
+    )
 
 
 def sweep_datasets(space: Any, base: Any) -> list[str]:

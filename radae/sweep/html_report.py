@@ -32,10 +32,17 @@ from radae.sweep.report import FID, ROBUST, pareto_table
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
 # Objective metric -> (label, better): the headline's "best configuration per objective".
-OBJECTIVES = {SCORE: ("score", "max"), ROBUST: ("robustness R", "max"), ROBUST_PAPER: ("robustness R (paper MS-SSIM)", "max"),
-              FID: ("FID", "min")}
+OBJECTIVES = {
+    SCORE: ("score", "max"),
+    ROBUST: ("robustness R", "max"),
+    ROBUST_PAPER: ("robustness R (paper MS-SSIM)", "max"),
+    FID: ("FID", "min"),
+}
 # Paper-study slices: the other parameter's value in the paper's tables 2 (over K) and 3 (over alpha).
-SLICES = {"param.prior.num_modes": ("param.loss.alpha", paper.TABLE2_ALPHA), "param.loss.alpha": ("param.prior.num_modes", paper.TABLE3_K)}
+SLICES = {
+    "param.prior.num_modes": ("param.loss.alpha", paper.TABLE2_ALPHA),
+    "param.loss.alpha": ("param.prior.num_modes", paper.TABLE3_K),
+}
 
 
 def paper_robustness(row: paper.PaperRow) -> float:
@@ -55,13 +62,18 @@ def headline(df: pd.DataFrame) -> str:
     counts = df["status"].value_counts().to_dict() if "status" in df else {}
     wall = ""
     if {"started_at", "finished_at"} <= set(df.columns):
-        start, end = pd.to_numeric(df["started_at"], errors="coerce").min(), pd.to_numeric(df["finished_at"], errors="coerce").max()
+        start, end = (
+            pd.to_numeric(df["started_at"], errors="coerce").min(),
+            pd.to_numeric(df["finished_at"], errors="coerce").max(),
+        )
         if math.isfinite(start) and math.isfinite(end):
             wall = f"{(end - start) / 60:.1f} min from the first trial's start to the last trial's end"
     summed = pd.to_numeric(df.get("wall_seconds", pd.Series(dtype=float)), errors="coerce").sum()
-    items = [f"<li>trials: <b>{counts.get('completed', 0)}</b> completed, <b>{counts.get('pruned', 0)}</b> pruned, "
-             f"<b>{counts.get('error', 0)}</b> failed ({len(df)} rows)</li>",
-             f"<li>wall time: {_e(wall or 'not recorded')}; {summed / 60:.1f} min of trial time summed</li>"]
+    items = [
+        f"<li>trials: <b>{counts.get('completed', 0)}</b> completed, <b>{counts.get('pruned', 0)}</b> pruned, "
+        f"<b>{counts.get('error', 0)}</b> failed ({len(df)} rows)</li>",
+        f"<li>wall time: {_e(wall or 'not recorded')}; {summed / 60:.1f} min of trial time summed</li>",
+    ]
     metrics = [m for m in OBJECTIVES if m in df and completed(df)[m].notna().any()]
     if metrics:
         s = summarize(df, metrics)
@@ -81,15 +93,37 @@ def pareto_figure(df: pd.DataFrame) -> Any:
     if ROBUST in done and FID in done and len(done):
         front = pareto_table(done)
         hover = "trial %{customdata[0]}<br>%{customdata[1]}<br>FID %{x:.3f}, R %{y:.4f}<extra></extra>"
-        fig.add_trace(go.Scatter(x=done[FID], y=done[ROBUST], mode="markers", name="trials", marker={"color": "#999", "size": 8},
-                                 customdata=done[["trial_id", "config_label"]].to_numpy(), hovertemplate=hover))
+        fig.add_trace(
+            go.Scatter(
+                x=done[FID],
+                y=done[ROBUST],
+                mode="markers",
+                name="trials",
+                marker={"color": "#999", "size": 8},
+                customdata=done[["trial_id", "config_label"]].to_numpy(),
+                hovertemplate=hover,
+            )
+        )
         front = with_config(front)
-        fig.add_trace(go.Scatter(x=front[FID], y=front[ROBUST], mode="lines+markers", name="Pareto front",
-                                 marker={"color": "#c0392b", "size": 11}, line={"color": "#c0392b"},
-                                 customdata=front[["trial_id", "config_label"]].to_numpy(), hovertemplate=hover))
+        fig.add_trace(
+            go.Scatter(
+                x=front[FID],
+                y=front[ROBUST],
+                mode="lines+markers",
+                name="Pareto front",
+                marker={"color": "#c0392b", "size": 11},
+                line={"color": "#c0392b"},
+                customdata=front[["trial_id", "config_label"]].to_numpy(),
+                hovertemplate=hover,
+            )
+        )
     fid_net = tables.FID_NETWORKS.get(tables.fid_metric(done) or "", "unknown")
-    fig.update_layout(title="Robustness vs FID (every completed trial; the front highlighted)", height=450,
-                      xaxis_title=f"FID, {fid_net} features (lower is better)", yaxis_title="robustness R (higher is better)")
+    fig.update_layout(
+        title="Robustness vs FID (every completed trial; the front highlighted)",
+        height=450,
+        xaxis_title=f"FID, {fid_net} features (lower is better)",
+        yaxis_title="robustness R (higher is better)",
+    )
     return fig
 
 
@@ -108,7 +142,11 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
 
     rows = completed(df)
     fid_col = tables.fid_metric(rows)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("robustness R", f"FID ({tables.FID_NETWORKS.get(fid_col or '', 'none')} features)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("robustness R", f"FID ({tables.FID_NETWORKS.get(fid_col or '', 'none')} features)"),
+    )
     numeric = pd.to_numeric(rows[param], errors="coerce").notna().all() if len(rows) else False
     slice_spec = SLICES.get(param)
     for col, metrics in ((1, [ROBUST, ROBUST_PAPER]), (2, [fid_col] if fid_col else [])):
@@ -125,23 +163,53 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                 c = _curve(part, param, metric)
                 label = f"{metric.removeprefix('metric.')}, {name}"
                 x = c[param] if numeric else c[param].astype(str)
-                fig.add_trace(go.Scatter(x=x, y=c["mean"], name=label, mode="lines+markers" if len(c) <= 12 else "markers",
-                                         error_y={"type": "data", "array": c["half"].fillna(0)},
-                                         hovertemplate=f"{param.removeprefix('param.')}=%{{x}}<br>mean %{{y:.4f}}<br>n %{{customdata}}<extra>{_e(label)}</extra>",
-                                         customdata=c["count"]), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=c["mean"],
+                        name=label,
+                        mode="lines+markers" if len(c) <= 12 else "markers",
+                        error_y={"type": "data", "array": c["half"].fillna(0)},
+                        hovertemplate=f"{param.removeprefix('param.')}=%{{x}}<br>mean %{{y:.4f}}<br>n %{{customdata}}<extra>{_e(label)}</extra>",
+                        customdata=c["count"],
+                    ),
+                    row=1,
+                    col=col,
+                )
     if slice_spec and ROBUST_PAPER in rows:
         # The paper's robust GMM AE (table 1, K=10, alpha 0.95): R from its MS-SSIMs (the paper formula).
         ref = paper.TABLE1[-1]
         x = 10 if param == "param.prior.num_modes" else 0.95
-        fig.add_trace(go.Scatter(x=[x], y=[paper_robustness(ref)], mode="markers", name="paper, table 1 (R from its MS-SSIMs)",
-                                 marker={"symbol": "star", "size": 14, "color": "#000"}), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[paper_robustness(ref)],
+                mode="markers",
+                name="paper, table 1 (R from its MS-SSIMs)",
+                marker={"symbol": "star", "size": 14, "color": "#000"},
+            ),
+            row=1,
+            col=1,
+        )
         table = paper.TABLE2 if param == "param.prior.num_modes" else paper.TABLE3
         if table:
             xs = sorted(table)
-            fig.add_trace(go.Scatter(x=xs, y=[paper_robustness(table[k]) for k in xs], mode="lines+markers", name="paper, sensitivity table",
-                                     line={"dash": "dot", "color": "#000"}), row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[paper_robustness(table[k]) for k in xs],
+                    mode="lines+markers",
+                    name="paper, sensitivity table",
+                    line={"dash": "dot", "color": "#000"},
+                ),
+                row=1,
+                col=1,
+            )
     fig.update_xaxes(title_text=param.removeprefix("param."))
-    fig.update_layout(height=380, title=f"Sensitivity to {param.removeprefix('param.')} (mean ± 95% CI across seeds and other parameters)")
+    fig.update_layout(
+        height=380,
+        title=f"Sensitivity to {param.removeprefix('param.')} (mean ± 95% CI across seeds and other parameters)",
+    )
     return fig
 
 
@@ -159,8 +227,10 @@ def grids_html(grids: Mapping[str, Mapping[str, bytes]], df: pd.DataFrame) -> st
         parts.append(f"<h3>{_e(role)} trial {_e(trial)}: {_e(labels.get(trial, ''))}</h3><div class='grids'>")
         for name, data in sorted(images.items()):
             b64 = base64.b64encode(data).decode()
-            parts.append(f"<figure><img class='attack-grid' alt='{_e(name)}' src='data:image/png;base64,{b64}'/>"
-                         f"<figcaption>{_e(name)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img class='attack-grid' alt='{_e(name)}' src='data:image/png;base64,{b64}'/>"
+                f"<figcaption>{_e(name)}</figcaption></figure>"
+            )
         parts.append("</div>")
     return "".join(parts)
 
@@ -174,8 +244,11 @@ def _cell(value: Any) -> str:
 def trials_html(df: pd.DataFrame, links: Mapping[str, str]) -> str:
     d = with_config(df)
     cols = ["trial_id", "status", "config_label", *(["seed"] if "seed" in d else []), ROBUST, FID, SCORE]
-    out = ["<table id='trials' class='paper-table'><thead><tr>"
-           + "".join(f"<th>{_e(c.removeprefix('metric.'))}</th>" for c in cols) + "<th>MLflow run</th></tr></thead><tbody>"]
+    out = [
+        "<table id='trials' class='paper-table'><thead><tr>"
+        + "".join(f"<th>{_e(c.removeprefix('metric.'))}</th>" for c in cols)
+        + "<th>MLflow run</th></tr></thead><tbody>"
+    ]
     for _, r in d.iterrows():
         cells = "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols)
         url = links.get(str(r["trial_id"]))
@@ -191,41 +264,55 @@ table.paper-table th{background:#f3f3f3} .grids{display:flex;flex-wrap:wrap;gap:
 figure{margin:0} img.attack-grid{max-width:420px;border:1px solid #ddd} .note{color:#555;font-size:13px}"""
 
 
-def build_page(df: pd.DataFrame, sweep_id: str, *, links: Mapping[str, str] | None = None,
-               grids: Mapping[str, Mapping[str, bytes]] | None = None, mlflow_url: str | None = None,
-               optuna_url: str | None = None, command: str | None = None) -> str:
+def build_page(
+    df: pd.DataFrame,
+    sweep_id: str,
+    *,
+    links: Mapping[str, str] | None = None,
+    grids: Mapping[str, Mapping[str, bytes]] | None = None,
+    mlflow_url: str | None = None,
+    optuna_url: str | None = None,
+    command: str | None = None,
+) -> str:
     """The report page as one HTML string (plotly.js and images inside)."""
     from plotly.offline import get_plotlyjs
 
     params = searched_params(df)
-    sens = "".join(f"<div class='sensitivity-plot' data-param='{_e(p)}'>{_fig_html(sensitivity_figure(df, p), 'sens-' + p.replace('.', '-'))}</div>"
-                   for p in params) or "<p>No searched parameters.</p>"
+    sens = (
+        "".join(
+            f"<div class='sensitivity-plot' data-param='{_e(p)}'>{_fig_html(sensitivity_figure(df, p), 'sens-' + p.replace('.', '-'))}</div>"
+            for p in params
+        )
+        or "<p>No searched parameters.</p>"
+    )
     where = []
     if mlflow_url:
         where.append(f"<a id='mlflow-link' href='{_e(mlflow_url)}'>MLflow runs of this sweep</a>")
     if optuna_url:
         where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard</a>")
     body = f"""<h1>Sweep {_e(sweep_id)}</h1>
-<p class='note'>Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{' by <code>' + _e(command) + '</code>' if command else ''}. {' · '.join(where)}</p>
+<p class='note'>Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}{" by <code>" + _e(command) + "</code>" if command else ""}. {" · ".join(where)}</p>
 <section id='headline'><h2>Headline</h2>{headline(df)}
 <p class='note'>Best = best mean over the seeds of a configuration (± 95% Student-t CI half-width).</p></section>
-<section id='pareto'><h2>Pareto front</h2>{_fig_html(pareto_figure(df), 'pareto-plot')}</section>
+<section id='pareto'><h2>Pareto front</h2>{_fig_html(pareto_figure(df), "pareto-plot")}</section>
 <section id='sensitivity'><h2>Sensitivity per searched parameter</h2>{sens}
 <p class='note'>{_e(paper.SENSITIVITY_NOTE)} The star is the paper's robust GMM AE (table 1) with R computed from its
 MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</code> (the paper's MS-SSIM), not with
 <code>robustness</code>. The paper's FID uses Inception-v3 features and is not drawn against classifier FIDs.</p></section>
 <section id='tables'><h2>Paper-format tables</h2>
 <p class='note'>mean ± 95% CI over seeds; "not run": configuration not in this sweep; "not recorded": metric absent from the rows.</p>
-<h3>Table 1: models</h3>{_table_html(tables.table1(df), 'table1')}
-<h3>Table 2: K at alpha 0.95</h3>{_table_html(tables.table2(df), 'table2')}
-<h3>Table 3: alpha at K = 10</h3>{_table_html(tables.table3(df), 'table3')}
+<h3>Table 1: models</h3>{_table_html(tables.table1(df), "table1")}
+<h3>Table 2: K at alpha 0.95</h3>{_table_html(tables.table2(df), "table2")}
+<h3>Table 3: alpha at K = 10</h3>{_table_html(tables.table3(df), "table3")}
 <h3>Significance of robustness differences</h3><p class='note'>{_e(TEST_NAME)}; n/a: fewer than 2 seeds.</p>
-{_table_html(tables.significance(df), 'significance')}</section>
+{_table_html(tables.significance(df), "significance")}</section>
 <section id='grids'><h2>Attack grids: best and worst trial by score</h2>
 <p class='note'>Columns: source, clean reconstruction, adversarial input, its reconstruction, (latent attack) target.</p>{grids_html(grids or {}, df)}</section>
 <section id='trials'><h2>Trials</h2>{trials_html(df, links or {})}</section>"""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>radae sweep {_e(sweep_id)}</title>"
-            f"<style>{STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>{body}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>radae sweep {_e(sweep_id)}</title>"
+        f"<style>{STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>{body}</body></html>"
+    )
 
 
 def best_and_worst(df: pd.DataFrame, metric: str = SCORE) -> dict[str, str]:
@@ -279,8 +366,15 @@ def run_links(df: pd.DataFrame, mlflow_uri: str | None, tracker: Any = None) -> 
     return links, {t: r for t, (_, r) in ids.items()}
 
 
-def render_sweep(df: pd.DataFrame, sweep_id: str, *, mlflow_uri: str | None = None, tracker: Any = None,
-                 optuna_url: str | None = None, command: str | None = None) -> tuple[str, dict[str, int]]:
+def render_sweep(
+    df: pd.DataFrame,
+    sweep_id: str,
+    *,
+    mlflow_uri: str | None = None,
+    tracker: Any = None,
+    optuna_url: str | None = None,
+    command: str | None = None,
+) -> tuple[str, dict[str, int]]:
     """The page of a sweep with its run links and attack grids looked up (``tracker``: a
     :class:`radae.sweep.tracking.Tracker`, or None); returns (html, counts of links and grids)."""
     links, run_ids = run_links(df, mlflow_uri, tracker)
@@ -290,5 +384,7 @@ def render_sweep(df: pd.DataFrame, sweep_id: str, *, mlflow_uri: str | None = No
         from radae.sweep.tracking import WORKFLOW
 
         mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
-    page = build_page(df, sweep_id, links=links, grids=grids, mlflow_url=mlflow_url, optuna_url=optuna_url, command=command)
+    page = build_page(
+        df, sweep_id, links=links, grids=grids, mlflow_url=mlflow_url, optuna_url=optuna_url, command=command
+    )
     return page, {"links": len(links), "grids": sum(len(g) for g in grids.values())}

@@ -40,15 +40,22 @@ def lease_path(settings: StorageSettings, sweep_id: str) -> str:
 class DriverLease:
     """Acquire with :meth:`acquire` (or ``with``); refreshed by a daemon thread; :meth:`release` deletes it."""
 
-    def __init__(self, settings: StorageSettings, sweep_id: str, *, ttl: float = 180.0, period: float = 5.0,
-                 settle: float = 0.5) -> None:
+    def __init__(
+        self, settings: StorageSettings, sweep_id: str, *, ttl: float = 180.0, period: float = 5.0, settle: float = 0.5
+    ) -> None:
         import os
 
         self.settings, self.sweep_id, self.ttl, self.period, self.settle = settings, sweep_id, ttl, period, settle
         self.path = lease_path(settings, sweep_id)
         pid = os.getpid()
-        self.record = {"sweep_id": sweep_id, "host": socket.gethostname(), "pid": pid, "pid_start": start_time(pid),
-                       "token": secrets.token_hex(8), "acquired_at": time.time()}
+        self.record = {
+            "sweep_id": sweep_id,
+            "host": socket.gethostname(),
+            "pid": pid,
+            "pid_start": start_time(pid),
+            "token": secrets.token_hex(8),
+            "acquired_at": time.time(),
+        }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)

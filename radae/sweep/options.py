@@ -73,7 +73,12 @@ class SweepOptions:
     # sweep: what runs
     smoke_test: bool = option(False, "tiny version of the sweep (the definition's smoke section)", "sweep")
     definition: str | None = option(None, "sweep definition YAML", "sweep", shown="the script's")
-    sweep_id: str | None = option(None, "sweep id; required with --resume", "sweep", shown="NAME-YYYYmmdd-HHMMSS (the definition's name, UTC time)")
+    sweep_id: str | None = option(
+        None,
+        "sweep id; required with --resume",
+        "sweep",
+        shown="NAME-YYYYmmdd-HHMMSS (the definition's name, UTC time)",
+    )
     resume: bool = option(False, "restore an interrupted sweep (Tuner.restore) with its Optuna state", "sweep")
     num_samples: int | None = option(None, "configurations to train", "sweep", shown="the definition's")
     seeds: int | None = option(

@@ -53,7 +53,9 @@ class TrialResources:
     def __post_init__(self) -> None:
         x = self.gpus_per_trial
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or not 0 < x <= 1:
-            raise ResourceError(f"gpus_per_trial must be a number in (0, 1] (e.g. 0.25 = four trials per GPU), got {x!r}")
+            raise ResourceError(
+                f"gpus_per_trial must be a number in (0, 1] (e.g. 0.25 = four trials per GPU), got {x!r}"
+            )
         n = self.pack_size
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ResourceError(f"pack_size must be an integer >= 1 (1 = no packing), got {n!r}")
@@ -105,7 +107,11 @@ class TrialResources:
         return math.ceil(configurations / self.pack_size)
 
     def describe(self) -> dict[str, Any]:
-        return {"sweep.gpus_per_trial": self.gpus_per_trial, "sweep.pack_size": self.pack_size, "sweep.pack_noise": self.pack_noise}
+        return {
+            "sweep.gpus_per_trial": self.gpus_per_trial,
+            "sweep.pack_size": self.pack_size,
+            "sweep.pack_noise": self.pack_noise,
+        }
 
 
 def cap_gpu_memory(fraction: float | None) -> str:
@@ -158,10 +164,14 @@ def validate_packing(space: Any, base: RunConfig, resources: TrialResources) -> 
     shape = dataset_info(base.data.name).image_shape
     enc, dec = build_networks(base.model.arch, shape, base.model.latent_dim)
     if any(True for _ in enc.buffers()) or any(True for _ in dec.buffers()):
-        raise ResourceError(f"pack_size {resources.pack_size}: model.arch {base.model.arch!r} has BatchNorm buffers; "
-                            "packing needs buffer-free nets (mlp); set pack_size: 1")
+        raise ResourceError(
+            f"pack_size {resources.pack_size}: model.arch {base.model.arch!r} has BatchNorm buffers; "
+            "packing needs buffer-free nets (mlp); set pack_size: 1"
+        )
     if space.is_grid:
         varying = [k for k in shared_keys(space.params) if len(space.params[k].values) > 1]
         if varying:
-            raise ResourceError(f"pack_size {resources.pack_size}: the grid varies {varying}, which every member of a pack "
-                                "must share; run it unpacked or split it into one sweep per value")
+            raise ResourceError(
+                f"pack_size {resources.pack_size}: the grid varies {varying}, which every member of a pack "
+                "must share; run it unpacked or split it into one sweep per value"
+            )

@@ -44,7 +44,11 @@ TABLE1_MATCH = {
 }
 # Table 1 rows the issue asks for that method.md gives no paper numbers for: (name, model, match).
 TABLE1_RADAE_ONLY = (
-    ("robust GMM AE, PGD training (K=10, alpha 0.95)", "rae", {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "pgd"}),
+    (
+        "robust GMM AE, PGD training (K=10, alpha 0.95)",
+        "rae",
+        {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "pgd"},
+    ),
 )
 
 # Table 2: K at alpha 0.95; table 3: alpha at K 10 (sweeps/reproduction*.yaml together run both).

@@ -82,6 +82,14 @@ def check_ray(address: str | None, timeout: float = 5.0) -> str | None:
 
 def preflight(settings: StorageSettings, tracking_uri: str, ray_address: str | None, timeout: float = 5.0) -> None:
     """Raise :class:`PreflightError` naming every unreachable or missing service."""
-    problems = [p for p in (check_storage(settings, timeout), check_mlflow(tracking_uri, timeout), check_ray(ray_address, timeout)) if p]
+    problems = [
+        p
+        for p in (
+            check_storage(settings, timeout),
+            check_mlflow(tracking_uri, timeout),
+            check_ray(ray_address, timeout),
+        )
+        if p
+    ]
     if problems:
         raise PreflightError("cannot start the sweep:\n  - " + "\n  - ".join(problems))

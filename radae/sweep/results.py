@@ -104,8 +104,9 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any], *, policy: Retr
     return f"s3://{path}"
 
 
-def read_row(settings: StorageSettings, sweep_id: str, trial_id: str, *,
-             policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, Any] | None:
+def read_row(
+    settings: StorageSettings, sweep_id: str, trial_id: str, *, policy: RetryPolicy = DEFAULT_POLICY
+) -> dict[str, Any] | None:
     """The trial's stored row, or None when it has none yet (retried like :func:`write_row`)."""
     import pyarrow.fs as pafs
 
@@ -156,7 +157,9 @@ def list_rows(settings: StorageSettings, sweep_id: str, *, policy: RetryPolicy =
     return s3_call(settings, f"listing s3://{base}/", ls, error=ResultsError, policy=policy)
 
 
-def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False, policy: RetryPolicy = DEFAULT_POLICY):
+def read_sweep(
+    settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False, policy: RetryPolicy = DEFAULT_POLICY
+):
     """Every trial row of ``sweep_id`` as one ``pyarrow.Table`` (or pandas DataFrame).
 
     Rows are unified by column name (a column missing from one trial, e.g. metrics of a pruned
@@ -168,7 +171,9 @@ def read_sweep(settings: StorageSettings, sweep_id: str, *, as_pandas: bool = Fa
     fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
     tables = []
     for path in list_rows(settings, sweep_id, policy=policy):
-        data = s3_call(settings, f"reading s3://{path}", lambda p=path: _fetch(fs, p), error=ResultsError, policy=policy)
+        data = s3_call(
+            settings, f"reading s3://{path}", lambda p=path: _fetch(fs, p), error=ResultsError, policy=policy
+        )
         tables.append(_parse(path, data))
     if not tables:
         table = pa.table({"sweep_id": pa.array([], pa.string()), "trial_id": pa.array([], pa.string())})

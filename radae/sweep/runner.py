@@ -55,10 +55,14 @@ def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, A
 
     last = numeric(trial.last_result or {})
     _, shape = shape_of(trial.config)
-    points = [{k: v for k, v in p.items() if k in ctx.space or k == SEED_KEY} for p in shape.member_params(trial.config)]
+    points = [
+        {k: v for k, v in p.items() if k in ctx.space or k == SEED_KEY} for p in shape.member_params(trial.config)
+    ]
     ids = shape.member_ids(trial.trial_id, len(points))
-    return [(row_id, point, shape.member_report(last, k), shape.columns(trial.trial_id, k, len(points)))
-            for k, (row_id, point) in enumerate(zip(ids, points, strict=True))]
+    return [
+        (row_id, point, shape.member_report(last, k), shape.columns(trial.trial_id, k, len(points)))
+        for k, (row_id, point) in enumerate(zip(ids, points, strict=True))
+    ]
 
 
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
@@ -70,10 +74,26 @@ def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
         cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), ctx.base, params)
         now = time.time()
         row = results.make_row(
-            sweep_id=ctx.sweep_id, trial_id=row_id, status=status, config=cfg.flat(), params=own, metrics=metrics,
-            timings={"started_at": None, "finished_at": now, "wall_seconds": None, "train_seconds": None, "eval_seconds": None},
-            extra={"resumed_from_epoch": None, "executor": ctx.executor, **extra, **seeded,
-                   **fid_columns(ctx.fid_network(cfg.data.name))},
+            sweep_id=ctx.sweep_id,
+            trial_id=row_id,
+            status=status,
+            config=cfg.flat(),
+            params=own,
+            metrics=metrics,
+            timings={
+                "started_at": None,
+                "finished_at": now,
+                "wall_seconds": None,
+                "train_seconds": None,
+                "eval_seconds": None,
+            },
+            extra={
+                "resumed_from_epoch": None,
+                "executor": ctx.executor,
+                **extra,
+                **seeded,
+                **fid_columns(ctx.fid_network(cfg.data.name)),
+            },
         )
         results.write_row(ctx.settings(), row)
 
@@ -123,12 +143,26 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
     scheduler = None
     if defn.scheduler:
         s = defn.scheduler
-        scheduler = ASHAScheduler(metric=s["metric"], mode=s["mode"], max_t=ctx_epochs(ctx), time_attr="epoch",
-                                  grace_period=int(s.get("grace_period", 1)), reduction_factor=float(s.get("reduction_factor", 3)),
-                                  stop_last_trials=False)
+        scheduler = ASHAScheduler(
+            metric=s["metric"],
+            mode=s["mode"],
+            max_t=ctx_epochs(ctx),
+            time_attr="epoch",
+            grace_period=int(s.get("grace_period", 1)),
+            reduction_factor=float(s.get("reduction_factor", 3)),
+            stop_last_trials=False,
+        )
     configurations = opts.num_samples or defn.num_samples
-    searcher = build_searcher(defn.space, defn.objective, study_db=opts.study_db, study_name=opts.sweep_id, seed=opts.sampler_seed,
-                              pack_size=res.pack_size, total=configurations, seeds=defn.seeds)
+    searcher = build_searcher(
+        defn.space,
+        defn.objective,
+        study_db=opts.study_db,
+        study_name=opts.sweep_id,
+        seed=opts.sampler_seed,
+        pack_size=res.pack_size,
+        total=configurations,
+        seeds=defn.seeds,
+    )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -164,7 +198,9 @@ def check_sweep_state(opts: SweepOptions) -> None:
     if opts.resume and not exists:
         raise SweepError(f"--resume: no sweep {opts.sweep_id!r} to restore at s3://{exp_path}")
     if not opts.resume and exists:
-        raise SweepError(f"sweep {opts.sweep_id!r} already exists at s3://{exp_path}; pass --resume or a new --sweep-id")
+        raise SweepError(
+            f"sweep {opts.sweep_id!r} already exists at s3://{exp_path}; pass --resume or a new --sweep-id"
+        )
 
 
 def ctx_epochs(ctx: SweepContext) -> int:
@@ -223,30 +259,53 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     res = defn.resources
     concurrency = res.concurrency(cluster_gpus, use_gpu, opts.concurrency)
     if use_gpu:
-        log.info("%g GPU per trial (%d trials per GPU, CUDA memory capped at %g each), %d trials at once on %g GPUs%s",
-                 res.gpus_per_trial, res.trials_per_gpu, res.gpus_per_trial, concurrency, cluster_gpus,
-                 f", {res.pack_size} configurations per trial" if res.packed else "")
+        log.info(
+            "%g GPU per trial (%d trials per GPU, CUDA memory capped at %g each), %d trials at once on %g GPUs%s",
+            res.gpus_per_trial,
+            res.trials_per_gpu,
+            res.gpus_per_trial,
+            concurrency,
+            cluster_gpus,
+            f", {res.pack_size} configurations per trial" if res.packed else "",
+        )
     else:
-        log.info("no GPU in this sweep: gpus_per_trial %g is validated but has no effect (no GPU share, no memory cap); "
-                 "%d trials at once%s", res.gpus_per_trial, concurrency, f", {res.pack_size} configurations per trial" if res.packed else "")
+        log.info(
+            "no GPU in this sweep: gpus_per_trial %g is validated but has no effect (no GPU share, no memory cap); "
+            "%d trials at once%s",
+            res.gpus_per_trial,
+            concurrency,
+            f", {res.pack_size} configurations per trial" if res.packed else "",
+        )
     overrides = opts.config_overrides()
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in overrides.items()}})
     from radae.sweep.tracking import compared_metrics
 
-    view = tracker.compare_view(opts.sweep_id, parent, list(defn.space.params),
-                                compared_metrics(defn.base_config(overrides).eval.levels))
+    view = tracker.compare_view(
+        opts.sweep_id, parent, list(defn.space.params), compared_metrics(defn.base_config(overrides).eval.levels)
+    )
     log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
     # Before any trial: one FID feature network per dataset, stored with the sweep (reused on --resume).
     fid_networks = publish_feature_nets(opts.storage, opts.sweep_id, defn.space, defn.base_config(overrides))
     ctx = SweepContext(
-        sweep_id=opts.sweep_id, base=defn.base_config(overrides), space={k: _spec_dict(v) for k, v in defn.space.params.items()},
-        objective=defn.objective.name, fid_weight=defn.objective.fid_weight, storage=storage,
-        tracking_uri=opts.tracking_uri, experiment=opts.experiment, parent_run_id=parent,
-        work_dir=str(Path(opts.work_dir).expanduser()), executor=opts.executor, num_workers=opts.num_workers,
-        use_gpu=use_gpu, state_dir=opts.state_dir, gpus_per_trial=res.gpus_per_trial,
-        pack_noise=res.pack_noise, fid_networks=fid_networks,
+        sweep_id=opts.sweep_id,
+        base=defn.base_config(overrides),
+        space={k: _spec_dict(v) for k, v in defn.space.params.items()},
+        objective=defn.objective.name,
+        fid_weight=defn.objective.fid_weight,
+        storage=storage,
+        tracking_uri=opts.tracking_uri,
+        experiment=opts.experiment,
+        parent_run_id=parent,
+        work_dir=str(Path(opts.work_dir).expanduser()),
+        executor=opts.executor,
+        num_workers=opts.num_workers,
+        use_gpu=use_gpu,
+        state_dir=opts.state_dir,
+        gpus_per_trial=res.gpus_per_trial,
+        pack_noise=res.pack_noise,
+        fid_networks=fid_networks,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)
     grid = tuner.fit()
@@ -270,8 +329,13 @@ def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker:
     uris = []
     fs = storage.pyarrow_fs()
     with tempfile.TemporaryDirectory(prefix="radae-report-") as tmp:
-        page, _ = render_sweep(table.to_pandas(), sweep_id, mlflow_uri=tracker.tracking_uri, tracker=tracker,
-                               command=f"python dashboards/sweep_report.py {sweep_id}")
+        page, _ = render_sweep(
+            table.to_pandas(),
+            sweep_id,
+            mlflow_uri=tracker.tracking_uri,
+            tracker=tracker,
+            command=f"python dashboards/sweep_report.py {sweep_id}",
+        )
         html = Path(tmp) / "report.html"
         html.write_text(page)
         for path in [*export_report(table, tmp), html]:

@@ -48,7 +48,9 @@ class SettingsS3FileSystem(fs.S3FileSystem):
         return _from_environment, (self._settings_type, self._public, self._max_attempts)
 
 
-def _from_environment(settings_type: Any, public: dict[str, Any], max_attempts: int | None = None) -> SettingsS3FileSystem:
+def _from_environment(
+    settings_type: Any, public: dict[str, Any], max_attempts: int | None = None
+) -> SettingsS3FileSystem:
     """Unpickle: the public settings plus the credentials of this process's environment (``settings_type.from_env``)."""
     return SettingsS3FileSystem(settings_type.from_env(**public), max_attempts)
 
@@ -63,8 +65,9 @@ def s3_outage(settings: Any) -> Outage:
     return outage_of("S3 endpoint", settings.endpoint or "aws")
 
 
-def s3_call(settings: Any, what: str, fn: Callable[[], T], *, error: type[Exception],
-            policy: RetryPolicy = DEFAULT_POLICY) -> T:
+def s3_call(
+    settings: Any, what: str, fn: Callable[[], T], *, error: type[Exception], policy: RetryPolicy = DEFAULT_POLICY
+) -> T:
     """``fn()`` (an S3 operation of the sweep's own, ``what`` e.g. ``writing s3://...``) retried with
     backoff while the endpoint is away; ``error`` naming endpoint and object once it gives up."""
     return call(fn, outage=s3_outage(settings), what=what, transient=s3_transient, error=error, policy=policy)

@@ -118,8 +118,11 @@ class StorageSettings:
         # pyarrow call (Ray's checkpoint and experiment-state uploads included) instead of failing it.
         from pyarrow import fs
 
-        kwargs.update(connect_timeout=5, request_timeout=30,
-                      retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=max_attempts or S3_MAX_ATTEMPTS))
+        kwargs.update(
+            connect_timeout=5,
+            request_timeout=30,
+            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=max_attempts or S3_MAX_ATTEMPTS),
+        )
         return kwargs
 
     def pyarrow_fs(self, max_attempts: int | None = None):
@@ -207,7 +210,10 @@ def scrub(value: Any, secrets: list[str] | None = None) -> Any:
 
 def _scrub(value: Any, known: list[str]) -> Any:
     if isinstance(value, Mapping):
-        return {k: (MASK if _SECRET_KEY.search(str(k)) and v not in (None, "") else _scrub(v, known)) for k, v in value.items()}
+        return {
+            k: (MASK if _SECRET_KEY.search(str(k)) and v not in (None, "") else _scrub(v, known))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v, known) for v in value)
     if isinstance(value, str):

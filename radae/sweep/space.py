@@ -145,7 +145,9 @@ class SearchSpace:
         params: dict[str, ParamSpec] = {}
         for key, entry in spec.items():
             if key not in keys:
-                raise SpaceError(f"unknown search-space key {key!r}: not a RunConfig field (e.g. loss.alpha, prior.num_modes)")
+                raise SpaceError(
+                    f"unknown search-space key {key!r}: not a RunConfig field (e.g. loss.alpha, prior.num_modes)"
+                )
             if not isinstance(entry, Mapping) or "type" not in entry:
                 raise SpaceError(f"{key}: spec must be a mapping with a 'type' ({', '.join(SPECS.names())})")
             fields = {k: v for k, v in entry.items() if k != "type"}

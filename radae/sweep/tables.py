@@ -30,7 +30,10 @@ from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
 
 # MS-SSIM variant -> (latent template, max-damage template), metric names without "metric.".
 VARIANTS = {
-    "MS-SSIM paper formula": ("latent_msssim_paper_xt_recxa_l{level}_mean", "max_damage_msssim_paper_recx_recxa_l{level}_mean"),
+    "MS-SSIM paper formula": (
+        "latent_msssim_paper_xt_recxa_l{level}_mean",
+        "max_damage_msssim_paper_recx_recxa_l{level}_mean",
+    ),
     "MS-SSIM standard": (LATENT_KEY, MAXDAMAGE_KEY),
 }
 # FID metric -> feature network shown beside every FID value.
@@ -135,25 +138,39 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
 
 def table2_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """``[(label, rows)]`` of paper table 2: K in :data:`paper.TABLE2_K` at alpha 0.95, FGSM training."""
-    return [(f"K={k}", select(df, "rae", {"prior.num_modes": k, "loss.alpha": paper.TABLE2_ALPHA, **paper.SENSITIVITY_MATCH}))
-            for k in paper.TABLE2_K]
+    return [
+        (
+            f"K={k}",
+            select(df, "rae", {"prior.num_modes": k, "loss.alpha": paper.TABLE2_ALPHA, **paper.SENSITIVITY_MATCH}),
+        )
+        for k in paper.TABLE2_K
+    ]
 
 
 def table3_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """``[(label, rows)]`` of paper table 3: alpha in :data:`paper.TABLE3_ALPHA` at K = 10, FGSM training."""
-    return [(f"alpha={a:g}", select(df, "rae", {"loss.alpha": a, "prior.num_modes": paper.TABLE3_K, **paper.SENSITIVITY_MATCH}))
-            for a in paper.TABLE3_ALPHA]
+    return [
+        (
+            f"alpha={a:g}",
+            select(df, "rae", {"loss.alpha": a, "prior.num_modes": paper.TABLE3_K, **paper.SENSITIVITY_MATCH}),
+        )
+        for a in paper.TABLE3_ALPHA
+    ]
 
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     """Paper table 2: K in {1, 5, 10, 15, 20, 25} at alpha 0.95 (robust GMM AE)."""
-    entries = [(label, paper.TABLE2.get(k), rows) for (label, rows), k in zip(table2_rows(df), paper.TABLE2_K, strict=True)]
+    entries = [
+        (label, paper.TABLE2.get(k), rows) for (label, rows), k in zip(table2_rows(df), paper.TABLE2_K, strict=True)
+    ]
     return _table(entries, "K (alpha 0.95)")
 
 
 def table3(df: pd.DataFrame) -> pd.DataFrame:
     """Paper table 3: alpha in {0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0} at K = 10."""
-    entries = [(label, paper.TABLE3.get(a), rows) for (label, rows), a in zip(table3_rows(df), paper.TABLE3_ALPHA, strict=True)]
+    entries = [
+        (label, paper.TABLE3.get(a), rows) for (label, rows), a in zip(table3_rows(df), paper.TABLE3_ALPHA, strict=True)
+    ]
     return _table(entries, "alpha (K 10)")
 
 
@@ -171,8 +188,15 @@ def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd
     for (label, rows), x in zip(pairs, values, strict=True):
         vals = rows[metric].astype(float).dropna() if metric in rows else pd.Series(dtype=float)
         std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
-        records.append({which: label, "n": len(vals), metric.removeprefix("metric."):
-                        fmt(float(vals.mean()), t_half_width(std, len(vals)), len(vals)) if len(vals) else NOT_RUN})
+        records.append(
+            {
+                which: label,
+                "n": len(vals),
+                metric.removeprefix("metric."): fmt(float(vals.mean()), t_half_width(std, len(vals)), len(vals))
+                if len(vals)
+                else NOT_RUN,
+            }
+        )
         xs += [x] * len(vals)
         ys += list(vals)
     table = pd.DataFrame.from_records(records, columns=[which, "n", metric.removeprefix("metric.")])
@@ -186,22 +210,36 @@ def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd
 def significance(df: pd.DataFrame, metric: str = "metric.robustness") -> pd.DataFrame:
     """Pairwise differences of ``metric`` between the configurations (:func:`radae.sweep.aggregate.compare`), formatted."""
     if metric not in df or completed(df).empty:
-        return pd.DataFrame(columns=["configuration A", "configuration B", "n", "mean A - mean B", "p (Holm)", "significant"])
+        return pd.DataFrame(
+            columns=["configuration A", "configuration B", "n", "mean A - mean B", "p (Holm)", "significant"]
+        )
     pairs = compare(df, metric)
-    return pd.DataFrame({
-        "configuration A": pairs["config_a"], "configuration B": pairs["config_b"],
-        "n": [f"{a} / {b}" for a, b in zip(pairs["n_a"], pairs["n_b"], strict=True)],
-        "mean A - mean B": [f"{d:+.4f}" for d in pairs["diff"]],
-        "p (Holm)": ["n/a" if not math.isfinite(p) else f"{p:.3g}" for p in pairs["p_holm"]],
-        "significant": pairs["significant"],
-    })
+    return pd.DataFrame(
+        {
+            "configuration A": pairs["config_a"],
+            "configuration B": pairs["config_b"],
+            "n": [f"{a} / {b}" for a, b in zip(pairs["n_a"], pairs["n_b"], strict=True)],
+            "mean A - mean B": [f"{d:+.4f}" for d in pairs["diff"]],
+            "p (Holm)": ["n/a" if not math.isfinite(p) else f"{p:.3g}" for p in pairs["p_holm"]],
+            "significant": pairs["significant"],
+        }
+    )
 
 
 # Columns that must hold one value over all rows placed in one table (budget, protocol, FID network).
 LIKE_WITH_LIKE = (
-    "config.data.name", "config.data.resize", "config.data.train_limit", "config.train.epochs",
-    "config.train.batch_size", "config.eval.images", "config.eval.trials", "config.eval.attack_steps",
-    "config.eval.attack_impl", "config.eval.fid_samples", "config.eval.fid_runs", "fid_network_sha256",
+    "config.data.name",
+    "config.data.resize",
+    "config.data.train_limit",
+    "config.train.epochs",
+    "config.train.batch_size",
+    "config.eval.images",
+    "config.eval.trials",
+    "config.eval.attack_steps",
+    "config.eval.attack_impl",
+    "config.eval.fid_samples",
+    "config.eval.fid_runs",
+    "fid_network_sha256",
 )
 
 
@@ -225,14 +263,18 @@ def check_comparable(df: pd.DataFrame) -> None:
             rows[col] = rows[col].astype(object).where(rows[col].notna(), defaults[key])
         vals = {value_text(v) for v in rows[col]}
         if len(vals) > 1:
-            by_sweep = (rows.groupby("sweep_id")[col].agg(lambda v: ", ".join(sorted({value_text(x) for x in v})))
-                        if "sweep_id" in rows else pd.Series(dtype=str))
+            by_sweep = (
+                rows.groupby("sweep_id")[col].agg(lambda v: ", ".join(sorted({value_text(x) for x in v})))
+                if "sweep_id" in rows
+                else pd.Series(dtype=str)
+            )
             detail = "; ".join(f"{sid}: {v}" for sid, v in by_sweep.items()) or ", ".join(sorted(vals))
             raise NotComparableError(f"the rows differ in {col} ({detail}): they cannot share one table")
 
 
 def budget(df: pd.DataFrame) -> dict[str, str]:
     """What the numbers cost: epochs, device, seeds, data, evaluation protocol, wall time, rows."""
+
     def values(col: str) -> str:
         if col not in df:
             return "not recorded"
@@ -241,12 +283,21 @@ def budget(df: pd.DataFrame) -> dict[str, str]:
 
     done = with_config(completed(df))
     per_config = done.groupby("config_key").size() if len(done) else pd.Series(dtype=int)
-    seeds = values("seed") if "seed" in df else values("param.seed") if "param.seed" in df else "one run per configuration (no seed column)"
+    seeds = (
+        values("seed")
+        if "seed" in df
+        else values("param.seed")
+        if "param.seed" in df
+        else "one run per configuration (no seed column)"
+    )
     statuses = df["status"].value_counts().to_dict() if "status" in df else {}
     wall = pd.to_numeric(df.get("wall_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
     span = ""
     if {"started_at", "finished_at"} <= set(df.columns):
-        start, end = pd.to_numeric(df["started_at"], errors="coerce").min(), pd.to_numeric(df["finished_at"], errors="coerce").max()
+        start, end = (
+            pd.to_numeric(df["started_at"], errors="coerce").min(),
+            pd.to_numeric(df["finished_at"], errors="coerce").max(),
+        )
         if math.isfinite(start) and math.isfinite(end):
             span = f"; first start to last finish {(end - start) / 60:.1f} min"
     return {
@@ -256,18 +307,19 @@ def budget(df: pd.DataFrame) -> dict[str, str]:
         "epochs": values("config.train.epochs"),
         "device": f"{values('config.train.device')} (executor {values('executor')})",
         "seeds": f"{seeds}; runs per configuration: "
-                 + (f"{per_config.min()}-{per_config.max()}" if len(per_config) else "none completed"),
+        + (f"{per_config.min()}-{per_config.max()}" if len(per_config) else "none completed"),
         "evaluation": f"{values('config.eval.images')} images x {values('config.eval.trials')} random starts, "
-                      f"{values('config.eval.attack_steps')} attack steps, FID on {values('config.eval.fid_samples')} samples "
-                      f"x {values('config.eval.fid_runs')} runs",
+        f"{values('config.eval.attack_steps')} attack steps, FID on {values('config.eval.fid_samples')} samples "
+        f"x {values('config.eval.fid_runs')} runs",
         "FID feature network": f"{', '.join(sorted({FID_NETWORKS[c] for c in FID_NETWORKS if c in df and df[c].notna().any()})) or 'none'}"
-                               + (f" (sha256 {values('fid_network_sha256')})" if "fid_network_sha256" in df else ""),
+        + (f" (sha256 {values('fid_network_sha256')})" if "fid_network_sha256" in df else ""),
         "wall time": f"{wall.sum() / 60:.1f} min summed over trials{span}" if len(wall) else "not recorded",
     }
 
 
 def markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+
     def cell(v) -> str:
         return str(v).replace("|", "\\|")
 
@@ -285,9 +337,12 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
     check_comparable(df)
     b = budget(df)
     fid_col = fid_metric(completed(df))
-    fid_warning = ("radae's FID uses the project's **classifier** features, the paper's Inception-v3: the FID columns "
-                   "are not comparable across the two (each cell names its network)." if fid_col == "metric.fid_classifier_mean"
-                   else "Each FID cell names its feature network.")
+    fid_warning = (
+        "radae's FID uses the project's **classifier** features, the paper's Inception-v3: the FID columns "
+        "are not comparable across the two (each cell names its network)."
+        if fid_col == "metric.fid_classifier_mean"
+        else "Each FID cell names its feature network."
+    )
     parts = [
         "# Reproduction of the paper's tables 1-3 (generated)",
         "",
@@ -371,7 +426,9 @@ def _trend_section(df: pd.DataFrame) -> list[str]:
         joined = tables[0]
         for t in tables[1:]:
             joined = joined.merge(t.drop(columns="n"), on=which)
-        slopes = [f"- {m.removeprefix('metric.')}: {t.attrs.get('slope', 'fewer than 3 runs or 2 values')}"
-                  for m, t in zip([m for m in TREND_METRICS if m in df], tables, strict=True)]
+        slopes = [
+            f"- {m.removeprefix('metric.')}: {t.attrs.get('slope', 'fewer than 3 runs or 2 values')}"
+            for m, t in zip([m for m in TREND_METRICS if m in df], tables, strict=True)
+        ]
         out += [f"### {title}", "", markdown(joined), "", "Least-squares slopes:", "", *slopes, ""]
     return out

@@ -63,8 +63,11 @@ _PARAM_MAX = 6000  # MLflow's limit on a param value
 # Calls that create something: retried only when the request was never sent.
 _CREATING = frozenset({"create_run", "create_experiment"})
 _REFUSED = re.compile(r"Connection refused|Failed to establish a new connection|NewConnectionError", re.I)
-_TRANSIENT = re.compile(r"API request to .* failed with (timeout )?exception|error code (429|5\d\d)|"
-                        r"Connection (refused|reset|aborted)|RemoteDisconnected|Max retries exceeded", re.I)
+_TRANSIENT = re.compile(
+    r"API request to .* failed with (timeout )?exception|error code (429|5\d\d)|"
+    r"Connection (refused|reset|aborted)|RemoteDisconnected|Max retries exceeded",
+    re.I,
+)
 
 
 class TrackingError(RuntimeError):
@@ -75,8 +78,11 @@ def mlflow_transient(exc: BaseException) -> bool:
     """Whether an MLflow client error is the server being away (no connection, reset, timeout, 429/5xx)."""
     import requests
 
-    return any(isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout | ConnectionError)
-               or _TRANSIENT.search(str(e)) for e in chain(exc))
+    return any(
+        isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout | ConnectionError)
+        or _TRANSIENT.search(str(e))
+        for e in chain(exc)
+    )
 
 
 def never_sent(exc: BaseException) -> bool:
@@ -98,9 +104,15 @@ class RetryingClient:
         transient = (lambda e: mlflow_transient(e) and never_sent(e)) if name in _CREATING else mlflow_transient
 
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return call(lambda: method(*args, **kwargs), outage=self._outage, what=f"calling {name}", transient=transient,
-                        error=TrackingError, policy=self._policy,
-                        hint="the call fails; a retried trial or --resume finds its MLflow run again and completes it")
+            return call(
+                lambda: method(*args, **kwargs),
+                outage=self._outage,
+                what=f"calling {name}",
+                transient=transient,
+                error=TrackingError,
+                policy=self._policy,
+                hint="the call fails; a retried trial or --resume finds its MLflow run again and completes it",
+            )
 
         return retried
 
@@ -108,8 +120,13 @@ class RetryingClient:
 class Tracker:
     """MLflow client bound to one tracking URI and experiment (created if missing)."""
 
-    def __init__(self, tracking_uri: str, experiment: str = "radae-sweeps", artifact_location: str | None = None,
-                 policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str = "radae-sweeps",
+        artifact_location: str | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -143,13 +160,20 @@ class Tracker:
             self.client.update_run(run_id, status="RUNNING")
         return run_id
 
-    def trial_run(self, parent_id: str, sweep_id: str, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
+    def trial_run(
+        self, parent_id: str, sweep_id: str, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, Any]
+    ) -> str:
         """Find or create the trial's nested run under ``parent_id``; logs ``params`` (missing ones on a found run)."""
         run_id = self._find(**{SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id})
         if run_id is None:
             sampled = {k.removeprefix("param."): v for k, v in tags.items() if str(k).startswith("param.")}
-            all_tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial", PARENT_TAG: parent_id,
-                        "mlflow.runName": run_label(sampled) or f"{sweep_id}-{trial_id}"}
+            all_tags = {
+                SWEEP_TAG: sweep_id,
+                TRIAL_TAG: trial_id,
+                ROLE_TAG: "trial",
+                PARENT_TAG: parent_id,
+                "mlflow.runName": run_label(sampled) or f"{sweep_id}-{trial_id}",
+            }
             all_tags.update({k: str(v) for k, v in scrub(dict(tags)).items()})
             run_id = self.client.create_run(self.experiment_id, tags=all_tags).info.run_id
             self.log_params(run_id, params)
@@ -227,6 +251,7 @@ class Tracker:
 
 def run_label(sampled: Mapping[str, Any]) -> str:
     """``K=10 alpha=0.95 seed=0``: a trial's sampled values, searched keys shortened (:data:`SHORT_NAMES`)."""
+
     def text(v: Any) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 

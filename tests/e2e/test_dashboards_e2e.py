@@ -22,7 +22,10 @@ from radae.sweep.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 from .conftest import ROOT
 from .test_sweep_e2e import settings_of, submit, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)"),
+]
 SHOTS = ROOT / "runs" / "browser"
 
 
@@ -38,7 +41,10 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     page = tmp_path / "report.html"
     page.write_bytes(settings.boto3_client().get_object(Bucket=settings.bucket, Key=key)["Body"].read())
     dom = Elements(dump_dom(page.as_uri(), offline=True))
-    assert sorted(p["data-param"] for p in dom.with_class("sensitivity-plot", "div")) == ["param.loss.alpha", "param.prior.num_modes"]
+    assert sorted(p["data-param"] for p in dom.with_class("sensitivity-plot", "div")) == [
+        "param.loss.alpha",
+        "param.prior.num_modes",
+    ]
     assert len(dom.with_class("main-svg")) >= 3 and "K=1" in dom.text("table2")
     links = dom.with_class("run-link", "a")
     assert len(links) == 2 and all(a["href"].startswith(live["env"]["MLFLOW_TRACKING_URI"]) for a in links)
@@ -46,15 +52,23 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     shot = screenshot(page.as_uri(), SHOTS / "report-e2e.png", offline=True)
     # Rebuilding it from the bucket and MLflow (what a user runs): timed.
     t0 = time.time()
-    out = subprocess.run([sys.executable, "dashboards/sweep_report.py", sweep, "--out", str(tmp_path / "rebuilt.html")],
-                         cwd=ROOT, env={**live["env"], "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "dashboards/sweep_report.py", sweep, "--out", str(tmp_path / "rebuilt.html")],
+        cwd=ROOT,
+        env={**live["env"], "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     measurements["report_build_seconds"] = round(time.time() - t0, 1)
     assert out.returncode == 0, out.stderr
     measurements["report_screenshot"] = {"path": str(shot), "bytes": shot.stat().st_size}
 
     # 2. MLflow: the compare view of this sweep, trials named by what differs, compared columns shown.
     tracker = Tracker(live["env"]["MLFLOW_TRACKING_URI"])
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
+    (parent,) = tracker.client.search_runs(
+        [tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'"
+    )
     assert "report/report.html" in {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")}
     url = f"{live['env']['MLFLOW_TRACKING_URI']}/{parent.data.tags[COMPARE_URL_TAG]}"
     names = {r.info.run_name for r in tracker.trial_runs(sweep)}
@@ -68,8 +82,19 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     # 3. optuna-dashboard on the sweep's study (what cluster/start_stack.sh --optuna-dashboard starts).
     db = live["work"] / sweep / "optuna.db"
     port = free_port()
-    dash = subprocess.Popen([str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{db}", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    dash = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            f"sqlite:///{db}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         import urllib.request
 

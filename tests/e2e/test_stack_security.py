@@ -55,9 +55,25 @@ def test_every_stack_socket_is_loopback_and_the_head_needs_the_token(live_stack,
     assert live["env"]["RAY_AUTH_MODE"] == "token" and len(token_file.read_text().strip()) >= 32
 
     (tmp_path / "hold.py").write_text(textwrap.dedent(HOLD_JOB))
-    proc = subprocess.run([RAY, "job", "submit", "--address", live["env"]["RAY_DASHBOARD"], "--no-wait",
-                           "--working-dir", str(tmp_path), "--", "python", "hold.py"],
-                          env=live["env"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            RAY,
+            "job",
+            "submit",
+            "--address",
+            live["env"]["RAY_DASHBOARD"],
+            "--no-wait",
+            "--working-dir",
+            str(tmp_path),
+            "--",
+            "python",
+            "hold.py",
+        ],
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # Wait until the actor and the task run (their workers listen), then read the socket tables.
     deadline, found = time.time() + 90, []
@@ -69,7 +85,9 @@ def test_every_stack_socket_is_loopback_and_the_head_needs_the_token(live_stack,
         time.sleep(0.5)
     table = "\n".join(str(item) for item in found)
     measurements["stack_sockets"] = [str(item) for item in found]
-    assert {"ray::Holder", "ray::hold", "gcs_server", "raylet", "moto_server"} <= {item.command for item in found}, table
+    assert {"ray::Holder", "ray::hold", "gcs_server", "raylet", "moto_server"} <= {item.command for item in found}, (
+        table
+    )
     not_loopback = [str(item) for item in found if not item.loopback]
     assert not not_loopback, f"listening beyond loopback:\n{table}"
 
@@ -82,6 +100,11 @@ def test_every_stack_socket_is_loopback_and_the_head_needs_the_token(live_stack,
         assert ok.status == 200
     no_token = {k: v for k, v in live["env"].items() if not k.startswith("RAY_AUTH_")}
     no_token["HOME"] = str(tmp_path)  # no ~/.ray/auth_token to fall back on
-    denied = subprocess.run([RAY, "job", "list", "--address", live["env"]["RAY_DASHBOARD"]], env=no_token,
-                            capture_output=True, text=True, timeout=120)
+    denied = subprocess.run(
+        [RAY, "job", "list", "--address", live["env"]["RAY_DASHBOARD"]],
+        env=no_token,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert denied.returncode != 0 and "auth" in (denied.stdout + denied.stderr).lower(), denied.stdout + denied.stderr

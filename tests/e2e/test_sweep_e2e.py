@@ -36,13 +36,33 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 def sweep_args(live, sweep_id, extra=()):
     work = live["work"] / sweep_id
-    return ["--sweep-id", sweep_id, "--data-dir", str(mnist_dir()), "--study-db", str(work / "optuna.db"),
-            "--work-dir", str(work / "trials"), "--state-dir", str(work / "state"), *extra]
+    return [
+        "--sweep-id",
+        sweep_id,
+        "--data-dir",
+        str(mnist_dir()),
+        "--study-db",
+        str(work / "optuna.db"),
+        "--work-dir",
+        str(work / "trials"),
+        "--state-dir",
+        str(work / "state"),
+        *extra,
+    ]
 
 
 def submit(live, sweep_id, extra=(), *, wait=True, submission_id=None, timeout=480):
-    cmd = [RAY, "job", "submit", "--address", live["env"]["RAY_DASHBOARD"], "--working-dir", ".",
-           "--runtime-env", "cluster/runtime_env.yaml"]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        live["env"]["RAY_DASHBOARD"],
+        "--working-dir",
+        ".",
+        "--runtime-env",
+        "cluster/runtime_env.yaml",
+    ]
     if submission_id:
         cmd += ["--submission-id", submission_id]
     if not wait:
@@ -97,7 +117,10 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     for same in configs.values():
         assert sorted(r["seed"] for r in same) == [0, 1] and all(r["config.train.seed"] == r["seed"] for r in same)
         assert len({(r["param.loss.alpha"], r["param.prior.num_modes"], r["config_label"]) for r in same}) == 1
-        assert same[0]["config_label"] == f"loss.alpha={same[0]['param.loss.alpha']} prior.num_modes={same[0]['param.prior.num_modes']}"
+        assert (
+            same[0]["config_label"]
+            == f"loss.alpha={same[0]['param.loss.alpha']} prior.num_modes={same[0]['param.prior.num_modes']}"
+        )
         assert same[0]["metric.score"] != same[1]["metric.score"]  # different seeds, different models
     # One FID feature network for the whole sweep: stored with its results, the same checksum in every row.
     fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
@@ -107,8 +130,11 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     spans = sorted((r["train_started_at"], r["train_finished_at"]) for r in rows)
     assert all(a < b for a, b in spans)
     assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
-    ray_logs = "".join(p.read_text(errors="replace") for p in Path(live["state"]["ray_temp_dir"]).rglob("*")
-                       if p.is_file() and p.suffix in (".log", ".out", ".err"))
+    ray_logs = "".join(
+        p.read_text(errors="replace")
+        for p in Path(live["state"]["ray_temp_dir"]).rglob("*")
+        if p.is_file() and p.suffix in (".log", ".out", ".err")
+    )
     assert "WorkerGroupStartupTimeoutError" not in proc.stdout + proc.stderr + ray_logs
     for r in rows:
         assert r["config.loss.alpha"] == r["param.loss.alpha"] and r["config.data.name"] == "mnist"
@@ -117,12 +143,21 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
         assert 0.0 <= r["metric.robustness"] <= 1.0 and r["wall_seconds"] > 0
         assert r["executor"] == "torch" and r["resumed_from_epoch"] == 0
     # Every trial checkpointed through Ray Train storage in the bucket (run name <sweep>-<trial>).
-    ray_keys = [o["Key"] for o in settings.boto3_client().list_objects_v2(
-        Bucket=settings.bucket, Prefix=settings.key("ray", "train", sweep), MaxKeys=1000)["Contents"]]
-    assert all(any(f"/{sweep}-{r['trial_id']}/checkpoint_" in k and k.endswith("checkpoint.pt") for k in ray_keys) for r in rows)
+    ray_keys = [
+        o["Key"]
+        for o in settings.boto3_client().list_objects_v2(
+            Bucket=settings.bucket, Prefix=settings.key("ray", "train", sweep), MaxKeys=1000
+        )["Contents"]
+    ]
+    assert all(
+        any(f"/{sweep}-{r['trial_id']}/checkpoint_" in k and k.endswith("checkpoint.pt") for k in ray_keys)
+        for r in rows
+    )
 
     tracker = Tracker(live["env"]["MLFLOW_TRACKING_URI"])
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
+    (parent,) = tracker.client.search_runs(
+        [tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'"
+    )
     runs = tracker.trial_runs(sweep)
     assert len(runs) == n and parent.info.status == "FINISHED"
     by_trial = {r["trial_id"]: r for r in rows}
@@ -130,21 +165,36 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
         assert run.data.tags[PARENT_TAG] == parent.info.run_id and run.info.status == "FINISHED"
         row = by_trial[run.data.tags["radae.trial_id"]]
         assert run.data.tags["radae.seed"] == str(row["seed"]) == run.data.params["train.seed"]
-        assert run.data.tags["radae.config_key"] == row["config_key"] and run.data.tags["radae.config_label"] == row["config_label"]
+        assert (
+            run.data.tags["radae.config_key"] == row["config_key"]
+            and run.data.tags["radae.config_label"] == row["config_label"]
+        )
         assert run.data.tags["radae.fid_network_sha256"] == row["fid_network_sha256"]
         assert run.data.params["loss.alpha"] in {str(a) for a, _ in grid} and "eval.fid_samples" in run.data.params
         history = tracker.client.get_metric_history(run.info.run_id, "val_loss")
         assert [m.step for m in history] == [1, 2]
-        names = {a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)}
+        names = {
+            a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)
+        }
         assert "checkpoint/checkpoint.pt" in names and "train/samples.png" in names
         assert any(p.startswith("eval/") and p.endswith(".json") for p in names), names
         assert any(p.startswith("eval/") and p.endswith(".png") for p in names), names
 
-    report = settings.boto3_client().list_objects_v2(Bucket=settings.bucket, Prefix=settings.key("reports", f"sweep={sweep}"))
-    assert {o["Key"].rsplit("/", 1)[1] for o in report["Contents"]} == {"pareto.csv", "pareto.parquet", "pareto.png", "sensitivity.png",
-                                                                         "report.html"}
-    assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")} >= {"report/pareto.png", "report/pareto.csv",
-                                                                                            "report/report.html"}
+    report = settings.boto3_client().list_objects_v2(
+        Bucket=settings.bucket, Prefix=settings.key("reports", f"sweep={sweep}")
+    )
+    assert {o["Key"].rsplit("/", 1)[1] for o in report["Contents"]} == {
+        "pareto.csv",
+        "pareto.parquet",
+        "pareto.png",
+        "sensitivity.png",
+        "report.html",
+    }
+    assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "report")} >= {
+        "report/pareto.png",
+        "report/pareto.csv",
+        "report/report.html",
+    }
 
     # Optuna: one trial per configuration, told the mean score over its seeds.
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
@@ -157,7 +207,11 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     assert secret not in proc.stdout + proc.stderr
     assert all(secret not in json.dumps(run.data.params) + json.dumps(run.data.tags) for run in runs)
     scanned = secret_hits(live, sweep, secret.encode())
-    measurements["secret_scan"] = {"objects": scanned["objects"], "files": scanned["files"], "hits": len(scanned["hits"])}
+    measurements["secret_scan"] = {
+        "objects": scanned["objects"],
+        "files": scanned["files"],
+        "hits": len(scanned["hits"]),
+    }
     assert scanned["objects"] > 20 and scanned["files"] > 20 and not scanned["hits"], scanned["hits"]
 
 
@@ -224,7 +278,11 @@ def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(live["env"]["RAY_DASHBOARD"], headers=stack.auth_headers(live["env"]))
-    wait_for(lambda: client.get_job_status(f"{sweep}-a") in (JobStatus.FAILED, JobStatus.STOPPED), "the killed job", interval=0.5)
+    wait_for(
+        lambda: client.get_job_status(f"{sweep}-a") in (JobStatus.FAILED, JobStatus.STOPPED),
+        "the killed job",
+        interval=0.5,
+    )
     before = {r["trial_id"]: r["finished_at"] for r in results.read_sweep(settings, sweep).to_pylist()}
     assert first in before and second not in before
     fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
@@ -243,7 +301,9 @@ def test_worker_kill_and_driver_interrupt_then_resume(live_stack, measurements):
     assert sorted(r["seed"] for r in rows.values()) == [0, 1] and len({r["config_key"] for r in rows.values()}) == 1
     # --resume reused the stored FID network (not rebuilt): one checksum, the object untouched.
     assert settings.boto3_client().head_object(Bucket=settings.bucket, Key=fid_key)["LastModified"] == fid_stored
-    assert len({r["fid_network_sha256"] for r in rows.values()}) == 1 and None not in {r["fid_network_sha256"] for r in rows.values()}
+    assert len({r["fid_network_sha256"] for r in rows.values()}) == 1 and None not in {
+        r["fid_network_sha256"] for r in rows.values()
+    }
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
     assert len(study.trials) == 1 and study.trials[0].state == optuna.trial.TrialState.COMPLETE
     assert study.trials[0].value == pytest.approx(statistics.fmean(r["metric.score"] for r in rows.values()))

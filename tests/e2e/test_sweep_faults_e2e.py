@@ -39,10 +39,31 @@ EPOCHS = 4
 
 def driver_cmd(live, sweep, endpoint, extra=()):
     # One seed per configuration: the smoke definition repeats each over 2 seeds; these tests count trials.
-    args = ["--num-samples", "2", "--seeds", "1", "--concurrency", "1", "--executor", "direct", "--endpoint", endpoint,
-            "--set", f"train.epochs={EPOCHS}", "--set", "data.train_limit=6000", *extra]
-    return [sys.executable, "sweeps/alpha_modes.py", "--smoke-test", "--ray-address", live["env"]["RAY_ADDRESS"],
-            *sweep_args(live, sweep, args)]
+    args = [
+        "--num-samples",
+        "2",
+        "--seeds",
+        "1",
+        "--concurrency",
+        "1",
+        "--executor",
+        "direct",
+        "--endpoint",
+        endpoint,
+        "--set",
+        f"train.epochs={EPOCHS}",
+        "--set",
+        "data.train_limit=6000",
+        *extra,
+    ]
+    return [
+        sys.executable,
+        "sweeps/alpha_modes.py",
+        "--smoke-test",
+        "--ray-address",
+        live["env"]["RAY_ADDRESS"],
+        *sweep_args(live, sweep, args),
+    ]
 
 
 def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
@@ -52,14 +73,22 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
     proxy = TcpProxy(live["state"]["ports"]["s3"])
     output: list[str] = []
     t0 = time.time()
-    driver = subprocess.Popen(driver_cmd(live, sweep, proxy.endpoint), cwd=ROOT, env=live["env"], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        driver_cmd(live, sweep, proxy.endpoint),
+        cwd=ROOT,
+        env=live["env"],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     reader = threading.Thread(target=lambda: output.extend(driver.stdout), daemon=True)
     reader.start()
     faults = measurements["faults"] = {}  # recorded as measured, also when an assertion fails
     try:
         # 1. The S3 endpoint goes away for 10 s after the first epoch, then comes back.
-        first, (epoch, _) = wait_for(lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=720)
+        first, (epoch, _) = wait_for(
+            lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=720
+        )
         proxy.down()
         time.sleep(10)
         proxy.back_up()
@@ -68,8 +97,14 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
         # 2. A second driver on the running sweep id (--resume) is refused and overwrites nothing.
         before = raw_objects(settings, sweep)
         pid_file = (state_dir / "driver.pid").read_text()
-        second = subprocess.run(driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], ["--resume"]), cwd=ROOT,
-                                env=live["env"], capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], ["--resume"]),
+            cwd=ROOT,
+            env=live["env"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert second.returncode == 2 and "being run by another driver" in second.stderr, second.stdout + second.stderr
         assert f"pid {driver.pid}" in second.stderr and (state_dir / "driver.pid").read_text() == pid_file
         after = raw_objects(settings, sweep)  # the running sweep may add its own rows meanwhile
@@ -77,15 +112,20 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
         faults["second_driver_refused"] = 1
 
         # 3. The MLflow server is killed once training has gone on past the outage, and restarted 5 s later.
-        wait_for(lambda: any(t != first or e > epoch for t, (e, _) in progress(state_dir).items()), "an epoch after the outage",
-                 timeout=420)
+        wait_for(
+            lambda: any(t != first or e > epoch for t, (e, _) in progress(state_dir).items()),
+            "an epoch after the outage",
+            timeout=420,
+        )
         stack.restart_mlflow(live["state_dir"], down_for=5)
         assert driver.poll() is None, "the sweep ended before the MLflow restart: the fault was not mid-sweep"
         faults["mlflow_restarts"] = 1
 
         # 4. A corrupt object appears in the sweep's results prefix while it runs.
         bad = results.trial_path(settings, sweep, "corrupt-injected")
-        settings.boto3_client().put_object(Bucket=settings.bucket, Key=bad.split("/", 1)[1], Body=b"PAR1 not a parquet file")
+        settings.boto3_client().put_object(
+            Bucket=settings.bucket, Key=bad.split("/", 1)[1], Body=b"PAR1 not a parquet file"
+        )
         assert driver.poll() is None, "the sweep ended before the corrupt object was put: the fault was not mid-sweep"
         faults["corrupt_objects"] = 1
 
@@ -100,7 +140,9 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
         print("".join(ln for ln in output if re.search(r"reachable|[Ee]rror", ln))[-6000:], text[-3000:])
     (live["work"] / sweep / "driver-output.txt").write_text(text)  # kept with the test's temporary files
     # The trials finished; the driver's final read of the sweep names the corrupt object and stops.
-    assert rc == 2 and f"error: results object s3://{bad} is corrupt or unreadable (not a Parquet row" in text, text[-6000:]
+    assert rc == 2 and f"error: results object s3://{bad} is corrupt or unreadable (not a Parquet row" in text, text[
+        -6000:
+    ]
 
     # Each fault named in the sweep's output (the driver's lease heartbeat and row reads, the trials' MLflow calls).
     s3_at = re.escape(f"S3 endpoint {proxy.endpoint}")
@@ -109,19 +151,36 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
     mlflow_at = rf"MLflow tracking server http://127\.0\.0\.1:{live['state']['ports']['mlflow']}/?"
     mlflow_down = re.findall(rf"{mlflow_at} unreachable calling (\w+): ", text)
     mlflow_back = re.findall(rf"{mlflow_at} reachable again after (\d+) s", text)
-    faults.update(s3_unreachable_messages=len(s3_down), s3_reachable_again_after_s=[int(x) for x in s3_back],
-                  s3_calls_named=sorted({w.split(" s3://")[0] for w in s3_down}),
-                  mlflow_unreachable_messages=len(mlflow_down), mlflow_reachable_again_after_s=[int(x) for x in mlflow_back],
-                  mlflow_calls_named=sorted(set(mlflow_down)))
+    faults.update(
+        s3_unreachable_messages=len(s3_down),
+        s3_reachable_again_after_s=[int(x) for x in s3_back],
+        s3_calls_named=sorted({w.split(" s3://")[0] for w in s3_down}),
+        mlflow_unreachable_messages=len(mlflow_down),
+        mlflow_reachable_again_after_s=[int(x) for x in mlflow_back],
+        mlflow_calls_named=sorted(set(mlflow_down)),
+    )
     assert s3_down and s3_back, text[-6000:]
     assert mlflow_down and mlflow_back, text[-6000:]
 
     # Reading the sweep names the object: the library and the report script; the trial rows are intact.
     with pytest.raises(results.ResultsError, match=re.escape(f"results object s3://{bad} is corrupt")):
         results.read_sweep(settings, sweep)
-    report = subprocess.run([sys.executable, "dashboards/sweep_report.py", sweep, "--mlflow-uri", "",
-                             "--out", str(live["work"] / sweep / "report.html")], cwd=ROOT, env=live["env"],
-                            capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [
+            sys.executable,
+            "dashboards/sweep_report.py",
+            sweep,
+            "--mlflow-uri",
+            "",
+            "--out",
+            str(live["work"] / sweep / "report.html"),
+        ],
+        cwd=ROOT,
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode != 0 and f"s3://{bad} is corrupt" in report.stderr, report.stdout + report.stderr[-4000:]
     trial_keys = sorted(set(raw_objects(settings, sweep)) - {bad.split("/", 1)[1]})
     kept = [results.read_row(settings, sweep, k.rsplit("trial=", 1)[1].removesuffix(".parquet")) for k in trial_keys]
@@ -129,16 +188,28 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
 
     # The object removed, --resume completes the sweep (report, MLflow parent) without training again.
     settings.boto3_client().delete_object(Bucket=settings.bucket, Key=bad.split("/", 1)[1])
-    again = subprocess.run(driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], ["--resume"]), cwd=ROOT,
-                           env=live["env"], capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and f"sweep {sweep} done: 2 rows" in again.stdout, again.stdout[-4000:] + again.stderr[-4000:]
+    again = subprocess.run(
+        driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], ["--resume"]),
+        cwd=ROOT,
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0 and f"sweep {sweep} done: 2 rows" in again.stdout, (
+        again.stdout[-4000:] + again.stderr[-4000:]
+    )
     measurements["faults_test_seconds"] = round(time.time() - t0, 1)
 
     rows = results.read_sweep(settings, sweep).to_pylist()
     ids = [r["trial_id"] for r in rows]
     lost, duplicated = 2 - len(set(ids)), len(ids) - len(set(ids))
-    faults.update(rows=len(rows), rows_lost=lost, rows_duplicated=duplicated,
-                  trials_restarted=sum(1 for r in rows if r["resumed_from_epoch"]))
+    faults.update(
+        rows=len(rows),
+        rows_lost=lost,
+        rows_duplicated=duplicated,
+        trials_restarted=sum(1 for r in rows if r["resumed_from_epoch"]),
+    )
     assert len(raw_objects(settings, sweep)) == 2 and lost == 0 and duplicated == 0
     assert all(r["status"] == "completed" and r["metric.epochs_trained"] == EPOCHS for r in rows)
     written = [sorted((r["trial_id"], r["finished_at"], r.get("metric.score")) for r in rs) for rs in (rows, kept)]
@@ -150,7 +221,9 @@ def test_s3_outage_mlflow_restart_and_a_second_driver(live_stack, measurements):
     runs = tracker.trial_runs(sweep)
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     for run in runs:  # every epoch's metrics reached MLflow, across the restart
-        assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_loss")] == list(range(1, EPOCHS + 1))
+        assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_loss")] == list(
+            range(1, EPOCHS + 1)
+        )
     study = load_study(live["work"] / sweep / "optuna.db", sweep)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
@@ -163,19 +236,31 @@ def test_full_disk_under_the_trial_work_folder_then_resume(live_stack, measureme
     settings = settings_of(live)
     trials = live["work"] / sweep / "trials"
     trials.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(trials)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(trials)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs for the full-disk fault (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+        pytest.skip(
+            f"cannot mount a small tmpfs for the full-disk fault (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}"
+        )
     state_dir = live["work"] / sweep / "state"
     extra = ["--num-samples", "1", "--max-failures", "1"]
     t0 = time.time()
     try:
-        driver = subprocess.Popen(driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], extra), cwd=ROOT,
-                                  env=live["env"], text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(
+            driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], extra),
+            cwd=ROOT,
+            env=live["env"],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         output: list[str] = []
         reader = threading.Thread(target=lambda: output.extend(driver.stdout), daemon=True)
         reader.start()
-        trial, (epoch, _) = wait_for(lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=420)
+        trial, (epoch, _) = wait_for(
+            lambda: next(iter(progress(state_dir).items()), None), "a first epoch", timeout=420
+        )
         filler = trials / "filler"
         with open(filler, "wb") as f:  # fill the folder's device to the last byte
             try:
@@ -196,8 +281,14 @@ def test_full_disk_under_the_trial_work_folder_then_resume(live_stack, measureme
         assert row["trial_id"] == trial and row["status"] == "error"
 
         filler.unlink()  # space returns
-        again = subprocess.run(driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], [*extra, "--resume"]), cwd=ROOT,
-                               env=live["env"], capture_output=True, text=True, timeout=600)
+        again = subprocess.run(
+            driver_cmd(live, sweep, live["env"]["RADAE_S3_ENDPOINT"], [*extra, "--resume"]),
+            cwd=ROOT,
+            env=live["env"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
     finally:
         subprocess.run(["umount", "-l", str(trials)], check=False)
@@ -206,4 +297,6 @@ def test_full_disk_under_the_trial_work_folder_then_resume(live_stack, measureme
     assert rows[0]["trial_id"] == trial and rows[0]["status"] == "completed"
     assert rows[0]["resumed_from_epoch"] >= kept["epoch"]
     measurements["disk_full_test_seconds"] = round(time.time() - t0, 1)
-    measurements.setdefault("faults", {}).update(disk_full=1, disk_full_rows=len(rows), disk_full_resumed_from=rows[0]["resumed_from_epoch"])
+    measurements.setdefault("faults", {}).update(
+        disk_full=1, disk_full_rows=len(rows), disk_full_resumed_from=rows[0]["resumed_from_epoch"]
+    )

@@ -28,8 +28,20 @@ pytestmark = pytest.mark.e2e
 
 
 def run_script(live, sweep, extra=()):
-    cmd = [sys.executable, "sweeps/alpha_modes.py", "--smoke-test", "--executor", "direct", "--pack-size", "2",
-           "--concurrency", "2", "--ray-address", live["env"]["RAY_ADDRESS"], *sweep_args(live, sweep, extra)]
+    cmd = [
+        sys.executable,
+        "sweeps/alpha_modes.py",
+        "--smoke-test",
+        "--executor",
+        "direct",
+        "--pack-size",
+        "2",
+        "--concurrency",
+        "2",
+        "--ray-address",
+        live["env"]["RAY_ADDRESS"],
+        *sweep_args(live, sweep, extra),
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=400)
 
 
@@ -49,7 +61,9 @@ def test_packed_sweep_keeps_each_configuration_separate(live_stack, measurements
     grid = [(p["loss.alpha"], p["prior.num_modes"]) for p in defn.space.grid_points()]
     points = [(r["param.loss.alpha"], r["param.prior.num_modes"]) for r in rows]
     assert sorted(points) == sorted(grid * defn.seeds)  # every point once per seed
-    assert sorted((r["config_key"], r["seed"]) for r in rows) == sorted((k, s) for k in {r["config_key"] for r in rows} for s in (0, 1))
+    assert sorted((r["config_key"], r["seed"]) for r in rows) == sorted(
+        (k, s) for k in {r["config_key"] for r in rows} for s in (0, 1)
+    )
     assert len({r["fid_network_sha256"] for r in rows}) == 1 and rows[0]["fid_network_sha256"] is not None
     packs: dict[str, list[dict]] = {}
     for r in rows:
@@ -60,27 +74,41 @@ def test_packed_sweep_keeps_each_configuration_separate(live_stack, measurements
         assert sorted(r["pack_member"] for r in members) == [0, 1] and {r["pack_size"] for r in members} == {2}
     for r in rows:
         assert r["status"] == "completed" and r["executor"] == "direct"
-        assert r["config.loss.alpha"] == r["param.loss.alpha"] and r["config.prior.num_modes"] == r["param.prior.num_modes"]
+        assert (
+            r["config.loss.alpha"] == r["param.loss.alpha"]
+            and r["config.prior.num_modes"] == r["param.prior.num_modes"]
+        )
         assert r["config.train.out_dir"].endswith(r["trial_id"]) and r["metric.epochs_trained"] == 2
         assert all(math.isfinite(r[f"metric.{k}"]) for k in ("score", "robustness", "fid"))
-        assert not any(k.startswith("metric.m1.") or k.startswith("metric.pack.") for k in r)  # no other member's values
+        assert not any(
+            k.startswith("metric.m1.") or k.startswith("metric.pack.") for k in r
+        )  # no other member's values
     # Separate evaluations: four configurations, four different results.
-    assert len({round(r["metric.robustness"], 9) for r in rows}) == n and len({round(r["metric.fid"], 6) for r in rows}) == n
+    assert (
+        len({round(r["metric.robustness"], 9) for r in rows}) == n
+        and len({round(r["metric.fid"], 6) for r in rows}) == n
+    )
 
     tracker = Tracker(live["env"]["MLFLOW_TRACKING_URI"])
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'")
+    (parent,) = tracker.client.search_runs(
+        [tracker.experiment_id], f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'"
+    )
     runs = {run.data.tags[TRIAL_TAG]: run for run in tracker.trial_runs(sweep)}
     assert set(runs) == {r["trial_id"] for r in rows}
     histories = []
     for r in rows:
         run = runs[r["trial_id"]]
         assert run.data.tags[PARENT_TAG] == parent.info.run_id and run.info.status == "FINISHED"
-        assert run.data.tags["radae.pack_trial"] == r["pack_trial"] and run.data.params["loss.alpha"] == str(r["param.loss.alpha"])
+        assert run.data.tags["radae.pack_trial"] == r["pack_trial"] and run.data.params["loss.alpha"] == str(
+            r["param.loss.alpha"]
+        )
         assert run.data.metrics["score"] == pytest.approx(r["metric.score"])
         history = tracker.client.get_metric_history(run.info.run_id, "val_loss")
         assert [m.step for m in history] == [1, 2]
         histories.append(tuple(m.value for m in history))
-        names = {a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)}
+        names = {
+            a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)
+        }
         assert "checkpoint/checkpoint.pt" in names and "train/metrics.jsonl" in names
     assert len(set(histories)) == n
 

@@ -131,21 +131,32 @@ def lipschitz_mlp(sizes: list[int], lipschitz: float, iters: int) -> nn.Sequenti
 class LipschitzVAE(GaussianVAE):
     """VAE with Bjorck/GroupSort MLPs of prescribed Lipschitz constants (see the module docstring)."""
 
-    def __init__(self, encoder, decoder, image_shape, latent_dim, lip_encoder: float, lip_decoder: float, min_std: float, **kw):
+    def __init__(
+        self, encoder, decoder, image_shape, latent_dim, lip_encoder: float, lip_decoder: float, min_std: float, **kw
+    ):
         super().__init__(encoder, decoder, image_shape, latent_dim, **kw)
         self.lip_encoder, self.lip_decoder, self.min_std = float(lip_encoder), float(lip_decoder), float(min_std)
 
     @classmethod
     def options(cls, cfg: RunConfig) -> dict:
         b = cfg.baseline
-        return {**super().options(cfg), "lip_encoder": b.lip_encoder, "lip_decoder": b.lip_decoder, "min_std": b.min_std}
+        return {
+            **super().options(cfg),
+            "lip_encoder": b.lip_encoder,
+            "lip_decoder": b.lip_decoder,
+            "min_std": b.min_std,
+        }
 
     @classmethod
     def networks(cls, cfg: RunConfig, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
         if cfg.model.arch != "mlp":
-            raise ConfigError(f"model.arch must be mlp for lipschitz-vae (Bjorck convolutions are not implemented), got {cfg.model.arch!r}")
+            raise ConfigError(
+                f"model.arch must be mlp for lipschitz-vae (Bjorck convolutions are not implemented), got {cfg.model.arch!r}"
+            )
         pixels, d, b = math.prod(image_shape), cfg.model.latent_dim, cfg.baseline
-        encoder = nn.Sequential(nn.Flatten(), lipschitz_mlp([pixels, *MLP_HIDDEN, 2 * d], b.lip_encoder, b.bjorck_iters))
+        encoder = nn.Sequential(
+            nn.Flatten(), lipschitz_mlp([pixels, *MLP_HIDDEN, 2 * d], b.lip_encoder, b.bjorck_iters)
+        )
         decoder = nn.Sequential(
             lipschitz_mlp([d, *reversed(MLP_HIDDEN), pixels], b.lip_decoder, b.bjorck_iters),
             nn.Sigmoid(),

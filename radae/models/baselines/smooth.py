@@ -78,7 +78,11 @@ class SmoothEncoderVAE(GaussianVAE):
         super().__init__(encoder, decoder, image_shape, latent_dim, **kw)
         self.adv = adv
         self.se_weight, self.se_perturbation = float(se_weight), se_perturbation
-        self.se_samples, self.sinkhorn_eps, self.sinkhorn_iters = int(se_samples), float(sinkhorn_eps), int(sinkhorn_iters)
+        self.se_samples, self.sinkhorn_eps, self.sinkhorn_iters = (
+            int(se_samples),
+            float(sinkhorn_eps),
+            int(sinkhorn_iters),
+        )
 
     @classmethod
     def options(cls, cfg: RunConfig) -> dict:

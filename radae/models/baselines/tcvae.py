@@ -29,7 +29,12 @@ from radae.models.base import MODELS
 from radae.models.baselines.vae import GaussianVAE
 
 # Official training-set sizes, and whether the validation split is carved from them (radae.data).
-_TRAIN_SIZES = {"mnist": (60000, True), "fashion-mnist": (60000, True), "svhn": (73257, True), "celeba": (162770, False)}
+_TRAIN_SIZES = {
+    "mnist": (60000, True),
+    "fashion-mnist": (60000, True),
+    "svhn": (73257, True),
+    "celeba": (162770, False),
+}
 
 
 def training_set_size(cfg: RunConfig) -> int:
@@ -77,4 +82,3 @@ class BetaTCVAE(GaussianVAE):
         mi, tc, dwkl = tc_decomposition(z, mu, logvar, max(self.dataset_size, z.shape[0]))
         total = self.tc_alpha * mi + self.tc_beta * tc + self.tc_gamma * dwkl
         return total, {"mi": mi, "tc": tc, "dwkl": dwkl, "kl": mi + tc + dwkl}
-

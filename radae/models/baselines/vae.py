@@ -119,7 +119,12 @@ class GaussianVAE(Autoencoder):
         return self._nll(x_hat, x, self.likelihood_std)
 
     def regulariser(
-        self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None
+        self,
+        x: torch.Tensor,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        z: torch.Tensor,
+        generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """beta * mean KL(q(z|x) || N(0, I)); returns (weighted scalar, named unweighted parts)."""
         kl = gaussian_kl(mu, logvar).mean()
