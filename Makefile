@@ -37,11 +37,14 @@ KEEP ?= 0
 demo: setup fashion-mnist
 	KEEP=$(KEEP) PYTHON=$(PY) cluster/demo.sh
 
-test: setup fashion-mnist chromium
+test: setup fashion-mnist chromium lint
 	$(PY) -m pytest -q
 
+# Lint and format check (part of make test): every Python tree of the repository.
+LINTED = radae sweeps tests benchmarks dashboards cluster
 lint: setup
-	$(VENV)/bin/ruff check radae sweeps tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
