@@ -151,6 +151,15 @@ def test_the_issue_search_space_is_the_shipped_one():
         (
             {
                 "objective": {"mode": "scalar"},
+                "num_samples": 2,
+                "space": {"loss.ks_mult": {"type": "loguniform", "low": 0.1, "high": 10}},
+                "scheduler": {"type": "asha", "metric": "val_loss", "mode": "min"},
+            },
+            "scheduler.metric val_loss is the weighted eq. 10 loss, whose scale changes with the searched loss.ks_mult",
+        ),
+        (
+            {
+                "objective": {"mode": "scalar"},
                 "base": {"train.epoch": 3},
                 "num_samples": 1,
                 "space": {"loss.alpha": {"type": "uniform", "low": 0.1, "high": 1}},

@@ -52,11 +52,16 @@ def test_member_reports_round_trip_and_a_diverged_member_keeps_its_error():
     assert PackedShape().member_report(packed, 1) == {"diverged": 1.0, "error": "loss nan at epoch 2"}
     single = TrialShape().final_report(finals[:1], {}, objective)
     assert single == finals[0] and TrialShape().member_report(single, 0) == finals[0]
-    # Per epoch: a single trial's own names; a pack's m<k>. names and its best val_loss (what ASHA sees).
-    epoch = {0: {"epoch": 1, "val_loss": 2.0}, 1: {"epoch": 1, "val_loss": 1.5}}
-    assert TrialShape().epoch_report(1, {0: epoch[0]}) == {"epoch": 1, "val_loss": 2.0}
+    # Per epoch: a single trial's own names; a pack's m<k>. names and each validation loss of its best
+    # member (what ASHA sees), taken per metric: member 1 has the best val_loss, member 0 the best val_rec_mse.
+    epoch = {
+        0: {"epoch": 1, "val_loss": 2.0, "val_rec_mse": 0.01, "lr": 1e-3},
+        1: {"epoch": 1, "val_loss": 1.5, "val_rec_mse": 0.02, "lr": 1e-3},
+    }
+    assert TrialShape().epoch_report(1, {0: epoch[0]}) == epoch[0]
     report = PackedShape().epoch_report(1, epoch)
     assert report["val_loss"] == 1.5 and report["m1.val_loss"] == 1.5 and report["pack_live"] == 2.0
+    assert report["val_rec_mse"] == 0.01 and "lr" not in report
 
 
 def test_a_diverged_result_is_not_evaluated():

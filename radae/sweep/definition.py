@@ -9,7 +9,7 @@ the ``space`` and ``num_samples`` for ``--smoke-test``::
     base: {data.name: mnist, train.epochs: 20}
     space:
       loss.alpha: {type: grid, values: [0.1, 0.5, 0.9, 0.95, 1.0]}
-    scheduler: {type: asha, metric: val_loss, mode: min, grace_period: 2}   # optional, scalar only
+    scheduler: {type: asha, metric: val_rec_mse, mode: min, grace_period: 2}   # optional, scalar only
     smoke: {base: {train.epochs: 1}, space: {...}, num_samples: 2}
     gpus_per_trial: 0.25      # optional: Ray GPU share and CUDA memory cap per trial (radae.sweep.packing)
     pack_size: 4              # optional: configurations trained together per trial (train_packed)
@@ -50,6 +50,9 @@ SMOKE_KEYS = {"base", "space", "num_samples", "scheduler", "seeds", *RESOURCE_KE
 log = logging.getLogger(__name__)
 
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor"}
+# Per-epoch metrics that are the eq. 10 weighted sum: not comparable across trials that search a loss.* key.
+WEIGHTED_LOSS_METRICS = ("val_loss", "train_loss")
+LOSS_SECTION = "loss."
 
 
 class DefinitionError(ValueError):
@@ -177,6 +180,13 @@ def parse_definition(
             raise fail("ASHA early stopping needs the scalar objective (one metric)")
         if scheduler.get("mode") not in ("min", "max") or not scheduler.get("metric"):
             raise fail("scheduler needs metric (a per-epoch metric) and mode (min or max)")
+        weighted = sorted(k for k in space.params if k.startswith(LOSS_SECTION))
+        if scheduler["metric"] in WEIGHTED_LOSS_METRICS and weighted:
+            raise fail(
+                f"scheduler.metric {scheduler['metric']} is the weighted eq. 10 loss, whose scale changes with the "
+                f"searched {', '.join(weighted)}: ASHA would stop trials for their loss weights, not for worse "
+                "models; rank on a metric that does not depend on them, e.g. val_rec_mse"
+            )
         scheduler = dict(scheduler)
     return SweepDefinition(
         name=str(raw.get("name") or Path(source).stem),

@@ -11,8 +11,8 @@ A packed trial holds ``pack_size`` configurations of one architecture (a Tune co
 own Parquet row in the schema of an unpacked trial (plus ``pack_trial``, ``pack_member``,
 ``pack_size``). The members train together (:func:`radae.fast.train_packed`) and report to Ray:
 
-- per epoch: ``m<k>.<metric>`` of every member, ``epoch``, ``pack_live`` and ``val_loss`` = the
-  pack's best (lowest) validation loss, which an ASHA scheduler uses (a pack is stopped only when
+- per epoch: ``m<k>.<metric>`` of every member, ``epoch``, ``pack_live`` and each validation loss
+  (``val_loss``, ``val_rec_mse``, ...) = the pack's best (lowest), which an ASHA scheduler uses (a pack is stopped only when
   its best member is unpromising), with one Ray checkpoint holding ``m<k>/checkpoint.pt`` of every
   member;
 - at the end: ``m<k>.<metric>`` of every member's final metrics (or ``m<k>.diverged``/``m<k>.error``),
@@ -157,8 +157,11 @@ class PackedShape(TrialShape):
 
     def epoch_report(self, epoch: int, metrics: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         report = {**super().epoch_report(epoch, metrics), "pack_live": float(len(metrics))}
-        if metrics:
-            report["val_loss"] = min(float(m["val_loss"]) for m in metrics.values())
+        if metrics:  # every validation loss (val_loss, val_rec_mse, ...) as the pack's best member's, for ASHA
+            names = set.intersection(*(set(m) for m in metrics.values()))
+            report.update(
+                {n: min(float(m[n]) for m in metrics.values()) for n in sorted(names) if n.startswith("val_")}
+            )
         return report
 
     def final_report(
