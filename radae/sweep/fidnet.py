@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from radae.checkpoint import write_atomic
 from radae.sweep.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -127,15 +127,18 @@ def fetch_feature_net(network: dict[str, Any] | None, cache_dir: str | os.PathLi
     if data is None:
         raise fid.FIDError(f"the sweep's FID feature network s3://{network['key']} does not exist")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{sha[:12]}-", suffix=".pt")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+
+    checked = []
+
+    def write_checked(tmp: Path) -> None:  # checked before it takes the cache's name
+        tmp.write_bytes(data)
+        checked.append(fid.checked_feature_space(tmp, sha))
+
     try:
-        space = fid.checked_feature_space(tmp, sha)  # before it takes the cache's name
+        write_atomic(path, write_checked)
     except fid.FIDError as err:
-        os.unlink(tmp)
         raise fid.FIDError(f"the sweep's FID feature network s3://{network['key']} fails its check: {err}") from None
-    os.replace(tmp, path)
+    space = checked[0]
     return type(space)(space.metric, space.extractor, space.layer, str(path))
 
 

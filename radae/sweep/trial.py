@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -173,11 +172,11 @@ def write_state(job: TrialJob, suffix: str, content: dict[str, Any]) -> None:
     """Write ``<state_dir>/<trial>.<suffix>`` (pids and progress, read by operators and fault tests)."""
     if not job.ctx.state_dir:
         return
+    from radae.checkpoint import write_text_atomic
+
     path = Path(job.ctx.state_dir) / f"{job.trial_id}.{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(content))
 
 
 class DiskFullError(OSError):
