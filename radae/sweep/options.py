@@ -32,6 +32,7 @@ from radae.sweep.definition import SweepDefinition
 from radae.sweep.objective import OBJECTIVES
 from radae.sweep.packing import NOISE_MODES, TrialResources
 from radae.sweep.settings import SettingsError, StorageSettings
+from radae.sweep.tracking import DEFAULT_EXPERIMENT
 
 GROUPS = ("sweep", "trials", "services")
 GPU_CHOICES = {"auto": None, "yes": True, "no": False}
@@ -140,7 +141,7 @@ class SweepOptions:
         env="MLFLOW_TRACKING_URI",
         shown="$MLFLOW_TRACKING_URI",
     )
-    experiment: str = option("radae-sweeps", "MLflow experiment", "services")
+    experiment: str = option(DEFAULT_EXPERIMENT, "MLflow experiment", "services")
     endpoint: str | None = option(None, "S3 endpoint URL", "services", shown="$RADAE_S3_ENDPOINT")
     bucket: str | None = option(None, "S3 bucket", "services", shown="$RADAE_S3_BUCKET")
     prefix: str | None = option(

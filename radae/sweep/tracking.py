@@ -45,6 +45,9 @@ from typing import Any
 from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
 from radae.sweep.settings import scrub
 
+# The MLflow experiment of sweeps unless --experiment names another (SweepOptions.experiment).
+DEFAULT_EXPERIMENT = "radae-sweeps"
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's own HTTP retries would hide an outage for minutes; RetryingClient retries and names it.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -123,7 +126,7 @@ class Tracker:
     def __init__(
         self,
         tracking_uri: str,
-        experiment: str = "radae-sweeps",
+        experiment: str = DEFAULT_EXPERIMENT,
         artifact_location: str | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
