@@ -14,7 +14,6 @@ takes about a minute to start on a loaded 2-core machine (test_sweep_e2e covers 
 """
 
 import math
-import subprocess
 import time
 import uuid
 
@@ -27,7 +26,7 @@ from radae.sweep.searcher import load_study
 from radae.sweep.tracking import TRIAL_TAG, Tracker
 
 from .conftest import ROOT
-from .test_sweep_e2e import RAY, raw_objects, settings_of, sweep_args
+from .test_sweep_e2e import raw_objects, settings_of, submit
 
 pytestmark = pytest.mark.e2e
 
@@ -36,28 +35,14 @@ def test_search_smoke_prunes_with_asha_and_records_each_trial_once(live_stack, m
     live, sweep = live_stack, f"search-{uuid.uuid4().hex[:6]}"
     defn = load_definition(ROOT / "sweeps" / "search.yaml", smoke=True)
     assert defn.scheduler["type"] == "asha" and defn.objective.name == "scalar"
-    cmd = [
-        RAY,
-        "job",
-        "submit",
-        "--address",
-        live["env"]["RAY_DASHBOARD"],
-        "--working-dir",
-        ".",
-        "--runtime-env",
-        "cluster/runtime_env.yaml",
-        "--",
-        "python",
-        "sweeps/search.py",
-        "--smoke-test",
-        "--executor",
-        "direct",
-        "--concurrency",
-        "1",
-        *sweep_args(live, sweep),
-    ]
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=900)
+    proc = submit(
+        live,
+        sweep,
+        timeout=900,
+        script="sweeps/search.py",
+        script_args=("--smoke-test", "--executor", "direct", "--concurrency", "1"),
+    )
     measurements["search_smoke_seconds"] = round(time.time() - t0, 1)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 

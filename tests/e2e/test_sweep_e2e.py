@@ -51,7 +51,18 @@ def sweep_args(live, sweep_id, extra=()):
     ]
 
 
-def submit(live, sweep_id, extra=(), *, wait=True, submission_id=None, timeout=480):
+def submit(
+    live,
+    sweep_id,
+    extra=(),
+    *,
+    wait=True,
+    submission_id=None,
+    timeout=480,
+    script="sweeps/alpha_modes.py",
+    script_args=("--smoke-test",),
+):
+    """``ray job submit`` of ``script`` (its smoke test by default) on the live stack, as a user submits it."""
     cmd = [
         RAY,
         "job",
@@ -67,7 +78,7 @@ def submit(live, sweep_id, extra=(), *, wait=True, submission_id=None, timeout=4
         cmd += ["--submission-id", submission_id]
     if not wait:
         cmd.append("--no-wait")
-    cmd += ["--", "python", "sweeps/alpha_modes.py", "--smoke-test", *sweep_args(live, sweep_id, extra)]
+    cmd += ["--", "python", script, *script_args, *sweep_args(live, sweep_id, extra)]
     return subprocess.run(cmd, cwd=ROOT, env=live["env"], capture_output=True, text=True, timeout=timeout)
 
 
