@@ -71,6 +71,16 @@ def test_factor_rows_stay_out_of_the_paper_tables_and_enter_their_factor():
     assert table.loc["K 25 vs K 1 (auto placement: spread 6 apart)"]["R standard"].startswith("+0.240 ± ")
 
 
+def test_a_key_set_in_one_sweeps_base_and_searched_in_anothers_selects_both():
+    """gap-roll sets prior.num_modes=25 by --set (config column only); the reproduction sweep searched it
+    (param column): joined, the param column is null for gap-roll's rows and config must be read."""
+    roll = factor_rows("gap-roll", {"prior.num_modes": 25, "prior.placement": "roll"}, 0.0)
+    roll = roll.drop(columns=[c for c in roll if c == "param.prior.num_modes"])
+    table = factor_table(pd.concat([make_rows(), roll], ignore_index=True)).set_index("factor (B vs A)")
+    assert table.loc["K 25 roll (authors) vs K 1"]["n B / A"] == "2 / 2"
+    assert table.loc["K 25 roll vs K 25 auto"]["B's sweeps"] == "gap-roll"
+
+
 def run_dashboard(*args):
     return subprocess.run(
         [sys.executable, "dashboards/robustness_gap.py", *args],

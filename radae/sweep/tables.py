@@ -43,10 +43,12 @@ NOT_RUN, NOT_RECORDED = "not run", "not recorded"
 
 
 def _column_of(df: pd.DataFrame, key: str) -> pd.Series | None:
-    for col in (f"param.{key}", f"config.{key}"):
-        if col in df:
-            return df[col]
-    return None
+    """``key``'s value per row: the sampled ``param.<key>``, else the trained ``config.<key>`` (rows joined
+    from a sweep that set the key in its base, not its space, have only the latter)."""
+    cols = [df[col] for col in (f"param.{key}", f"config.{key}") if col in df]
+    if not cols:
+        return None
+    return cols[0] if len(cols) == 1 else cols[0].astype(object).combine_first(cols[1].astype(object))
 
 
 def _matches(col: pd.Series, value: object) -> pd.Series:
