@@ -51,6 +51,8 @@ K25 = {"prior.num_modes": 25}
 K1 = {"prior.num_modes": 1}
 FACTORS = (
     Factor("PGD (5 steps) vs FGSM", {"adv.method": "pgd"}),
+    Factor("no adversarial training vs FGSM", {"adv.method": "none"}),
+    Factor("FGSM eps 0.15, step 0.1875 vs 0.3, 0.375", {"adv.eps": 0.15, "adv.step_size": 0.1875}),
     Factor("FGSM eps 0.45, step 0.5625 vs 0.3, 0.375", {"adv.eps": 0.45, "adv.step_size": 0.5625}),
     Factor("loss.adv_rec on vs off", {"loss.adv_rec": True}),
     Factor("lambda_REC 100 vs 500", {"loss.rec_weight": 100.0}),
