@@ -2,6 +2,7 @@
 
     python benchmarks/attack_gap.py CKPT --images 25 --threads 1
     python benchmarks/attack_gap.py CKPT [CKPT ...] --impl-b lbfgsb-authors --noise-b 0.4 0.004 --csv rows.csv
+    python benchmarks/attack_gap.py --from-csv a.csv b.csv     # pool earlier runs' rows
 
 Both attacks see the same test images (``radae.evaluate.pick_images``), the same targets and the
 same random start per row (one start per image, the authors' protocol), so the per-image
@@ -45,7 +46,7 @@ def per_row(model, attack, x, xt, levels, seed, noise):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", nargs="+", help="checkpoint(s); their rows are pooled")
+    parser.add_argument("checkpoint", nargs="*", help="checkpoint(s); their rows are pooled")
     parser.add_argument("--images", type=int, default=25, help="test images per checkpoint")
     parser.add_argument("--levels", type=float, nargs="+", default=[1.0, 3.0, 5.0])
     parser.add_argument("--impl-a", default="batched")
@@ -54,7 +55,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--csv", help="write the per-row values here")
+    parser.add_argument("--from-csv", nargs="+", metavar="CSV", help="pool earlier runs' --csv files, attack nothing")
     args = parser.parse_args()
+    if args.from_csv:
+        summarize(read_csv(args.from_csv))
+        return
+    if not args.checkpoint:
+        parser.error("give a checkpoint or --from-csv")
     if args.threads:
         torch.set_num_threads(args.threads)
     noise_b = dict(zip(("latent", "max_damage"), args.noise_b, strict=True))
@@ -86,13 +93,28 @@ def main() -> None:
             writer = csv.DictWriter(fh, fieldnames=list(records[0]))
             writer.writeheader()
             writer.writerows(records)
+    summarize(records)
+
+
+def read_csv(paths: list[str]) -> list[dict]:
+    """Per-row records of earlier runs (``--csv`` files), numbers parsed."""
+    records = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            for rec in csv.DictReader(fh):
+                records.append({k: v if k in ("checkpoint", "attack") else float(v) for k, v in rec.items()})
+    return records
+
+
+def summarize(records: list[dict]) -> None:
+    """B - A per attack, lambda and metric: mean +- 1.96 std / sqrt(n) over all records (paired rows)."""
     for name in ("latent", "max_damage"):
-        for level in args.levels:
+        for level in sorted({r["lambda"] for r in records}):
             rows = [r for r in records if r["attack"] == name and r["lambda"] == level]
             for label in METRICS:
                 va = [r[f"{label}_a"] for r in rows]
                 d = torch.tensor([r[f"{label}_b"] - r[f"{label}_a"] for r in rows], dtype=torch.float64)
-                half = 1.96 * float(d.std()) / math.sqrt(len(d))
+                half = 1.96 * float(d.std()) / math.sqrt(len(d)) if len(d) > 1 else math.nan
                 print(
                     f"{name:10s} lambda={level:g} {label:12s} A {sum(va) / len(va):8.3f}  "
                     f"B {sum(va) / len(va) + float(d.mean()):8.3f}  B-A {float(d.mean()):+8.3f} +- {half:.3f} (n={len(d)})"
