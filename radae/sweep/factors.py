@@ -56,6 +56,7 @@ FACTORS = (
     Factor("FGSM eps 0.45, step 0.5625 vs 0.3, 0.375", {"adv.eps": 0.45, "adv.step_size": 0.5625}),
     Factor("loss.adv_rec on vs off", {"loss.adv_rec": True}),
     Factor("lambda_REC 100 vs 500", {"loss.rec_weight": 100.0}),
+    Factor("lambda_REC 2000 vs 500", {"loss.rec_weight": 2000.0}),
     Factor("L_REC latent noise 0.3 vs 0.1", {"loss.latent_noise": 0.3}),
     Factor("KS weighting separate (authors) vs eq. 6", {"loss.ks_weighting": "separate"}),
     Factor("lr 2e-4 (authors) vs 2e-3", {"train.lr": 0.0002}),
