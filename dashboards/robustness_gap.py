@@ -1,7 +1,7 @@
 """Issue 10's factor table from stored sweeps: rewrites the generated block of docs/robustness-gap.md.
 
     python dashboards/robustness_gap.py --parquet docs/results/reproduction-20261130.parquet \\
-        --parquet docs/results/gap-factors-20261201.parquet ...      # stored rows
+        --parquet docs/results/gap-eps-20261201.parquet ... --plot docs/robustness-gap-factors.png
     source .stack/env; python dashboards/robustness_gap.py gap-eps-20261201 ...   # rows from S3
 
 The block between ``<!-- factor-table:start -->`` and ``<!-- factor-table:end -->`` is replaced
@@ -11,16 +11,43 @@ the column.
 """
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from radae.sweep.factors import factor_markdown
+from radae.sweep.factors import differences, factor_markdown
 from radae.sweep.report import load_table
 
 START, END = "<!-- factor-table:start -->", "<!-- factor-table:end -->"
+# Panels of the forest plot: columns of radae.sweep.factors.DIFFERENCES.
+PANELS = ("R paper formula", "MD paper λ=3", "MD paper λ=5")
+
+
+def forest_plot(df: pd.DataFrame, path: Path) -> None:
+    """One panel per :data:`PANELS` column: each factor's B - A with its 95% Welch interval, 0 marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    diffs = differences(df)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS) + 3, 0.42 * len(diffs) + 1.6), sharey=True)
+    ys = list(range(len(diffs)))[::-1]
+    for ax, col in zip(axes, PANELS, strict=True):
+        for y, d in zip(ys, diffs, strict=True):
+            diff, half = d.effects[col]
+            resolved = half == half and abs(diff) > half
+            ax.errorbar(diff, y, xerr=half if half == half else None, fmt="o", color="C3" if resolved else "C0")
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_title(f"{col}: B - A (higher = more robust)", fontsize=9)
+    axes[0].set_yticks(ys, [d.factor.label for d in diffs], fontsize=8)
+    fig.suptitle("Training factors at K 10, alpha 0.95 (red: 95% interval excludes 0)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def replace_block(text: str, block: str) -> str:
@@ -37,6 +64,9 @@ def main(argv=None) -> int:
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
     p.add_argument("--page", default="docs/robustness-gap.md", help="page whose factor-table block is rewritten")
+    p.add_argument(
+        "--plot", help="also draw the forest plot here (PNG; linked from the block, path relative to the page)"
+    )
     args = p.parse_args(argv)
     command = "python dashboards/robustness_gap.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
@@ -48,12 +78,16 @@ def main(argv=None) -> int:
         if not page.is_file():
             raise ValueError(f"no page {page}")
         frames = [load_table(sweep_id=s) for s in args.sweep_id] + [load_table(parquet=f) for f in args.parquet]
-        text = replace_block(page.read_text(), factor_markdown(pd.concat(frames, ignore_index=True), command))
+        df = pd.concat(frames, ignore_index=True)
+        figure = os.path.relpath(args.plot, page.parent) if args.plot else None
+        text = replace_block(page.read_text(), factor_markdown(df, command, figure))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.plot:
+        forest_plot(df, Path(args.plot))
     page.write_text(text)
-    print(f"wrote the factor table of {page} ({sum(len(f) for f in frames)} rows)")
+    print(f"wrote the factor table of {page} ({len(df)} rows)" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
 
