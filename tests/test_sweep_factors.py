@@ -13,7 +13,7 @@ from sweep_rows import make_rows
 
 from radae.sweep.aggregate import welch_difference
 from radae.sweep.factors import factor_table
-from radae.sweep.tables import table1, table3
+from radae.sweep.tables import budget, table1, table3
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -79,6 +79,16 @@ def test_a_key_set_in_one_sweeps_base_and_searched_in_anothers_selects_both():
     table = factor_table(pd.concat([make_rows(), roll], ignore_index=True)).set_index("factor (B vs A)")
     assert table.loc["K 25 roll (authors) vs K 1"]["n B / A"] == "2 / 2"
     assert table.loc["K 25 roll vs K 25 auto"]["B's sweeps"] == "gap-roll"
+
+
+def test_budget_counts_runs_per_configuration_within_each_sweep():
+    """Two factor sweeps share their searched params (hence config_key) but trained different configs."""
+    df = pd.concat(
+        [factor_rows("gap-lr", {"train.lr": 0.0002}, 0.0), factor_rows("gap-eps", {"adv.eps": 0.15}, 0.0)],
+        ignore_index=True,
+    )
+    df["config_key"] = "samekey"
+    assert budget(df)["seeds"].endswith("runs per configuration: 2-2")
 
 
 def run_dashboard(*args):

@@ -319,7 +319,10 @@ def budget(df: pd.DataFrame) -> dict[str, str]:
         return ", ".join(vals) if vals else "not recorded"
 
     done = with_config(completed(df))
-    per_config = done.groupby("config_key").size() if len(done) else pd.Series(dtype=int)
+    # a config_key hashes the searched params: it names a configuration within its own sweep only
+    # (the factor sweeps share their searched params and differ by --set overrides)
+    by = [c for c in ("sweep_id", "config_key") if c in done]
+    per_config = done.groupby(by).size() if len(done) else pd.Series(dtype=int)
     seeds = (
         values("seed")
         if "seed" in df
