@@ -23,7 +23,7 @@ import pandas as pd
 
 from radae.sweep import paper
 from radae.sweep.aggregate import fmt, welch_difference
-from radae.sweep.tables import at_defaults, check_comparable, markdown, select
+from radae.sweep.tables import VARIANTS, at_defaults, check_comparable, markdown, select
 
 # The fixed point every factor is measured at (paper table 1's robust GMM AE).
 REFERENCE = {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "fgsm"}
@@ -70,16 +70,17 @@ FACTORS = (
     Factor("K 25 sobol-doubling vs K 25 auto", {**K25, "prior.placement": "sobol-doubling"}, K25),
 )
 
+# The paper-formula metric names of the paper's tables (radae.sweep.tables.VARIANTS), "metric." prefixed.
+_LATENT, _DAMAGE = (f"metric.{name}" for name in VARIANTS["MS-SSIM paper formula"])
 # Column -> metric (B - A cells).
 DIFFERENCES = {
     "R standard": "metric.robustness",
     "R paper formula": "metric.robustness_paper",
-    "MD paper λ=3": "metric.max_damage_msssim_paper_recx_recxa_l3_mean",
-    "MD paper λ=5": "metric.max_damage_msssim_paper_recx_recxa_l5_mean",
-    "LAT paper λ=5": "metric.latent_msssim_paper_xt_recxa_l5_mean",
+    "MD paper λ=3": _DAMAGE.format(level=3),
+    "MD paper λ=5": _DAMAGE.format(level=5),
+    "LAT paper λ=5": _LATENT.format(level=5),
     "FID classifier": "metric.fid_classifier_mean",
 }
-LEVEL_METRIC = "metric.max_damage_msssim_paper_recx_recxa_l{level}_mean"
 
 
 def _values(rows: pd.DataFrame, metric: str) -> list[float]:
@@ -95,7 +96,7 @@ def _cell(diff: float, half: float) -> str:
 def _level(rows: pd.DataFrame) -> str:
     cells = []
     for level in (3, 5):
-        vals = pd.Series(_values(rows, LEVEL_METRIC.format(level=level)))
+        vals = pd.Series(_values(rows, _DAMAGE.format(level=level)))
         cells.append(fmt(float(vals.mean())) if len(vals) else "—")
     return " / ".join(cells)
 
