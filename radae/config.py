@@ -202,6 +202,19 @@ class EvalConfig:
     attack_batch_size: int | None = field(
         default=None, metadata=_help("rows (lambda x trial x image) optimised at once; None = all in one batch")
     )
+    strength_probe_images: int = field(
+        default=2,
+        metadata=_help(
+            "images per attack and lambda also attacked by per-image L-BFGS-B from the same start: "
+            "<attack>_strength_lbfgsb_l* = batched / L-BFGS-B objective (> 1: batched stronger); 0 = off"
+        ),
+    )
+    attack_restarts: int | None = field(
+        default=None,
+        metadata=_help(
+            "starts per row of the batched attack, screened then the best refined (default: 1 latent, 4 max damage)"
+        ),
+    )
     fid: bool = field(default=True, metadata=_help("compute FID (fid_classifier, or fid_inception with weights)"))
     inception_weights: str | None = field(
         default=None, metadata=_help("local torch-fidelity Inception-v3 weights file: report fid_inception")
@@ -247,6 +260,18 @@ class EvalConfig:
             "eval.attack_step_frac",
             "must be > 0",
             self.attack_step_frac,
+        )
+        _check(
+            self.strength_probe_images >= 0,
+            "eval.strength_probe_images",
+            "must be >= 0 (0 = off)",
+            self.strength_probe_images,
+        )
+        _check(
+            self.attack_restarts is None or self.attack_restarts >= 1,
+            "eval.attack_restarts",
+            "must be >= 1",
+            self.attack_restarts,
         )
         _check(
             self.attack_batch_size is None or self.attack_batch_size >= 1,

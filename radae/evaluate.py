@@ -20,6 +20,8 @@ Metric names: ``<attack>_<metric>_<compared>_l<lambda>_<mean|std>`` with ``metri
 and ``l2``, and compared pairs ``xt_recxa``
 (target vs recon of x_a), ``recx_recxa``, ``x_xa``, ``xa_recxa``; ``clean_<metric>_x_recx_*``;
 ``<attack>_loss_objective_l*``; ``<attack>_acc_source_l*`` and ``classifier_acc_clean``;
+``<attack>_strength_lbfgsb_l*`` (batched attack only: its objective over per-image L-BFGS-B's on
+``eval.strength_probe_images`` images from the same starts, > 1 = batched stronger);
 ``fid_classifier_*`` or ``fid_inception_*`` (never both under one name).
 """
 
@@ -40,7 +42,7 @@ import torch
 
 from radae import classifier as clf
 from radae import eval_plots, fid
-from radae.attacks import ATTACK_IMPLS, NoisyDecoding
+from radae.attacks import ATTACK_IMPLS, Attack, NoisyDecoding, random_start, strength_vs_lbfgsb
 from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
@@ -290,6 +292,7 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         steps=cfg.attack_steps,
         step_frac=cfg.attack_step_frac,
         batch_size=cfg.attack_batch_size,
+        restarts=cfg.attack_restarts,
         maxfun=cfg.lbfgsb_maxfun,
     )
     decode_noise = {"latent": cfg.decode_noise_latent, "max_damage": cfg.decode_noise_max_damage}[name]
@@ -297,6 +300,14 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         model = NoisyDecoding(model, decode_noise, torch.Generator().manual_seed(cfg.seed + 2))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     res = attack.run(model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps"))
+    if cfg.strength_probe_images > 0 and isinstance(attack, Attack):
+        # The batched attack's first-restart starts, redrawn from the same seed (Attack.run draws them first).
+        first = random_start(x[res.image_index], res.level.to(device), torch.Generator().manual_seed(cfg.seed + 1))
+        with torch.no_grad():
+            const = attack.prepare(model, x, xt)
+        strength = strength_vs_lbfgsb(attack, model, x, const, res, first, cfg.strength_probe_images)
+        for level, value in strength.items():
+            _add(rows, metrics, torch.tensor([value]), metric="strength", compared="lbfgsb", attack=name, level=level)
     ii = res.image_index.to(device)
     recxa = _reconstruct(model, res.x_adv)
     images = {"x": x[ii], "xa": res.x_adv, "recx": _reconstruct(model, x)[ii], "recxa": recxa, "xt": xt[ii]}

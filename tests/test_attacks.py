@@ -155,16 +155,21 @@ def lbfgs_reference(attack, model, x, const, radius, start, maxcor):
     return value
 
 
-# The batched attack must reach, per lambda, a mean objective within 5% of L-BFGS-B's (or better).
-REL_TOL = 0.05
+# The strength gate: per lambda, the batched attack's mean objective must be at least L-BFGS-B's
+# from the same starts, up to 1%. Measured on these images it is 0.2-2% stronger (docs/evaluation.md,
+# "Strength gate"), so the verdict does not hang on the last digits of a CPU's float kernels.
+REL_TOL = 0.01
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,maxcor", [("latent", 25), ("max_damage", 100)])
-def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, maxcor):
-    x, xt = mnist.test.get(torch.arange(4)), mnist.test.get(torch.arange(4, 8))
-    attack = ATTACKS.create(name)  # the evaluation's default steps and schedule
+@pytest.mark.parametrize("first,count", [(0, 4), (500, 10)], ids=["tuned", "held-out"])
+def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, maxcor, first, count):
+    x = mnist.test.get(torch.arange(first, first + count))
+    xt = mnist.test.get(torch.arange(first + count, first + 2 * count))
+    attack = ATTACKS.create(name)  # the evaluation's default steps, schedule and restarts
     res = attack.run(tiny_ae, x, LEVELS, 1, targets=xt, generator=torch.Generator().manual_seed(0))
+    # L-BFGS-B starts where the batched attack's first start was (its further starts are drawn after).
     starts = random_start(x[res.image_index], res.level, torch.Generator().manual_seed(0))
     const = attack.prepare(tiny_ae, x, xt)
     ref = torch.tensor(
@@ -173,15 +178,33 @@ def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, 
             for i, r, s in zip(res.image_index, res.level, starts, strict=True)
         ]
     )
+    assert np.isfinite(ref.numpy()).all()
     for li, level in enumerate(LEVELS):
         rows = res.level_index == li
         ours, theirs = res.loss[rows].mean().item(), ref[rows].mean().item()
-        print(f"{name} lambda={level}: batched {ours:.4f}  L-BFGS-B {theirs:.4f}")
-        if attack.sign > 0:  # minimised
-            assert ours <= theirs * (1 + REL_TOL) + 1e-3
-        else:  # maximised
-            assert ours >= theirs * (1 - REL_TOL)
-    assert np.isfinite(ref.numpy()).all()
+        # strength > 1: the batched attack is the stronger (lower latent distance, more damage).
+        strength = theirs / ours if attack.sign > 0 else ours / theirs
+        print(f"{name} lambda={level}: batched {ours:.4f}  L-BFGS-B {theirs:.4f}  strength {strength:.4f}")
+        assert strength >= 1 - REL_TOL, f"{name} at lambda {level}: batched {ours:.4f} vs L-BFGS-B {theirs:.4f}"
+
+
+def test_screened_restarts_are_feasible_exact_and_stronger_than_one_start(tiny_ae, mnist):
+    x = mnist.test.get(torch.arange(10))
+    one = MaxDamageAttack(restarts=1).run(tiny_ae, x, LEVELS, 1, generator=torch.Generator().manual_seed(3))
+    four = MaxDamageAttack(restarts=4).run(tiny_ae, x, LEVELS, 1, generator=torch.Generator().manual_seed(3))
+    assert MaxDamageAttack().restarts == 4 and LatentAttack().restarts == 1
+    delta = four.x_adv - x[four.image_index]
+    assert (delta.flatten(1).norm(dim=1) <= four.level + 1e-4).all()
+    assert four.x_adv.min() >= 0 and four.x_adv.max() <= 1
+    const = MaxDamageAttack().prepare(tiny_ae, x, None)[four.image_index]
+    torch.testing.assert_close(MaxDamageAttack().objective(tiny_ae, four.x_adv, const), four.loss, rtol=1e-4, atol=1e-5)
+    # Screening picks each row's best start after a quarter of the steps: not always the best at the
+    # end, but stronger on average than one start (measured 1-2% at lambda 3 and 5).
+    for li in range(len(LEVELS)):
+        rows = one.level_index == li
+        assert four.loss[rows].mean() >= one.loss[rows].mean() * (1 - REL_TOL)
+    with pytest.raises(ValueError, match="restarts=0"):
+        MaxDamageAttack(restarts=0)
 
 
 def test_attack_implementations_by_name_with_the_authors_settings():

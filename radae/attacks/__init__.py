@@ -11,7 +11,7 @@ How an attack is optimised (``eval.attack_impl``, registry ``ATTACK_IMPLS``):
 - ``lbfgsb-authors``: per-image SciPy L-BFGS-B with the authors' released settings (lbfgsb.py).
 
 Either is built by ``ATTACK_IMPLS.create(impl, name=..., steps=..., step_frac=..., batch_size=...,
-maxfun=...)`` and has the same ``run`` signature and :class:`AttackResult`.
+restarts=..., maxfun=...)`` and has the same ``run`` signature and :class:`AttackResult`.
 """
 
 from radae.attacks.base import Attack, AttackResult, project_l2_box, random_start
@@ -19,6 +19,7 @@ from radae.attacks.decode_noise import NoisyDecoding
 from radae.attacks.latent import LatentAttack
 from radae.attacks.lbfgsb import AUTHORS_SETTINGS, LBFGSBAttack, LBFGSBSettings, lbfgsb_one
 from radae.attacks.max_damage import MaxDamageAttack
+from radae.attacks.strength import strength_vs_lbfgsb
 from radae.registry import Registry
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -30,10 +31,15 @@ ATTACK_IMPLS: Registry = Registry("attack implementation")
 
 @ATTACK_IMPLS.register("batched")
 def batched_attack(
-    name: str, steps: int = 100, step_frac: float | None = None, batch_size: int | None = None, **_: object
+    name: str,
+    steps: int = 100,
+    step_frac: float | None = None,
+    batch_size: int | None = None,
+    restarts: int | None = None,
+    **_: object,
 ) -> Attack:
     """The batched projected-gradient attack ``name``."""
-    return ATTACKS.create(name, steps=steps, step_frac=step_frac, batch_size=batch_size)
+    return ATTACKS.create(name, steps=steps, step_frac=step_frac, batch_size=batch_size, restarts=restarts)
 
 
 @ATTACK_IMPLS.register("lbfgsb-authors")
@@ -58,4 +64,5 @@ __all__ = [
     "lbfgsb_one",
     "project_l2_box",
     "random_start",
+    "strength_vs_lbfgsb",
 ]

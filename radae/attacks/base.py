@@ -10,7 +10,13 @@ An attack perturbs test images x in [0,1]^{C x H x W} to x_a = x + delta with ||
 - draws each row's random start uniformly inside its L2 ball, then clips it to the box (clipping
   moves every coordinate towards 0, so the start stays in the ball);
 - runs projected gradient descent with L2-normalised steps, the step ``step_frac * lambda``
-  decaying on a cosine schedule, and keeps each row's best iterate;
+  decaying on a cosine schedule, and keeps each row's best iterate; with ``tangent_steps`` the
+  step direction first loses its parts into active box bounds and, at the ball's surface, its
+  outward radial part, so the normalised step moves along the sphere instead of against it;
+- with ``restarts`` k > 1, gives each row k starts (their first step lengths alternate between
+  ``step_frac`` and ``step_frac / 4``: long steps and short steps fall into different basins of a
+  nonconvex objective), screens them all for a quarter of the steps, and spends the remaining
+  steps on each row's best (successive halving: about (k/4 + 3/4) times one start's cost);
 - projects exactly onto the intersection of ball and box after every step (:func:`project_l2_box`),
   so every iterate, and the returned x_a, satisfies both constraints.
 """
@@ -96,9 +102,10 @@ class Attack:
     """Base of the evaluation attacks: subclasses define ``prepare`` and ``objective``.
 
     Args:
-        steps: projected-gradient steps.
+        steps: projected-gradient steps of each row (screening and refinement together).
         step_frac: first step length as a fraction of lambda (cosine-decayed to ~0); None: the attack's default.
         batch_size: rows optimised together; None = all rows in one batch.
+        restarts: starts per row, the best kept (see the module docstring); None: the attack's default.
     """
 
     name = "attack"
@@ -106,12 +113,30 @@ class Attack:
     sign = 1.0
     # First step as a fraction of lambda, tuned per attack against L-BFGS-B (docs/evaluation.md).
     default_step_frac = 1.0
+    # Starts per row, tuned per attack against L-BFGS-B (docs/evaluation.md, "Strength gate").
+    default_restarts = 1
+    # Restart j's first step is step_frac * RESTART_STEP_SCALES[j % 2].
+    RESTART_STEP_SCALES = (1.0, 0.25)
+    # Share of the steps spent screening all restarts before only each row's best goes on.
+    SCREEN_SHARE = 0.25
+    # Step along the sphere at the ball's surface (:meth:`surface_direction`); tuned per attack.
+    tangent_steps = False
 
-    def __init__(self, steps: int = 100, step_frac: float | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        steps: int = 100,
+        step_frac: float | None = None,
+        batch_size: int | None = None,
+        restarts: int | None = None,
+    ) -> None:
         step_frac = self.default_step_frac if step_frac is None else step_frac
-        if steps < 1 or step_frac <= 0 or (batch_size is not None and batch_size < 1):
-            raise ValueError(f"bad attack settings: steps={steps}, step_frac={step_frac}, batch_size={batch_size}")
-        self.steps, self.step_frac, self.batch_size = steps, step_frac, batch_size
+        restarts = self.default_restarts if restarts is None else restarts
+        if steps < 1 or step_frac <= 0 or (batch_size is not None and batch_size < 1) or restarts < 1:
+            raise ValueError(
+                f"bad attack settings: steps={steps}, step_frac={step_frac}, batch_size={batch_size}, "
+                f"restarts={restarts}"
+            )
+        self.steps, self.step_frac, self.batch_size, self.restarts = steps, step_frac, batch_size, restarts
 
     def prepare(self, model: Any, x: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         """Per-image constants of the objective (N, ...), computed once without gradients."""
@@ -146,8 +171,11 @@ class Attack:
         trial_index = torch.arange(trials).repeat_interleave(n).repeat(n_lev)
         image_index = torch.arange(n).repeat(n_lev * trials)
         level = torch.tensor(levels, dtype=x.dtype)[level_index]
-        # All random starts are drawn up front so the result does not depend on batch_size.
-        starts = random_start(x[image_index], level.to(x.device), generator)
+        # All random starts are drawn up front so the result does not depend on batch_size. A row's
+        # first start is the same whatever ``restarts`` is; its further starts are drawn after all first ones.
+        starts = torch.stack(
+            [random_start(x[image_index], level.to(x.device), generator) for _ in range(self.restarts)]
+        )
         total = len(image_index)
         chunk = self.batch_size or total
         n_chunks = math.ceil(total / chunk)
@@ -160,10 +188,66 @@ class Attack:
                 if progress is not None:
                     progress(c * self.steps + step, n_chunks * self.steps)
 
-            adv, loss = self.optimise(model, x[idx], const[idx], level[rows].to(x.device), starts[rows], on_step)
+            adv, loss = self.best_of_starts(
+                model, x[idx], const[idx], level[rows].to(x.device), starts[:, rows], on_step
+            )
             advs.append(adv)
             losses.append(loss)
         return AttackResult(torch.cat(advs), torch.cat(losses), level, level_index, trial_index, image_index)
+
+    def best_of_starts(
+        self,
+        model: Any,
+        x: torch.Tensor,
+        const: torch.Tensor,
+        radius: torch.Tensor,
+        starts: torch.Tensor,
+        on_step: Callable[[int], None] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's best (x_adv, objective) from its ``starts`` (k, R, ...): screen all k, refine the best."""
+        k, n = starts.shape[:2]
+        frac = torch.tensor(
+            [self.step_frac * self.RESTART_STEP_SCALES[j % len(self.RESTART_STEP_SCALES)] for j in range(k)],
+            dtype=x.dtype,
+            device=x.device,
+        ).repeat_interleave(n)
+        if k == 1:
+            return self.optimise(model, x, const, radius, starts[0], self.steps, frac, on_step)
+        screen = max(1, round(self.steps * self.SCREEN_SHARE))
+
+        def tile(t: torch.Tensor) -> torch.Tensor:
+            return t.repeat(k, *([1] * (t.dim() - 1)))
+
+        adv, value = self.optimise(
+            model, tile(x), tile(const), tile(radius), starts.flatten(0, 1), screen, frac, on_step
+        )
+        pick = (self.sign * value).view(k, n).argmin(dim=0) * n + torch.arange(n, device=x.device)
+        if screen == self.steps:
+            return adv[pick], value[pick]
+
+        def on_refine(step: int) -> None:
+            if on_step is not None:
+                on_step(screen + step)
+
+        return self.optimise(model, x, const, radius, adv[pick] - x, self.steps - screen, frac[pick], on_refine)
+
+    @staticmethod
+    def surface_direction(
+        direction: torch.Tensor, delta: torch.Tensor, x: torch.Tensor, radius: torch.Tensor
+    ) -> torch.Tensor:
+        """``direction`` without the parts the constraints would cancel: into an active box bound, or outwards at the sphere.
+
+        A descent direction that mostly points out of the ball is, once normalised and projected
+        back, a tiny step along the sphere; removing the outward radial part first (rows with
+        ||delta|| at lambda) keeps the step length for the move the constraint allows.
+        """
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        blocked = ((delta <= -x + 1e-6) & (direction < 0)) | ((delta >= 1 - x - 1e-6) & (direction > 0))
+        direction = torch.where(blocked, 0.0, direction)
+        norm = delta.flatten(1).norm(dim=1)
+        unit = delta / norm.clamp_min(1e-12).view(shape)
+        outward = (direction * unit).flatten(1).sum(dim=1).clamp_min(0) * (norm >= radius * (1 - 1e-3))
+        return direction - outward.view(shape) * unit
 
     def optimise(
         self,
@@ -172,13 +256,19 @@ class Attack:
         const: torch.Tensor,
         radius: torch.Tensor,
         delta: torch.Tensor,
+        steps: int,
+        step_frac: torch.Tensor,
         on_step: Callable[[int], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected gradient descent on sign * objective from ``delta``; returns each row's best (x_adv, objective)."""
+        """``steps`` of projected gradient descent on sign * objective from ``delta``; each row's best (x_adv, objective).
+
+        ``step_frac`` (R,): each row's first step as a fraction of its radius, cosine-decayed over ``steps``.
+        The start itself counts as an iterate, so the result is never worse than the start.
+        """
         shape = (-1,) + (1,) * (x.dim() - 1)
         best_delta = delta.clone()
         best = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
-        for step in range(self.steps + 1):
+        for step in range(steps + 1):
             delta = delta.detach().requires_grad_(True)
             with torch.enable_grad():
                 value = self.sign * self.objective(model, x + delta, const)
@@ -187,12 +277,13 @@ class Attack:
             better = value < best
             best = torch.where(better, value, best)
             best_delta = torch.where(better.view(shape), delta.detach(), best_delta)
-            if step == self.steps:
+            if step == steps:
                 break
             # L2-normalised step, length step_frac * lambda on a cosine schedule (never exactly 0).
-            frac = self.step_frac * (0.5 * (1 + math.cos(math.pi * step / self.steps)) + 0.01)
-            g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-            delta = project_l2_box(delta.detach() - (frac * radius).view(shape) * g, x, radius)
+            decay = 0.5 * (1 + math.cos(math.pi * step / steps)) + 0.01
+            direction = self.surface_direction(-grad, delta.detach(), x, radius) if self.tangent_steps else -grad
+            direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+            delta = project_l2_box(delta.detach() + (decay * step_frac * radius).view(shape) * direction, x, radius)
             if on_step is not None:
                 on_step(step + 1)
         return (x + best_delta).clamp(0.0, 1.0), self.sign * best
