@@ -15,7 +15,7 @@ one optimisation step on the batch ``x`` and returns the scalar tensors ``{"loss
 
 The graph step. One step is ``model.loss(x, generator)`` (the adversarial perturbation, the
 losses), backward and ``optimizer.step()``. The models are small, so on a GPU the eager step is
-bound by kernel launches (~100 steps/s measured on an H100, ../shared/docs/stack.md); replaying
+bound by kernel launches (~100 steps/s measured on an H100); replaying
 the whole step as one CUDA graph removes the launch cost (~1,000 steps/s there). The capture
 follows the PyTorch CUDA-graph recipe for a whole training step (torch.cuda.graphs docs,
 "Whole-network capture"):
