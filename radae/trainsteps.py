@@ -84,6 +84,11 @@ def resolve_step_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
+# Device types radae runs Adam's fused kernel on: torch documents fused Adam for CUDA and, since 2.4, CPU
+# (torch.optim.Adam, ``fused``); other devices keep the default implementation.
+FUSED_ADAM_DEVICES = frozenset({"cuda", "cpu"})
+
+
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
     """The trainer's Adam (lr ``train.lr``) with the fused kernel where the device has one.
 
@@ -92,10 +97,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
     step, and graph-capturable on CUDA. Same update formula as the default implementation (results
     differ by float reassociation only).
     """
-    from torch.optim.optimizer import _get_fused_kernels_supported_devices  # noqa: PLC0415
-
     device = next(model.parameters()).device
-    fused = device.type in _get_fused_kernels_supported_devices()
+    fused = device.type in FUSED_ADAM_DEVICES
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=fused or None)
 
 
