@@ -10,7 +10,7 @@ one optimisation step on the batch ``x`` and returns the scalar tensors ``{"loss
 **parts}`` (detached; the trainer checks them for NaN/inf and averages them per epoch).
 
 - ``eager``: plain PyTorch (zero_grad, ``model.loss``, backward, ``optimizer.step``).
-- ``graph``: the same step captured whole in one CUDA graph (:class:`GraphStep`, issue 5).
+- ``graph``: the same step captured whole in one CUDA graph (:class:`GraphStep`).
 - ``auto``: ``graph`` on CUDA, otherwise ``eager``.
 
 The graph step. One step is ``model.loss(x, generator)`` (the adversarial perturbation, the

@@ -1,4 +1,4 @@
-"""Issue 10: the training factors behind the robustness gap (lr x KS weighting x seed) on Ray.
+"""The training factors behind the robustness gap (lr x KS weighting x seed) on Ray.
 
 Definition: ``sweeps/robustness_gap.yaml`` (a grid). Examples::
 

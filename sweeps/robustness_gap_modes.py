@@ -1,4 +1,4 @@
-"""Issue 10: the K trend with one mode placement for every K (K x placement x seed) on Ray.
+"""The robustness gap's K trend with one mode placement for every K (K x placement x seed) on Ray.
 
 Definition: ``sweeps/robustness_gap_modes.yaml`` (a grid). Examples::
 

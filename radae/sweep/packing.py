@@ -1,4 +1,4 @@
-"""Several trials per GPU (issue 5): fractional GPUs per trial and packed trials, validated up front.
+"""Several trials per GPU: fractional GPUs per trial and packed trials, validated up front.
 
 Two settings of a sweep definition (or the CLI's ``--gpus-per-trial``/``--pack-size``) decide how a
 GPU is shared, and they multiply (docs/speed.md):

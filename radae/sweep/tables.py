@@ -81,7 +81,7 @@ def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> 
     return rows[mask]
 
 
-# Training settings radae's rows of tables 1-3 are taken at: RunConfig's defaults. The issue-10 factor
+# Training settings radae's rows of tables 1-3 are taken at: RunConfig's defaults. The robustness-gap factor
 # sweeps (sweeps/robustness_gap_factors.yaml) change one of them at K 10 / 25, alpha 0.95; pinning them
 # keeps those rows out of the paper's tables (radae.sweep.factors compares them instead).
 PINNED_TRAINING = (
