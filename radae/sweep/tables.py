@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from radae.config import RunConfig
 from radae.sweep import paper
 from radae.sweep.aggregate import TEST_NAME, compare, completed, fmt, t_half_width, value_text, with_config
 from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
@@ -64,8 +65,6 @@ def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> 
     ``where`` key (``param.<key>`` or ``config.<key>``) equal to its value (numbers to 1e-9, strings
     exactly). A row that does not record a key (no column, or null in rows joined from an older sweep)
     matches only when the value is RunConfig's default: it ran with the default."""
-    from radae.config import RunConfig
-
     rows = completed(df)
     mask = pd.Series(True, index=rows.index)
     if model is not None:
@@ -98,8 +97,6 @@ PINNED_TRAINING = (
 
 def at_defaults(where: Mapping[str, object]) -> dict[str, object]:
     """``where`` plus every :data:`PINNED_TRAINING` key at its RunConfig default (``where`` wins)."""
-    from radae.config import RunConfig
-
     defaults = RunConfig().flat()
     return {**{key: defaults[key] for key in PINNED_TRAINING}, **where}
 
@@ -287,8 +284,6 @@ def check_comparable(df: pd.DataFrame) -> None:
     """Raise :class:`NotComparableError` naming the column and each sweep's value when the completed rows
     differ in any :data:`LIKE_WITH_LIKE` column. A column no row records is not checked; a config
     value an older sweep's rows do not record counts as RunConfig's default."""
-    from radae.config import RunConfig
-
     rows = completed(df).copy()
     defaults = RunConfig().flat()
     for col in LIKE_WITH_LIKE:

@@ -48,12 +48,13 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's own HTTP retries would hide an outage for minutes; RetryingClient retries and names it.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
-from mlflow.entities import Metric, Param  # noqa: E402  (after the environment defaults above)
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME  # noqa: E402
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of  # noqa: E402
-from radae.sweep.settings import scrub  # noqa: E402
+from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
+from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
+from radae.sweep.settings import scrub
 
 # The MLflow experiment of sweeps unless --experiment names another (SweepOptions.experiment).
 DEFAULT_EXPERIMENT = "radae-sweeps"
@@ -261,8 +262,6 @@ def run_label(sampled: Mapping[str, Any]) -> str:
 
 def compared_metrics(levels: Any) -> list[str]:
     """The metrics a user compares first: objective, FIDs, and both MS-SSIMs of both attacks per lambda."""
-    from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
-
     out = ["score", "robustness", "robustness_paper", "fid", "fid_classifier_mean", "fid_inception_mean"]
     for lv in levels:
         tag = level_tag(float(lv))
