@@ -1,4 +1,4 @@
-"""Paired per-image comparison of two evaluation attacks on one checkpoint (issue 10, docs/robustness-gap.md).
+"""Paired per-image comparison of two evaluation attacks on one checkpoint (docs/robustness-gap.md).
 
     python benchmarks/attack_gap.py CKPT --images 25 --threads 1
     python benchmarks/attack_gap.py CKPT [CKPT ...] --impl-b lbfgsb-authors --noise-b 0.4 0.004 --csv rows.csv

@@ -1,4 +1,4 @@
-"""The paper's tables 1, 2 and 3 from a stored sweep, radae beside the paper: writes docs/reproduction.md.
+"""The paper's tables 1-4 from a stored sweep, radae beside the paper: writes docs/reproduction.md.
 
     source .stack/env
     python dashboards/reproduction.py alpha-modes-20261125-101500            # rows from S3 ($RADAE_S3_*)

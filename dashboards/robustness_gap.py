@@ -1,4 +1,4 @@
-"""Issue 10's factor table from stored sweeps: rewrites the generated block of docs/robustness-gap.md.
+"""The robustness-gap factor table from stored sweeps: rewrites the generated block of docs/robustness-gap.md.
 
     python dashboards/robustness_gap.py --parquet docs/results/reproduction-20261130.parquet \\
         --parquet docs/results/gap-eps-20261201.parquet ... --plot docs/robustness-gap-factors.png

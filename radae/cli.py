@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from radae.config import PAPER_DEFAULTS, ConfigError, RunConfig, apply_overrides, field_types, section_types
+from radae.names import check_names
 
 # Short options for the fields set most often.
 ALIASES: dict[str, str] = {
@@ -116,8 +117,6 @@ def parse_config(
 ) -> tuple[RunConfig, argparse.Namespace]:
     """Parse ``argv`` into (config, namespace); invalid values and unknown registry names
     (:func:`radae.names.check_names`) exit 2 naming the field."""
-    from radae.names import check_names  # noqa: PLC0415  (imports the registries, hence torch)
-
     args = parser.parse_args(argv)
     try:
         cfg = load_config_file(args.config) if getattr(args, "config", None) else (base or RunConfig())

@@ -43,10 +43,14 @@ import torch
 from radae import classifier as clf
 from radae import eval_plots, fid
 from radae.attacks import ATTACK_IMPLS, Attack, NoisyDecoding, random_start, strength_vs_lbfgsb
-from radae.config import ConfigError, EvalConfig
+from radae.checkpoint import CheckpointError, load_model
+from radae.cli import add_section_arguments
+from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
+from radae.data import DataError, load_dataset
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 from radae.names import check_section
+from radae.trainer import resolve_device
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
 PAIRS = {
@@ -343,12 +347,6 @@ def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-
-    from radae.checkpoint import CheckpointError, load_model
-    from radae.cli import add_section_arguments
-    from radae.config import RunConfig, apply_overrides
-    from radae.data import DataError, load_dataset
-    from radae.trainer import resolve_device
 
     parser = argparse.ArgumentParser(
         prog="python -m radae.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

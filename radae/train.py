@@ -4,7 +4,7 @@ With no arguments it trains the default config briefly on real FashionMNIST (5 e
 no GPU) and prints where its outputs went. Examples::
 
     python -m radae.train                                   # the demo: FashionMNIST, 5 epochs
-    python -m radae.train --dataset mnist --epochs 5 --data-dir ../shared/data/mnist
+    python -m radae.train --dataset mnist --epochs 5 --data-dir /path/to/mnist
     python -m radae.train --dataset mnist --loss.alpha 0.9 --prior.num_modes 25 --out-dir runs/k25
     python -m radae.train --dataset mnist --adv.method pgd --adv.pgd_steps 5
     python -m radae.train --dataset mnist --prior.num_modes 1          # unimodal variant

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from radae.config import ConfigError, RunConfig, TrainConfig
-from radae.data import dataset_info
+from radae.data import dataset_info, load_dataset
 from radae.models import Autoencoder, create_model
 from radae.names import check_names
 from radae.plots import save_reconstructions, save_samples
@@ -61,8 +61,6 @@ def validate(cfg: RunConfig) -> torch.device:
 def load_data(cfg: RunConfig, device: torch.device, data: Any) -> Any:
     """Splits on ``device``: the caller's, or loaded from cfg.data (DataError before any training)."""
     if data is None:
-        from radae.data import load_dataset  # noqa: PLC0415  (I/O only once the config is known good)
-
         data = load_dataset(cfg.data, device)
     if data.info.name != cfg.data.name:
         raise ConfigError(f"data.name is {cfg.data.name!r} but the data passed in is {data.info.name!r}")

@@ -10,12 +10,12 @@ one optimisation step on the batch ``x`` and returns the scalar tensors ``{"loss
 **parts}`` (detached; the trainer checks them for NaN/inf and averages them per epoch).
 
 - ``eager``: plain PyTorch (zero_grad, ``model.loss``, backward, ``optimizer.step``).
-- ``graph``: the same step captured whole in one CUDA graph (:class:`GraphStep`, issue 5).
+- ``graph``: the same step captured whole in one CUDA graph (:class:`GraphStep`).
 - ``auto``: ``graph`` on CUDA, otherwise ``eager``.
 
 The graph step. One step is ``model.loss(x, generator)`` (the adversarial perturbation, the
 losses), backward and ``optimizer.step()``. The models are small, so on a GPU the eager step is
-bound by kernel launches (~100 steps/s measured on an H100, ../shared/docs/stack.md); replaying
+bound by kernel launches (~100 steps/s measured on an H100); replaying
 the whole step as one CUDA graph removes the launch cost (~1,000 steps/s there). The capture
 follows the PyTorch CUDA-graph recipe for a whole training step (torch.cuda.graphs docs,
 "Whole-network capture"):
@@ -84,6 +84,11 @@ def resolve_step_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
+# Device types radae runs Adam's fused kernel on: torch documents fused Adam for CUDA and, since 2.4, CPU
+# (torch.optim.Adam, ``fused``); other devices keep the default implementation.
+FUSED_ADAM_DEVICES = frozenset({"cuda", "cpu"})
+
+
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
     """The trainer's Adam (lr ``train.lr``) with the fused kernel where the device has one.
 
@@ -92,10 +97,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
     step, and graph-capturable on CUDA. Same update formula as the default implementation (results
     differ by float reassociation only).
     """
-    from torch.optim.optimizer import _get_fused_kernels_supported_devices  # noqa: PLC0415
-
     device = next(model.parameters()).device
-    fused = device.type in _get_fused_kernels_supported_devices()
+    fused = device.type in FUSED_ADAM_DEVICES
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=fused or None)
 
 

@@ -4,7 +4,7 @@ Definition: ``sweeps/alpha_modes.yaml`` (a grid; Optuna's GridSampler enumerates
 
     source .stack/env                                       # written by cluster/start_stack.sh
     ray job submit --address $RAY_DASHBOARD --working-dir . -- python sweeps/alpha_modes.py --smoke-test
-    python sweeps/alpha_modes.py --concurrency 2 --data-dir ../shared/data/mnist
+    python sweeps/alpha_modes.py --concurrency 2 --data-dir /path/to/mnist
     python sweeps/alpha_modes.py --sweep-id alpha-modes-20261125-101500 --resume
 """
 

@@ -4,7 +4,7 @@ Definition: ``sweeps/baselines.yaml`` (a grid over ``model.name``; the base fixe
 epochs and evaluation, so every model gets exactly the same protocol). Examples::
 
     python sweeps/baselines.py --smoke-test                       # ~1-2 min on 2 CPU cores
-    python sweeps/baselines.py --data-dir ../shared/data/mnist --set train.epochs=5
+    python sweeps/baselines.py --data-dir /path/to/mnist --set train.epochs=5
     python sweeps/baselines.py --models rae vae avae --out runs/baselines
     python sweeps/baselines.py --s3                               # rows to S3 ($RADAE_S3_* settings)
     python sweeps/baselines.py --ray --smoke-test [radae.sweep.cli options]   # the same grid on Ray
@@ -35,13 +35,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from radae.sweep import paper
+
 DEFINITION = Path(__file__).with_suffix(".yaml")
-# method.md "Reference numbers (paper appendix, MNIST)": latent l1/3/5, max damage l1/3/5, FID.
+# The paper's MNIST row per model name (appendix table 1, radae.sweep.paper): the baselines and, for
+# rae, the robust GMM AE at K 10, alpha 0.95.
 PAPER_MNIST = {
-    "vae": ((0.55, 0.78, 0.89), (0.64, 0.27, 0.08), 43.21),
-    "beta-tcvae": ((0.53, 0.69, 0.83), (0.73, 0.38, 0.28), 45.61),
-    "avae": ((0.49, 0.59, 0.62), (0.80, 0.65, 0.59), 48.47),
-    "rae": ((0.38, 0.47, 0.60), (0.92, 0.82, 0.69), 39.37),
+    **{model: row for row in paper.TABLE1 for model, where in [paper.TABLE1_MATCH[row.model]] if not where},
+    "rae": paper.OURS,
 }
 
 
@@ -133,10 +134,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], levels: Sequence[float]) -> 
         dmg = " / ".join(_fmt(r.get(f"metric.{MAXDAMAGE_KEY.format(level=t)}")) for t in tags)
         lines.append(f"{name:<14} | {lat:<55} | {dmg:<66} | {_fmt(r.get(f'metric.{fid_key}'))}")
         if paper_levels and name in PAPER_MNIST and r.get("config.data.name") == "mnist":
-            p_lat, p_dmg, p_fid = PAPER_MNIST[name]
-            lat_p = " / ".join(f"{v:.2f}" for v in p_lat)
-            dmg_p = " / ".join(f"{v:.2f}" for v in p_dmg)
-            lines.append(f"{'  (paper)':<14} | {lat_p:<55} | {dmg_p:<66} | {p_fid:.2f} (Inception)")
+            ref = PAPER_MNIST[name]
+            lat_p = " / ".join(f"{v:.2f}" for v in ref.latent)
+            dmg_p = " / ".join(f"{v:.2f}" for v in ref.max_damage)
+            lines.append(f"{'  (paper)':<14} | {lat_p:<55} | {dmg_p:<66} | {ref.fid:.2f} (Inception)")
     return "\n".join(lines)
 
 

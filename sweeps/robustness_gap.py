@@ -1,10 +1,10 @@
-"""Issue 10: the training factors behind the robustness gap (lr x KS weighting x seed) on Ray.
+"""The training factors behind the robustness gap (lr x KS weighting x seed) on Ray.
 
 Definition: ``sweeps/robustness_gap.yaml`` (a grid). Examples::
 
     source .stack/env                                       # written by cluster/start_stack.sh
     ray job submit --address $RAY_DASHBOARD --working-dir . -- python sweeps/robustness_gap.py --smoke-test
-    python sweeps/robustness_gap.py --concurrency 2 --data-dir ../shared/data/mnist
+    python sweeps/robustness_gap.py --concurrency 2 --data-dir /path/to/mnist
     python sweeps/robustness_gap.py --sweep-id robustness-gap-20261125-101500 --resume
 """
 

@@ -1,10 +1,10 @@
-"""Issue 10: the K trend with one mode placement for every K (K x placement x seed) on Ray.
+"""The robustness gap's K trend with one mode placement for every K (K x placement x seed) on Ray.
 
 Definition: ``sweeps/robustness_gap_modes.yaml`` (a grid). Examples::
 
     source .stack/env                                       # written by cluster/start_stack.sh
     ray job submit --address $RAY_DASHBOARD --working-dir . -- python sweeps/robustness_gap_modes.py --smoke-test
-    python sweeps/robustness_gap_modes.py --concurrency 2 --data-dir ../shared/data/mnist
+    python sweeps/robustness_gap_modes.py --concurrency 2 --data-dir /path/to/mnist
     python sweeps/robustness_gap_modes.py --sweep-id robustness-gap-modes-20261125-101500 --resume
 """
 

@@ -6,6 +6,11 @@ nor, at module level, an orchestration library (style rule 12). An edge goes to 
 radae module an import names (``from radae.fast.packed import X`` -> ``radae.fast.packed``;
 ``from radae.fast import packed`` -> ``radae.fast.packed``); the parent packages Python initialises
 on the way are not edges, so a package's ``__init__`` may re-export its submodules.
+
+An import of a radae module inside a function hides a dependency from the module's header, so each
+one says why with a ``# lazy: <reason>`` comment (on its line, or on the comment lines right above it
+or above the block of imports it opens): a heavy or orchestration library the importer's users do
+not need, or a module only a Ray worker needs.
 """
 
 from __future__ import annotations
@@ -155,6 +160,44 @@ def private_imports(importers: set[str], found: tuple[Import, ...] | list[Import
     ]
 
 
+LAZY_REASON = "# lazy:"
+
+
+def has_lazy_reason(lines: list[str], line: int) -> bool:
+    """A non-empty ``# lazy: <reason>`` on ``line`` (1-based) or on the comment and import lines right above it."""
+
+    def reason(text: str) -> bool:
+        head, found, rest = text.partition(LAZY_REASON)
+        return bool(found) and bool(rest.strip())
+
+    if reason(lines[line - 1]):
+        return True
+    i = line - 2
+    while i >= 0:
+        text = lines[i].strip()
+        if text.startswith("#") and reason(text):
+            return True
+        if not text.startswith(("#", "import ", "from ")):
+            return False
+        i -= 1
+    return False
+
+
+def unexplained_lazy_imports(
+    found: tuple[Import, ...] | list[Import] | None = None, source: str | None = None
+) -> list[str]:
+    """Function-level imports of a radae module without a :data:`LAZY_REASON` comment (``source``: the text of
+    the one module ``found`` was read from; default every module's file)."""
+    out = []
+    for imp in imports() if found is None else found:
+        if imp.module_level or not imp.target.startswith("radae"):
+            continue
+        lines = (source if source is not None else modules()[imp.importer].read_text()).splitlines()
+        if not has_lazy_reason(lines, imp.line):
+            out.append(str(imp))
+    return out
+
+
 CORE = {m for m in modules() if is_core(m)}
 SWEEP_MODULES = set(modules()) - CORE
 
@@ -164,7 +207,8 @@ def test_the_graph_sees_radae_and_its_function_level_imports():
     assert {"radae.trainer", "radae.trainsteps", "radae.fast.packed_train", "radae.sweep.trial"} <= set(modules())
     edges = {(i.importer, i.target) for i in imports()}
     assert ("radae.trainer", "radae.runfolder") in edges  # module level
-    assert ("radae.sweep.trainable", "radae.trainer") in edges  # inside run_job
+    assert ("radae.sweep.trainable", "radae.trainer") in edges
+    assert ("radae.config", "radae.prior") in edges  # inside RunConfig.placement
     assert any(i.target == "ray" and not i.module_level for i in imports())
 
 
@@ -203,3 +247,34 @@ def test_core_imports_no_sweep_module_and_no_orchestration_library_at_module_lev
 def test_sweep_import_graph_has_no_cycles_and_no_private_imports():
     assert cycles(graph_of(set(modules()))) == []
     assert private_imports(SWEEP_MODULES) == []
+
+
+def test_function_level_radae_imports_say_why():
+    assert unexplained_lazy_imports() == []
+
+
+def test_the_lazy_check_catches_an_import_without_a_reason():
+    source = (
+        "def f():\n"
+        "    from radae.trainer import train\n"  # line 2: no reason
+        "\n"
+        "def g():\n"
+        "    # lazy: loads torch, which the report does not need\n"
+        "    import os\n"
+        "    from radae.trainer import train\n"  # line 7: covered by the comment above the block
+        "\n"
+        "def h():\n"
+        "    from radae.data import load_dataset  # lazy: loads torch\n"
+        "\n"
+        "def k():\n"
+        "    x = 1  # lazy: not about the import below\n"
+        "    from radae.data import load_dataset\n"  # line 14
+        "    # lazy:\n"
+        "    import radae.fid\n"  # line 16: an empty reason is no reason
+    )
+    found = imports_of("radae.fast.packed_train", source)
+    assert unexplained_lazy_imports(found, source) == [
+        "radae.fast.packed_train:2 imports radae.trainer.train",
+        "radae.fast.packed_train:14 imports radae.data.load_dataset",
+        "radae.fast.packed_train:16 imports radae.fid",
+    ]

@@ -265,6 +265,13 @@ def test_sweep_table_lays_out_models_by_levels():
     assert lines[4].startswith("se") and "boom" in lines[4]
 
 
+def test_sweep_table_has_the_paper_row_of_every_model():
+    """Every model of the grid has its row of the appendix's table 1 (radae.sweep.paper) beside it."""
+    paper_rows = runpy.run_path(str(SWEEP_SCRIPT))["PAPER_MNIST"]
+    assert set(paper_rows) == {"rae", *BASELINES}
+    assert paper_rows["se"].fid == 47.34 and paper_rows["rae"].max_damage == (0.92, 0.82, 0.69)
+
+
 @pytest.mark.slow
 def test_baselines_sweep_smoke_mode(tmp_path, mnist):
     import pyarrow.parquet as pq

@@ -1,4 +1,4 @@
-"""Issue 10's factor table (radae/sweep/factors.py, dashboards/robustness_gap.py) and Welch's interval."""
+"""The robustness-gap factor table (radae/sweep/factors.py, dashboards/robustness_gap.py) and Welch's interval."""
 
 import os
 import subprocess

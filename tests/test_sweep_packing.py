@@ -58,7 +58,7 @@ def test_concurrency_and_ray_resources_follow_the_gpu_share():
     assert quarter.tune_resources("direct", use_gpu=True) == {"cpu": 1, "gpu": 0.25}
     assert quarter.tune_resources("direct", use_gpu=False) == {"cpu": 1, "gpu": 0}
     assert quarter.tune_resources("torch", use_gpu=True) == {"cpu": 0.01}  # the Train worker holds the GPU
-    # Tune function + Train worker = exactly 1 CPU per trial: N CPUs train N trials at once (issue 9, item 6).
+    # Tune function + Train worker = exactly 1 CPU per trial: N CPUs train N trials at once.
     assert quarter.worker_resources(1.0, use_gpu=True) == {"CPU": 0.99, "GPU": 0.25}
     assert quarter.worker_resources(1.0, use_gpu=False) == {"CPU": 0.99}
     assert (

@@ -1,4 +1,4 @@
-"""Seeds (issue 9, item 3): definitions, row columns, and what Optuna is told per configuration."""
+"""Seeds: definitions, row columns, and what Optuna is told per configuration."""
 
 import statistics
 

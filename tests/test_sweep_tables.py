@@ -12,7 +12,17 @@ from scipy import stats
 from sweep_rows import make_rows
 
 from radae.sweep import paper
-from radae.sweep.tables import NotComparableError, check_comparable, select, table1, table2, table3, trend
+from radae.sweep.tables import (
+    NotComparableError,
+    check_comparable,
+    select,
+    table1,
+    table2,
+    table3,
+    table4,
+    trend,
+    visibility,
+)
 
 ROOT = Path(__file__).parents[1]
 # The scripts import this checkout's radae (not another editable install of the venv).
@@ -29,7 +39,7 @@ def test_table2_rows_values_and_not_run():
     assert list(dict.fromkeys(t2.iloc[:, 0])) == [f"K={k}" for k in paper.TABLE2_K]
     k10 = block(t2, "K=10")
     assert set(k10) == {
-        "paper (not available, see note)",
+        "paper",
         "radae, MS-SSIM paper formula (n=2)",
         "radae, MS-SSIM standard (n=2)",
     }
@@ -39,8 +49,10 @@ def test_table2_rows_values_and_not_run():
     assert k10["radae, MS-SSIM standard (n=2)"]["max-damage λ=3"] == f"{mean:.3f} ± {half:.3f}"
     assert k10["radae, MS-SSIM paper formula (n=2)"]["max-damage λ=3"] == f"{mean - 0.05:.3f} ± {half:.3f}"
     assert k10["radae, MS-SSIM standard (n=2)"]["FID"].endswith("(classifier)")
-    k5 = block(t2, "K=5")  # not in the grid (only pruned): not run
+    assert k10["paper"]["max-damage λ=3"] == "0.82" and k10["paper"]["FID"] == "39.37 (Inception-v3)"
+    k5 = block(t2, "K=5")  # not in the grid (only pruned): not run, the paper's row still shown
     assert k5["radae, MS-SSIM standard"]["latent λ=1"] == "not run"
+    assert k5["paper"]["latent λ=1"] == "0.43"
 
 
 def test_table1_paper_numbers_and_fid_networks():
@@ -75,11 +87,12 @@ def test_reproduction_command_writes_markdown(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    for heading in ("## Table 1", "## Table 2", "## Table 3", "## Budget", "## Which differences are significant"):
+    for heading in ("## Table 1", "## Table 2", "## Table 3", "## Table 4", "## Perturbation visibility", "## Budget"):
         assert heading in text
     assert f"python dashboards/reproduction.py --parquet {rows} --out {out}" in text
     assert "| epochs | 2 |" in text and "classifier" in text and "Welch" in text
-    assert text.count("| K=") == 3 * len(paper.TABLE2_K) + len(paper.TABLE2_K)  # table 2 + the K trend table
+    # table 2 and the visibility table (3 rows per K each) + the K trend table
+    assert text.count("| K=") == 2 * 3 * len(paper.TABLE2_K) + len(paper.TABLE2_K)
     assert "completed: 12, error: 1, pruned: 1" in text
 
 
@@ -116,8 +129,8 @@ def pgd_rows(sweep_id="repro-pgd", **changes):
 def test_string_params_select_fgsm_and_pgd_rows_apart():
     df = pd.concat([make_rows(), pgd_rows()], ignore_index=True)
     t1 = table1(df)
-    pgd = block(t1, "robust GMM AE, PGD training (K=10, alpha 0.95)")
-    assert pgd["paper (not available, see note)"]["latent λ=1"] == ""
+    pgd = block(t1, "PGD-trained robust GMM AE (K=10, alpha 0.95)")
+    assert pgd["paper"]["latent λ=1"] == "0.39" and pgd["paper"]["FID"] == "39.10 (Inception-v3)"
     assert "radae, MS-SSIM standard (n=2)" in pgd
     # the FGSM block still holds only the 2 FGSM seeds, though the PGD sweep has the same K and alpha
     # (the first sweep's rows record no adv.method: they ran with the default, fgsm)
@@ -162,7 +175,7 @@ def test_reproduction_command_joins_sweeps_and_refuses_unlike(tmp_path):
     text = out.read_text()
     assert (
         "repro-pgd, repro-test" in text
-        and "| robust GMM AE, PGD training (K=10, alpha 0.95) | radae, MS-SSIM standard (n=2) |" in text
+        and "| PGD-trained robust GMM AE (K=10, alpha 0.95) | radae, MS-SSIM standard (n=2) |" in text
     )
     proc = subprocess.run(
         cmd[:-4] + ["--parquet", str(c), "--out", str(tmp_path / "x.md")],
@@ -183,3 +196,21 @@ def test_unrecorded_config_value_counts_as_the_default():
         check_comparable(
             pd.concat([make_rows(), pgd_rows(**{"config.eval.attack_impl": "lbfgsb-authors"})], ignore_index=True)
         )
+
+
+def test_visibility_and_table4_show_the_paper_beside_radae():
+    df = make_rows().assign(**{"metric.clean_msssim_paper_x_recx_mean": 0.9})
+    k = visibility(df, "K")
+    k1 = block(k, "K=1")
+    assert k1["paper"]["latent x-x_a λ=1"] == "0.99" and k1["paper"]["max-damage x-x_a λ=5"] == "0.86"
+    a = block(visibility(df, "alpha"), "alpha=0.1")
+    assert a["paper"]["max-damage x-x_a λ=5"] == "0.80"
+    t4 = table4(df)
+    ours = block(t4, paper.OURS_NAME)
+    assert ours["paper"]["clean x-rec x"] == "0.97" and ours["paper"]["latent x_a-rec x_a λ=5"] == "0.55"
+    assert set(ours) == {"paper", "radae, MS-SSIM paper formula (n=2)", "radae, MS-SSIM standard (n=2)"}
+    assert ours["radae, MS-SSIM paper formula (n=2)"]["clean x-rec x"].startswith("0.900")
+    assert ours["radae, MS-SSIM standard (n=2)"]["clean x-rec x"] == "not recorded"
+    assert k1["radae, MS-SSIM paper formula (n=2)"]["latent x-x_a λ=1"] == "not recorded"
+    assert block(t4, "VAE")["radae, MS-SSIM standard"]["clean x-rec x"] == "not run"
+    assert list(dict.fromkeys(t4["model"])) == [row.model for row in paper.TABLE4]

@@ -84,3 +84,34 @@ def test_runs_table_set_up_for_comparing(tracker):
         "tags.`radae.role` = 'trial'" in state["searchFilter"]
         and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
     )
+
+
+def test_many_and_long_params_and_many_metrics_are_logged(tracker):
+    """MLflow's client batches above its per-request limits (100 params, 1,000 metrics) and its store cuts a
+    value above 6,000 characters: 250 params with one long value and 1,200 metrics all arrive."""
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+    parent = tracker.parent_run("sw-big", {})
+    params = {f"p{i:03d}": i for i in range(250)} | {"long": "x" * 7000}
+    assert len(params) > 2 * MAX_PARAMS_TAGS_PER_BATCH
+    run = tracker.trial_run(parent, "sw-big", "t1", params, {})
+    stored = tracker.client.get_run(run).data.params
+    assert len(stored) == len(params) and stored["p249"] == "249"
+    assert stored["long"] == "x" * MAX_PARAM_VAL_LENGTH == "x" * 6000
+    metrics = {f"m{i:04d}": float(i) for i in range(1200)}
+    assert len(metrics) > MAX_METRICS_PER_BATCH
+    tracker.log_metrics(run, metrics, step=3)
+    logged = tracker.client.get_run(run).data.metrics
+    assert len(logged) == 1200 and logged["m1199"] == 1199.0
+
+
+def test_tags_are_mlflows_own_names(tracker):
+    """The nesting and run-name tags are MLflow's constants (the UI nests and names runs by them)."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    parent = tracker.parent_run("sw-tags", {})
+    run = tracker.trial_run(parent, "sw-tags", "t1", {}, {"param.seed": 3})
+    info = tracker.client.get_run(run)
+    assert PARENT_TAG == MLFLOW_PARENT_RUN_ID and info.data.tags[MLFLOW_PARENT_RUN_ID] == parent
+    assert info.data.tags[MLFLOW_RUN_NAME] == info.info.run_name == "seed=3"
+    assert tracker.client.get_run(parent).info.run_name == "sweep-sw-tags"

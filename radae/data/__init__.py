@@ -21,7 +21,7 @@ Splits (deterministic, no shuffling):
 - train: the rest; ``data.train_limit`` keeps only its first N images.
 
 Sources tried in order: ``data.data_dir``, ``$RADAE_DATA_DIR``, the dataset's system copies
-(Debian's /usr/share/datasets/fashion-mnist; ../shared/data/mnist beside the repository),
+(Debian's /usr/share/datasets/fashion-mnist; the development machines' MNIST copy beside the checkout),
 ``~/.cache/radae/data``, then a torchvision download into that cache when ``data.download``.
 docs/data.md lists the accepted file layouts.
 """

@@ -17,8 +17,8 @@ from radae.data.base import DATASETS, DataError, DatasetInfo, DatasetSource, Raw
 from radae.data.idx import read_idx
 from radae.data.resize import resize
 
-# The repository's parent holds ../shared/data/mnist in the development and CI checkouts
-# (stack.md); for an installed package this path simply does not exist.
+# The development and CI machines keep an MNIST copy in a data folder beside the checkout; for an
+# installed package that path simply does not exist.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _FILES = {

@@ -1,4 +1,4 @@
-"""Packed trials (issue 5, docs/speed.md): several robust-autoencoder trials of one architecture
+"""Packed trials (docs/speed.md): several robust-autoencoder trials of one architecture
 trained together with ``torch.func.vmap``; per-trial results, metrics and checkpoints stay separate.
 
 - :mod:`radae.fast.packed`: :class:`PackedModels` (stacked parameters, one vmapped step for all),

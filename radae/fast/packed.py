@@ -4,7 +4,7 @@ A sweep's trials of the MNIST model differ in hyper-parameters (alpha, modes and
 eq. 9 weights, attack eps and step, lr schedule, seed), not in shapes. Stacking their parameters
 along a leading member axis M turns M small steps into one step of M-times-larger kernels; on a
 GPU, where one small step is launch-bound, that is where the speed is (128 models at once ran
-~4,500 model-steps/s on an H100 against ~100 steps/s for one plain loop, ../shared/docs/stack.md).
+~4,500 model-steps/s on an H100 against ~100 steps/s for one plain loop).
 
 :class:`PackedModels` holds the stacked parameters, each member's :class:`MemberHyper`, a
 :class:`~radae.fast.adam.StackedAdam` (per-member state and lr) and per-member generators.

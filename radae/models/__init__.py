@@ -5,9 +5,9 @@
 Importing a model module registers it in MODELS: add one import per model module below.
 """
 
-# Model modules (each registers itself in MODELS on import). Baselines (issue 6) go here too,
+# Model modules (each registers itself in MODELS on import). The paper's baselines go here too,
 # one line per module, e.g. ``vae``.
-from radae.models import baselines, rae  # noqa: F401  (register "rae" and the six baselines of issue 6)
+from radae.models import baselines, rae  # noqa: F401  (register "rae" and the paper's six baselines)
 from radae.models.base import MODELS, Autoencoder, LossOutput, create_model
 from radae.models.networks import NETWORKS, build_networks
 

@@ -26,7 +26,10 @@ from radae.config import ConfigError, coerce
 from radae.sweep import results
 from radae.sweep.definition import DefinitionError, load_definition, with_objective, with_resources, with_seeds
 from radae.sweep.options import GROUPS, SweepOptions, flag_of, option_fields, option_types, shown_default
+from radae.sweep.preflight import PreflightError
 from radae.sweep.settings import SettingsError, scrub
+from radae.sweep.space import SpaceError
+from radae.sweep.trainable import EXECUTORS
 
 
 def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
@@ -95,10 +98,6 @@ def options_table() -> str:
 
 def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc: str | None = None) -> int:
     """Parse, validate (before any trial), run; returns the exit status."""
-    from radae.sweep.preflight import PreflightError
-    from radae.sweep.runner import SweepError, run_sweep
-    from radae.sweep.space import SpaceError
-
     parser = build_parser(Path(sys.argv[0]).name, doc)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
@@ -110,7 +109,6 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         defn = with_objective(defn, opts.objective)
         opts = opts.resolve(defn.name)
         results.sweep_dir(opts.storage, opts.sweep_id)  # the id is part of every object key: checked before any trial
-        from radae.sweep.trainable import EXECUTORS
 
         EXECUTORS.get(opts.executor)
     except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError, results.ResultsError) as exc:
@@ -126,6 +124,9 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         f"MLflow {opts.tracking_uri}, python {sys.executable}",
         flush=True,
     )
+    # lazy: radae.sweep.runner imports ray; --help and bad input are answered without it
+    from radae.sweep.runner import SweepError, run_sweep
+
     try:
         table = run_sweep(defn, opts)
     except (PreflightError, SweepError, results.ResultsError) as exc:

@@ -1,4 +1,4 @@
-"""Issue 10's factor table: what each training factor changes, B - A with a Welch interval, per sweep.
+"""The robustness-gap factor table: what each training factor changes, B - A with a Welch interval, per sweep.
 
 A *factor* is a pair of selections of completed rows, B (the factor switched) and A (the reference),
 each on top of the same fixed point: K 10, alpha 0.95, FGSM training and every other training setting
@@ -6,7 +6,7 @@ at radae's defaults (:func:`radae.sweep.tables.at_defaults`), so a row of anothe
 enters a comparison by accident. For each factor and metric the table shows
 ``mean(B) - mean(A) ± half-width`` (:func:`radae.sweep.aggregate.welch_difference`, 95%), n of each
 side and the sweep ids behind B, plus B's own max-damage MS-SSIM (paper formula) at lambda 3 and 5
-beside the paper's 0.82 / 0.69 (table 1, robust GMM AE), the gap the issue is about.
+beside the paper's 0.82 / 0.69 (table 1, robust GMM AE): the gap this table explains.
 
 Metrics (higher = more robust unless said): R = ``robustness`` (radae/sweep/objective.py) in the
 standard MS-SSIM and in the paper's formula; MD = max-damage MS-SSIM(recon x, recon x_a), paper

@@ -26,7 +26,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from radae import fid
 from radae.checkpoint import write_atomic
+from radae.config import apply_overrides
+from radae.data import load_dataset
+from radae.evaluate import classifier_space
+from radae.sweep.results import check_id
 from radae.sweep.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,6 @@ COLUMN = "fid_network_sha256"
 
 def object_key(settings: StorageSettings, sweep_id: str, dataset: str) -> str:
     """``bucket/prefix/fid/sweep=<id>/<dataset>/feature_net.pt`` (pyarrow path, no scheme)."""
-    from radae.sweep.results import check_id
-
     return settings.key(
         "fid", f"sweep={check_id('sweep id', sweep_id)}", check_id("dataset", dataset), FILE, with_bucket=True
     )
@@ -74,8 +77,6 @@ def publish_feature_nets(settings: StorageSettings, sweep_id: str, space: Any, b
     ``space``: the sweep's :class:`radae.sweep.space.SearchSpace`; ``base``: its base RunConfig
     (overrides included). Returns ``{}`` when trials need no classifier network.
     """
-    from radae.config import apply_overrides
-
     if not needs_network(base):
         return {}
     fs = settings.pyarrow_fs()
@@ -94,10 +95,6 @@ def publish_feature_nets(settings: StorageSettings, sweep_id: str, space: Any, b
 
 def _build_and_store(fs: Any, key: str, cfg: Any) -> str:
     """Train (or take from this machine's cache) the dataset's network; upload it, then its checksum."""
-    from radae import fid
-    from radae.data import load_dataset
-    from radae.evaluate import classifier_space
-
     data = load_dataset(cfg.data, "cpu")
     path = Path(classifier_space(data, cfg.eval, log=log.info).weights_path)
     sha = fid.file_sha256(path)
@@ -113,8 +110,6 @@ def fetch_feature_net(network: dict[str, Any] | None, cache_dir: str | os.PathLi
     ``network``: ``{"key", "sha256", "storage"}`` (:meth:`radae.sweep.trial.SweepContext.fid_network`).
     Downloads into ``<cache>/sweeps/<sha256>.pt`` unless a file with that checksum is there.
     """
-    from radae import fid
-
     if not network:
         return None
     sha = network["sha256"]

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from radae.sweep import paper, tables
-from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, with_config
+from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, t_half_width, with_config
 from radae.sweep.report import FID, ROBUST, pareto_table
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
@@ -129,8 +129,6 @@ def pareto_figure(df: pd.DataFrame) -> Any:
 
 def _curve(rows: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
     """Mean and 95% CI of ``metric`` per value of ``param`` (rows pooled over seeds and other params)."""
-    from radae.sweep.aggregate import t_half_width
-
     g = rows.groupby(param)[metric].agg(["mean", "std", "count"]).reset_index().sort_values(param)
     g["half"] = [t_half_width(s, int(n)) if n > 1 else math.nan for s, n in zip(g["std"], g["count"], strict=True)]
     return g
@@ -357,6 +355,7 @@ def run_links(df: pd.DataFrame, mlflow_uri: str | None, tracker: Any = None) -> 
             if isinstance(r, str) and r:
                 ids[str(t)] = (str(e), r)
     if tracker is not None and "sweep_id" in df and len(df):
+        # lazy: radae.sweep.tracking imports mlflow; a report from Parquet rows needs it only for run links
         from radae.sweep.tracking import TRIAL_TAG
 
         for run in tracker.trial_runs(str(df["sweep_id"].iloc[0])):
@@ -381,6 +380,7 @@ def render_sweep(
     grids = attack_grids(df, run_ids, tracker)
     mlflow_url = None
     if tracker is not None and (mlflow_uri or "").startswith("http"):
+        # lazy: radae.sweep.tracking imports mlflow; a report from Parquet rows needs it only for run links
         from radae.sweep.tracking import WORKFLOW
 
         mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from radae.sweep.procfs import start_time
+from radae.sweep.results import check_id
 from radae.sweep.s3fs import s3_call, s3_outage
 from radae.sweep.settings import S3_OWN_ATTEMPTS, StorageSettings
 
@@ -32,8 +33,6 @@ class LeaseError(RuntimeError):
 
 
 def lease_path(settings: StorageSettings, sweep_id: str) -> str:
-    from radae.sweep.results import check_id
-
     return settings.key("locks", f"sweep={check_id('sweep id', sweep_id)}", "driver.json", with_bucket=True)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radae.cli import set_overrides
 from radae.sweep.definition import SweepDefinition
 from radae.sweep.objective import OBJECTIVES
 from radae.sweep.packing import NOISE_MODES, TrialResources
@@ -195,8 +196,6 @@ class SweepOptions:
 
     def config_overrides(self) -> dict[str, str]:
         """Dotted base-config overrides: the ``--set`` items, plus ``data.data_dir`` from ``--data-dir``."""
-        from radae.cli import set_overrides
-
         return set_overrides(self.overrides, self.data_dir)
 
     @property

@@ -1,4 +1,4 @@
-"""Several trials per GPU (issue 5): fractional GPUs per trial and packed trials, validated up front.
+"""Several trials per GPU: fractional GPUs per trial and packed trials, validated up front.
 
 Two settings of a sweep definition (or the CLI's ``--gpus-per-trial``/``--pack-size``) decide how a
 GPU is shared, and they multiply (docs/speed.md):
@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
+from radae.data import dataset_info
+from radae.fast.packed import SHARED_FIELDS, check_packable
+from radae.models import build_networks
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +146,6 @@ def member_metric(k: int, metric: str) -> str:
 
 def shared_keys(space_keys: Any) -> list[str]:
     """Searched keys every member of a pack must share (taken from the pack's first member)."""
-    from radae.fast.packed import SHARED_FIELDS
-
     return sorted(k for k in space_keys if k in SHARED_FIELDS or k == "adv.pgd_steps")
 
 
@@ -152,9 +153,6 @@ def validate_packing(space: Any, base: RunConfig, resources: TrialResources) -> 
     """Raise :class:`ResourceError` when ``pack_size > 1`` cannot work for this space and base config."""
     if not resources.packed:
         return
-    from radae.data import dataset_info
-    from radae.fast.packed import check_packable
-    from radae.models import build_networks
 
     try:
         cfgs = [apply_overrides(base, {"train.out_dir": f"{base.train.out_dir}/m{k}"}) for k in range(2)]

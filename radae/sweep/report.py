@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from radae.sweep.objective import pareto_front
+from radae.sweep.results import read_sweep
+from radae.sweep.settings import StorageSettings
 
 ROBUST, FID = "metric.robustness", "metric.fid"
 
@@ -31,8 +33,6 @@ def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
         return pq.read_table(parquet).to_pandas()
     if not sweep_id:
         raise ValueError("give a sweep id or --parquet FILE")
-    from radae.sweep.results import read_sweep
-    from radae.sweep.settings import StorageSettings
 
     df = read_sweep(StorageSettings.from_env(), sweep_id, as_pandas=True)
     if df.empty:

@@ -24,15 +24,21 @@ from typing import Any
 
 from radae.sweep import results
 from radae.sweep.definition import SweepDefinition
-from radae.sweep.fidnet import publish_feature_nets
+from radae.sweep.fidnet import fid_columns, publish_feature_nets
+from radae.sweep.html_report import render_sweep
 from radae.sweep.lease import DriverLease, LeaseError
 from radae.sweep.objective import FINAL_KEY
 from radae.sweep.options import SweepOptions
 from radae.sweep.preflight import preflight
+from radae.sweep.report import export_report
 from radae.sweep.searcher import build_searcher
+from radae.sweep.seeds import SEED_KEY, trial_config
 from radae.sweep.settings import StorageSettings
+from radae.sweep.shapes import shape_of
+from radae.sweep.space import SPECS, SearchSpace
+from radae.sweep.tracking import TRIAL_TAG, Tracker, compared_metrics
 from radae.sweep.trainable import run_trial
-from radae.sweep.trial import SweepContext
+from radae.sweep.trial import SweepContext, numeric
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +55,6 @@ def tune_path(storage: StorageSettings, sweep_id: str) -> tuple[str, Any, str]:
 
 def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(row id, params, last metrics, extra columns) of each configuration a Tune trial trains."""
-    from radae.sweep.seeds import SEED_KEY
-    from radae.sweep.shapes import shape_of
-    from radae.sweep.trial import numeric
-
     last = numeric(trial.last_result or {})
     _, shape = shape_of(trial.config)
     points = [
@@ -66,10 +68,6 @@ def _trial_members(ctx: SweepContext, trial: Any) -> list[tuple[str, dict[str, A
 
 
 def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
-    from radae.sweep.fidnet import fid_columns
-    from radae.sweep.seeds import trial_config
-    from radae.sweep.space import SearchSpace
-
     for row_id, params, metrics, extra in _trial_members(ctx, trial):
         cfg, own, seeded = trial_config(SearchSpace.from_dict(ctx.space), ctx.base, params)
         now = time.time()
@@ -117,8 +115,6 @@ def _rows_callback(ctx: SweepContext):
 
 
 def _end_trial_runs(ctx: SweepContext, trial_ids: list[str], status: str) -> None:
-    from radae.sweep.tracking import TRIAL_TAG, Tracker
-
     tracker = Tracker(ctx.tracking_uri, ctx.experiment)
     for run in tracker.trial_runs(ctx.sweep_id):
         if run.data.tags.get(TRIAL_TAG) in trial_ids:
@@ -246,8 +242,6 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     """:func:`run_sweep` once this driver holds the sweep's lease."""
     import ray
 
-    from radae.sweep.tracking import Tracker
-
     if opts.state_dir:
         Path(opts.state_dir).mkdir(parents=True, exist_ok=True)
         (Path(opts.state_dir) / "driver.pid").write_text(str(os.getpid()))
@@ -279,7 +273,6 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     overrides = opts.config_overrides()
     tracker = Tracker(opts.tracking_uri, opts.experiment)
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in overrides.items()}})
-    from radae.sweep.tracking import compared_metrics
 
     view = tracker.compare_view(
         opts.sweep_id, parent, list(defn.space.params), compared_metrics(defn.base_config(overrides).eval.levels)
@@ -323,9 +316,6 @@ def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker:
     bucket and the parent run's ``report/``."""
     import tempfile
 
-    from radae.sweep.html_report import render_sweep
-    from radae.sweep.report import export_report
-
     uris = []
     fs = storage.pyarrow_fs()
     with tempfile.TemporaryDirectory(prefix="radae-report-") as tmp:
@@ -350,8 +340,6 @@ def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker:
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
     from dataclasses import asdict
-
-    from radae.sweep.space import SPECS
 
     kind = next(name for name in SPECS.names() if type(spec) is SPECS.get(name))
     fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items() if k != "key"}

@@ -41,7 +41,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from radae.sweep.objective import FINAL_KEY, Objective
-from radae.sweep.packing import PACK_KEY, member_metric
+from radae.sweep.packing import PACK_KEY, member_metric, shared_keys
 from radae.sweep.seeds import SEED_KEY
 from radae.sweep.space import SearchSpace
 
@@ -236,8 +236,6 @@ def build_searcher(
     configuration over that many seeds (:class:`SeedGroups`).
     """
     import optuna
-
-    from radae.sweep.packing import shared_keys
 
     if space.is_grid:
         sampler: Any = optuna.samplers.GridSampler(space.grid(), seed=seed)

@@ -21,6 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from radae.config import apply_overrides
+
 SEED_KEY = "seed"  # a Tune trial's seed index i in 0..S-1 (train.seed = base + i)
 SEED_FIELD = "train.seed"
 
@@ -66,8 +68,6 @@ def trial_config(space: Any, base: Any, params: Mapping[str, Any]) -> tuple[Any,
 
     ``space``: the sweep's :class:`radae.sweep.space.SearchSpace`; ``base``: its base RunConfig.
     """
-    from radae.config import apply_overrides
-
     own, index = split_seed(params)
     cfg = space.to_config(base, own)
     if SEED_KEY in params:

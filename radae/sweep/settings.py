@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from radae.sweep.s3fs import SettingsS3FileSystem
+
 # Environment variable names (RADAE_S3_* win over the AWS_* fallbacks).
 ENV = {
     "endpoint": ("RADAE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
@@ -134,8 +136,6 @@ class StorageSettings:
         only; unpickled, it reads the credentials from that process's environment
         (:class:`radae.sweep.s3fs.SettingsS3FileSystem`).
         """
-        from radae.sweep.s3fs import SettingsS3FileSystem
-
         return SettingsS3FileSystem(self, max_attempts)
 
     def ray_storage(self, *parts: str) -> tuple[str, Any]:

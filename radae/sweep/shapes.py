@@ -31,10 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from radae.config import RunConfig
+from radae.fast import PackConfig, train_packed
 from radae.registry import Registry
 from radae.sweep.objective import FINAL_KEY, Objective
 from radae.sweep.packing import PACK_KEY, member_ids, member_metric
 from radae.sweep.trial import numeric
+from radae.train import train
 
 SHAPES: Registry = Registry("trial shape")
 
@@ -84,7 +86,6 @@ class TrialShape:
         after_epoch: Callable[[int], None],
     ) -> list[Any]:
         """Train ``cfgs``; ``on_epoch(member, metrics, checkpoint)`` per member and epoch, then ``after_epoch(epoch)``."""
-        from radae.train import train
 
         def one(metrics: dict[str, Any], checkpoint: str) -> None:
             on_epoch(0, metrics, checkpoint)
@@ -143,8 +144,6 @@ class PackedShape(TrialShape):
         on_epoch: Callable[[int, dict[str, Any], str], None],
         after_epoch: Callable[[int], None],
     ) -> list[Any]:
-        from radae.fast import PackConfig, train_packed
-
         return train_packed(
             cfgs,
             resume=resume,

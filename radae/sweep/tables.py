@@ -1,7 +1,7 @@
-"""The paper's tables 1, 2 and 3 built from a sweep's rows, radae's values beside the paper's.
+"""The paper's tables 1-4 built from a sweep's rows, radae's values beside the paper's.
 
 Each table is a ``pandas.DataFrame`` of display strings (:func:`table1`, :func:`table2`,
-:func:`table3`), rendered as Markdown for ``docs/reproduction.md`` (:func:`reproduction_markdown`)
+:func:`table3`, :func:`table4`, :func:`visibility`), rendered as Markdown for ``docs/reproduction.md`` (:func:`reproduction_markdown`)
 and as HTML by the sweep report. Layout as in the paper: latent-attack MS-SSIM(x_t, recon x_a)
 and max-damage MS-SSIM(recon x, recon x_a) at lambda 1, 3, 5, then FID. For every model or
 configuration there is the paper's row and radae's rows in both MS-SSIMs:
@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from radae.config import RunConfig
 from radae.sweep import paper
 from radae.sweep.aggregate import TEST_NAME, compare, completed, fmt, t_half_width, value_text, with_config
 from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
@@ -64,8 +65,6 @@ def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> 
     ``where`` key (``param.<key>`` or ``config.<key>``) equal to its value (numbers to 1e-9, strings
     exactly). A row that does not record a key (no column, or null in rows joined from an older sweep)
     matches only when the value is RunConfig's default: it ran with the default."""
-    from radae.config import RunConfig
-
     rows = completed(df)
     mask = pd.Series(True, index=rows.index)
     if model is not None:
@@ -81,7 +80,7 @@ def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> 
     return rows[mask]
 
 
-# Training settings radae's rows of tables 1-3 are taken at: RunConfig's defaults. The issue-10 factor
+# Training settings radae's rows of tables 1-3 are taken at: RunConfig's defaults. The robustness-gap factor
 # sweeps (sweeps/robustness_gap_factors.yaml) change one of them at K 10 / 25, alpha 0.95; pinning them
 # keeps those rows out of the paper's tables (radae.sweep.factors compares them instead).
 PINNED_TRAINING = (
@@ -98,8 +97,6 @@ PINNED_TRAINING = (
 
 def at_defaults(where: Mapping[str, object]) -> dict[str, object]:
     """``where`` plus every :data:`PINNED_TRAINING` key at its RunConfig default (``where`` wins)."""
-    from radae.config import RunConfig
-
     defaults = RunConfig().flat()
     return {**{key: defaults[key] for key in PINNED_TRAINING}, **where}
 
@@ -159,7 +156,6 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     for ref in paper.TABLE1:
         model, where = paper.TABLE1_MATCH[ref.model]
         entries.append((ref.model, ref, select(df, model, at_defaults(where))))
-    entries += [(name, None, select(df, model, at_defaults(where))) for name, model, where in paper.TABLE1_RADAE_ONLY]
     return _table(entries, "model")
 
 
@@ -288,8 +284,6 @@ def check_comparable(df: pd.DataFrame) -> None:
     """Raise :class:`NotComparableError` naming the column and each sweep's value when the completed rows
     differ in any :data:`LIKE_WITH_LIKE` column. A column no row records is not checked; a config
     value an older sweep's rows do not record counts as RunConfig's default."""
-    from radae.config import RunConfig
-
     rows = completed(df).copy()
     defaults = RunConfig().flat()
     for col in LIKE_WITH_LIKE:
@@ -370,7 +364,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
-    """``docs/reproduction.md``: budget, paper tables 1-3 with radae beside the paper, trends, significance.
+    """``docs/reproduction.md``: budget, paper tables 1-4 with radae beside the paper, trends, significance.
 
     Raises :class:`NotComparableError` when the rows (possibly of several sweeps) differ in budget,
     protocol or FID network (:func:`check_comparable`)."""
@@ -384,7 +378,7 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         else "Each FID cell names its feature network."
     )
     parts = [
-        "# Reproduction of the paper's tables 1-3 (generated)",
+        "# Reproduction of the paper's tables 1-4 (generated)",
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the stored rows of sweep(s) `{b['sweep']}` by:",
         "",
@@ -410,9 +404,9 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         markdown(table1(df)),
         "",
-        "radae rows: `model.name` vae / beta-tcvae / avae; unimodal robust AE = rae with K=1 at alpha 0.95; "
-        "robust GMM AE = rae with K=10 at alpha 0.95; both trained with FGSM (`adv.method fgsm`). The PGD row "
-        "(`adv.method pgd`, `adv.pgd_steps` 5) has no paper numbers in method.md.",
+        "radae rows: `model.name` vae / beta-vae / beta-tcvae / lipschitz-vae / se / avae; unimodal robust AE = rae with K=1 at alpha 0.95; "
+        "robust GMM AE = rae with K=10 at alpha 0.95; both trained with FGSM (`adv.method fgsm`); the PGD-trained "
+        "row is rae at K=10, alpha 0.95 with `adv.method pgd`. Paper rows: " + paper.TABLE1_CITATION + ".",
         "",
         "## Table 2: number of modes K (alpha 0.95)",
         "",
@@ -424,6 +418,7 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         paper.SENSITIVITY_NOTE,
         "",
+        *_visibility_and_decoder_section(df),
         "## Trends",
         "",
         "Robustness R (radae/sweep/objective.py; `robustness` in the standard MS-SSIM, `robustness_paper` in the "
@@ -472,3 +467,89 @@ def _trend_section(df: pd.DataFrame) -> list[str]:
         ]
         out += [f"### {title}", "", markdown(joined), "", "Least-squares slopes:", "", *slopes, ""]
     return out
+
+
+# MS-SSIM(x, x_a), how visible each attack's perturbation is (tables 2 and 3), and the decoder quality
+# MS-SSIM(x, recon x) / MS-SSIM(x_a, recon x_a) (table 4): variant -> metric names in column order.
+VISIBILITY_COLUMNS = [
+    *(f"latent x-x_a λ={lv}" for lv in paper.LEVELS),
+    *(f"max-damage x-x_a λ={lv}" for lv in paper.LEVELS),
+]
+VISIBILITY_METRICS = {
+    variant: [f"{attack}_msssim{tag}_x_xa_l{lv}_mean" for attack in ("latent", "max_damage") for lv in paper.LEVELS]
+    for variant, tag in (("MS-SSIM paper formula", "_paper"), ("MS-SSIM standard", ""))
+}
+DECODER_COLUMNS = [
+    "clean x-rec x",
+    *(f"latent x_a-rec x_a λ={lv}" for lv in paper.LEVELS),
+    *(f"max-damage x_a-rec x_a λ={lv}" for lv in paper.LEVELS),
+]
+DECODER_METRICS = {
+    variant: [
+        f"clean_msssim{tag}_x_recx_mean",
+        *(f"{attack}_msssim{tag}_xa_recxa_l{lv}_mean" for attack in ("latent", "max_damage") for lv in paper.LEVELS),
+    ]
+    for variant, tag in (("MS-SSIM paper formula", "_paper"), ("MS-SSIM standard", ""))
+}
+
+
+def _metric_table(
+    entries: Sequence[tuple[str, Sequence[float] | None, pd.DataFrame]],
+    first: str,
+    columns: Sequence[str],
+    metrics: Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    """One block per entry: the paper's cells (two decimals) then radae's mean ± CI per MS-SSIM variant."""
+    records = []
+    for name, ref, rows in entries:
+        cells = [f"{v:.2f}" for v in ref] if ref is not None else [""] * len(columns)
+        records.append({first: name, "source": "paper", **dict(zip(columns, cells, strict=True))})
+        for variant, names in metrics.items():
+            label = f"radae, {variant}" + (f" (n={len(rows)})" if len(rows) else "")
+            values = [_stat(rows, f"metric.{m}") for m in names] if len(rows) else [NOT_RUN] * len(columns)
+            records.append({first: name, "source": label, **dict(zip(columns, values, strict=True))})
+    return pd.DataFrame.from_records(records, columns=[first, "source", *columns])
+
+
+def visibility(df: pd.DataFrame, which: str) -> pd.DataFrame:
+    """MS-SSIM(x, x_a) of both attacks along K (``which="K"``, table 2) or alpha (``"alpha"``, table 3),
+    the paper's columns beside radae's: how visible a lambda's perturbation is (lower = more visible)."""
+    if which == "K":
+        pairs, refs, first = table2_rows(df), [paper.TABLE2[k] for k in paper.TABLE2_K], "K (alpha 0.95)"
+    else:
+        pairs, refs, first = table3_rows(df), [paper.TABLE3[a] for a in paper.TABLE3_ALPHA], "alpha (K 10)"
+    entries = [
+        (label, (*ref.latent_x_xa, *ref.max_damage_x_xa), rows) for (label, rows), ref in zip(pairs, refs, strict=True)
+    ]
+    return _metric_table(entries, first, VISIBILITY_COLUMNS, VISIBILITY_METRICS)
+
+
+def table4(df: pd.DataFrame) -> pd.DataFrame:
+    """Paper table 4 (MNIST): decoder quality, MS-SSIM(x, recon x) of clean images and MS-SSIM(x_a, recon x_a)
+    under each attack (higher = better), per model of table 1 that table 4 has."""
+    entries = []
+    for ref in paper.TABLE4:
+        model, where = paper.TABLE1_MATCH[ref.model]
+        entries.append((ref.model, (ref.clean, *ref.latent, *ref.max_damage), select(df, model, at_defaults(where))))
+    return _metric_table(entries, "model", DECODER_COLUMNS, DECODER_METRICS)
+
+
+def _visibility_and_decoder_section(df: pd.DataFrame) -> list[str]:
+    return [
+        "## Perturbation visibility MS-SSIM(x, x_a) (tables 2 and 3)",
+        "",
+        "How much each attack changed the input (1 = invisible, lower = more visible); it calibrates what a given "
+        "λ did. Paper rows: " + paper.TABLE2_CITATION + " and " + paper.TABLE3_CITATION + ".",
+        "",
+        markdown(visibility(df, "K")),
+        "",
+        markdown(visibility(df, "alpha")),
+        "",
+        "## Table 4: decoder quality (MNIST)",
+        "",
+        "MS-SSIM(x, recon x) of clean test images, and MS-SSIM(x_a, recon x_a) of the adversarial inputs "
+        "(higher = better). Paper rows: " + paper.TABLE4_CITATION + ".",
+        "",
+        markdown(table4(df)),
+        "",
+    ]

@@ -38,29 +38,35 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# Set before mlflow is imported: it starts its telemetry client on import.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's own HTTP retries would hide an outage for minutes; RetryingClient retries and names it.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
 from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
 from radae.sweep.settings import scrub
 
 # The MLflow experiment of sweeps unless --experiment names another (SweepOptions.experiment).
 DEFAULT_EXPERIMENT = "radae-sweeps"
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# MLflow's own HTTP retries would hide an outage for minutes; RetryingClient retries and names it.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-
 SWEEP_TAG, TRIAL_TAG, ROLE_TAG = "radae.sweep_id", "radae.trial_id", "radae.role"
-PARENT_TAG = "mlflow.parentRunId"
+PARENT_TAG = MLFLOW_PARENT_RUN_ID  # how the MLflow UI nests a run under its parent
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 VIEW_TAG_PREFIX, COMPARE_URL_TAG = "mlflow.sharedViewState.", "radae.compare_url"
 # The UI's "Model training" mode (its default is "GenAI", a per-browser setting); links carry it.
 WORKFLOW = "workflowType=machine_learning"
 # Short names of searched keys in run names; other keys use their last component.
 SHORT_NAMES = {"prior.num_modes": "K", "loss.alpha": "alpha", "seed": "seed"}
-_PARAM_MAX = 6000  # MLflow's limit on a param value
 
 
 # Calls that create something: retried only when the request was never sent.
@@ -130,8 +136,6 @@ class Tracker:
         artifact_location: str | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.client = RetryingClient(MlflowClient(tracking_uri=tracking_uri), tracking_uri, policy)
         found = self.client.get_experiment_by_name(experiment)
@@ -156,7 +160,7 @@ class Tracker:
         """Find or create the sweep's parent run; logs the sweep description as params."""
         run_id = self._find(**{SWEEP_TAG: sweep_id, ROLE_TAG: "sweep"})
         if run_id is None:
-            tags = {SWEEP_TAG: sweep_id, ROLE_TAG: "sweep", "mlflow.runName": f"sweep-{sweep_id}"}
+            tags = {SWEEP_TAG: sweep_id, ROLE_TAG: "sweep", MLFLOW_RUN_NAME: f"sweep-{sweep_id}"}
             run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
             self.log_params(run_id, description)
         else:
@@ -175,7 +179,7 @@ class Tracker:
                 TRIAL_TAG: trial_id,
                 ROLE_TAG: "trial",
                 PARENT_TAG: parent_id,
-                "mlflow.runName": run_label(sampled) or f"{sweep_id}-{trial_id}",
+                MLFLOW_RUN_NAME: run_label(sampled) or f"{sweep_id}-{trial_id}",
             }
             all_tags.update({k: str(v) for k, v in scrub(dict(tags)).items()})
             run_id = self.client.create_run(self.experiment_id, tags=all_tags).info.run_id
@@ -213,27 +217,22 @@ class Tracker:
         return url
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
+        """Log ``params``, scrubbed of credentials, as strings. MLflow's client splits them into its
+        batches of 100, and the store cuts a value above its 6,000-character limit
+        (``MLFLOW_TRUNCATE_LONG_VALUES``, on by default)."""
         clean = scrub(dict(params))
-        batch = [Param(str(k), str(v)[:_PARAM_MAX]) for k, v in clean.items()]
-        for i in range(0, len(batch), 100):
-            self.client.log_batch(run_id, params=batch[i : i + 100])
+        self.client.log_batch(run_id, params=[Param(str(k), str(v)) for k, v in clean.items()])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
-        """Log the finite numeric entries of ``metrics`` at ``step``."""
-        import time
-
-        from mlflow.entities import Metric
-
+        """Log the finite numeric entries of ``metrics`` at ``step`` (MLflow's client splits them into its
+        batches of 1,000)."""
         now = int(time.time() * 1000)
         batch = [
             Metric(str(k), float(v), now, int(step))
             for k, v in metrics.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
         ]
-        for i in range(0, len(batch), 500):
-            self.client.log_batch(run_id, metrics=batch[i : i + 500])
+        self.client.log_batch(run_id, metrics=batch)
 
     def log_artifacts(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file or a folder (through the tracking server's artifact proxy)."""
@@ -263,8 +262,6 @@ def run_label(sampled: Mapping[str, Any]) -> str:
 
 def compared_metrics(levels: Any) -> list[str]:
     """The metrics a user compares first: objective, FIDs, and both MS-SSIMs of both attacks per lambda."""
-    from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
-
     out = ["score", "robustness", "robustness_paper", "fid", "fid_classifier_mean", "fid_inception_mean"]
     for lv in levels:
         tag = level_tag(float(lv))

@@ -32,9 +32,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from radae.checkpoint import load_checkpoint
+from radae.config import apply_overrides
+from radae.data import load_dataset
 from radae.registry import Registry
+from radae.sweep import results
+from radae.sweep.fidnet import fetch_feature_net, fid_columns, fid_tags
 from radae.sweep.objective import FINAL_KEY, make_objective
+from radae.sweep.packing import TrialResources, cap_gpu_memory
+from radae.sweep.seeds import seed_tags, trial_config
 from radae.sweep.shapes import SHAPES, TrialShape, shape_of
+from radae.sweep.space import SearchSpace
+from radae.sweep.tracking import Tracker
 from radae.sweep.trial import (
     CHECKPOINT_FILE,
     REPORTERS,
@@ -51,6 +60,7 @@ from radae.sweep.trial import (
     trial_row,
     write_state,
 )
+from radae.trainer import resolve_device
 
 EXECUTORS: Registry = Registry("executor")
 
@@ -74,8 +84,6 @@ def worker_loop(config: dict[str, Any]) -> dict[str, Any]:
 
 def restore(shape: TrialShape, reporter: Any, outs: list[Path]) -> dict[int, int]:
     """Member -> epoch of the checkpoint each member resumes from (Ray's latest, through :func:`restore_checkpoint`)."""
-    from radae.checkpoint import load_checkpoint
-
     restored = reporter.get_checkpoint()
     if not shape.keep_local_checkpoints():
         # Files an earlier attempt wrote after its last report are replaced (or, with no report, removed).
@@ -96,13 +104,6 @@ def restore(shape: TrialShape, reporter: Any, outs: list[Path]) -> dict[int, int
 def run_job(job: TrialJob) -> dict[str, Any]:
     """Restore, train and evaluate the job's members, reporting to Ray; returns the final report."""
     import torch
-
-    from radae.config import apply_overrides
-    from radae.data import load_dataset
-    from radae.sweep.fidnet import fetch_feature_net
-    from radae.sweep.packing import cap_gpu_memory
-    from radae.sweep.tracking import Tracker
-    from radae.trainer import resolve_device
 
     entered = time.time()
     shape: TrialShape = SHAPES.get(job.shape)
@@ -193,8 +194,6 @@ def run_torch(job: TrialJob) -> dict[str, Any]:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from radae.sweep.packing import TrialResources
-
     ctx = job.ctx
     storage_path, fs = ctx.settings().ray_storage("train", ctx.sweep_id)
     trainer = TorchTrainer(
@@ -225,13 +224,6 @@ def run_torch(job: TrialJob) -> dict[str, Any]:
 def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
     """Ray Tune function trainable of one trial (bind ``ctx`` with ``tune.with_parameters``)."""
     from ray import tune
-
-    from radae.config import apply_overrides
-    from radae.sweep import results
-    from radae.sweep.fidnet import fid_columns, fid_tags
-    from radae.sweep.seeds import seed_tags, trial_config
-    from radae.sweep.space import SearchSpace
-    from radae.sweep.tracking import Tracker
 
     started = time.time()
     trial_id = tune.get_context().get_trial_id()

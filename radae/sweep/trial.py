@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radae.checkpoint import CheckpointError, load_checkpoint, load_model, write_atomic, write_text_atomic
 from radae.config import RunConfig
+from radae.evaluate import evaluate
 from radae.registry import Registry
 from radae.sweep.objective import FINAL_KEY, Objective, level_tag
+from radae.sweep.results import make_row
 from radae.sweep.settings import StorageSettings
 
 REPORTERS: Registry = Registry("reporter")
@@ -172,7 +175,6 @@ def write_state(job: TrialJob, suffix: str, content: dict[str, Any]) -> None:
     """Write ``<state_dir>/<trial>.<suffix>`` (pids and progress, read by operators and fault tests)."""
     if not job.ctx.state_dir:
         return
-    from radae.checkpoint import write_text_atomic
 
     path = Path(job.ctx.state_dir) / f"{job.trial_id}.{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +206,6 @@ def restore_checkpoint(src: Path, dest: Path, origin: str) -> int | None:
     place in storage) before any code of it runs or any file of the trial changes. Returns the
     checkpoint's epoch, or None when ``src`` does not exist.
     """
-    from radae.checkpoint import CheckpointError, load_checkpoint, write_atomic
-
     if not src.exists():
         return None
     try:
@@ -256,9 +256,6 @@ def train_and_evaluate(
     summary status is not ``ok`` (a pack member that diverged) is not evaluated: its outcome is the
     error. ``feature_net``: the FID feature network (None: the evaluator's own).
     """
-    from radae.checkpoint import load_model
-    from radae.evaluate import evaluate
-
     t0 = time.time()
     trained = train()
     t1 = time.time()
@@ -329,8 +326,6 @@ def trial_row(
 ) -> dict[str, Any]:
     """The Parquet row of one configuration (status completed, or error with ``error``); ``final``: its
     final metrics (empty when it never got any). Columns: :func:`radae.sweep.results.make_row`."""
-    from radae.sweep.results import make_row
-
     finished = time.time()
     metrics, train_times = split_times(final)
     return make_row(

@@ -137,7 +137,7 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
     stored_net = settings.boto3_client().get_object(Bucket=settings.bucket, Key=fid_key)["Body"].read()
     assert {r["fid_network_sha256"] for r in rows} == {hashlib.sha256(stored_net).hexdigest()}
-    # Both cores train (issue 9, item 6): with --concurrency 2 on the 2-CPU cluster two trials' training overlaps.
+    # Both cores train: with --concurrency 2 on the 2-CPU cluster two trials' training overlaps.
     spans = sorted((r["train_started_at"], r["train_finished_at"]) for r in rows)
     assert all(a < b for a, b in spans)
     assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
