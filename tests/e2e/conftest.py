@@ -1,4 +1,4 @@
-"""The local stack (moto S3, MLflow, Ray head) for the end-to-end sweep tests, started once.
+"""The local stack (SeaweedFS S3, MLflow, Ray head) for the end-to-end sweep tests, started once.
 
 Measurements (wall times, peak memory of the stack's processes, which include every Ray job,
 driver and trial worker) go to ``runs/sweep-e2e.json``.
