@@ -436,19 +436,98 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
         # The holder dies: its lease is taken over at once (same host, PID gone).
         other.kill()
         other.wait()
-        with DriverLease(s3, "sw-lease", settle=0.1) as lease:
+        with DriverLease(s3, "sw-lease") as lease:
             assert lease.read()["token"] == lease.record["token"]
             with pytest.raises(LeaseError, match=f"pid {lease.record['pid']}"):
-                DriverLease(s3, "sw-lease", settle=0.1).acquire()
+                DriverLease(s3, "sw-lease").acquire()
         assert lease.read() is None  # released
         # A stale heartbeat (a driver on another host that stopped beating) is taken over too.
         with fs.open_output_stream(path) as out:
             out.write(json.dumps({**held, "host": "elsewhere", "heartbeat": time.time() - 120}).encode())
-        with DriverLease(s3, "sw-lease", settle=0.1, ttl=60) as lease:
+        with DriverLease(s3, "sw-lease", ttl=60) as lease:
             assert lease.read()["token"] == lease.record["token"]
     finally:
         other.kill()
         other.wait()
+
+
+RACER = """
+import json, sys, time
+from radae.sweep.lease import DriverLease, LeaseError
+from radae.sweep.settings import StorageSettings
+
+settings = StorageSettings.from_env(bucket=sys.argv[1], endpoint=sys.argv[2], prefix=sys.argv[3])
+lease = DriverLease(settings, sys.argv[4], period=0.5)
+time.sleep(max(0.0, float(sys.argv[5]) - time.time()))  # both racers start in the same instant
+try:
+    lease.acquire()
+except LeaseError as exc:
+    print(json.dumps({"won": False, "error": str(exc)}), flush=True)
+    sys.exit(0)
+print(json.dumps({"won": True, "token": lease.record["token"]}), flush=True)
+time.sleep(float(sys.argv[6]))  # hold it while the other one tries
+assert not lease.lost
+lease.release()
+"""
+
+
+def race(s3, sweep_id: str, racers: int = 2) -> list[dict]:
+    """``racers`` driver processes acquire the lease of ``sweep_id`` in the same instant; their outcomes."""
+    env = {**os.environ, "RADAE_S3_ACCESS_KEY_ID": KEY, "RADAE_S3_SECRET_ACCESS_KEY": SECRET}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
+    at = time.time() + 8.0  # after every racer imported boto3 and pyarrow, even on a loaded machine
+    argv = [s3.bucket, s3.endpoint, s3.prefix, sweep_id, f"{at:.3f}", "3"]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER, *argv], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(racers)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+
+
+def test_two_drivers_racing_for_a_free_or_a_dead_lease_exactly_one_wins(s3):
+    """Conditional writes on the real server: two driver processes starting in the same instant on a free
+    lease (If-None-Match) and on a dead driver's lease (If-Match on its ETag); each time exactly one holds the
+    sweep, the other is refused naming the winner, and the winner's release leaves no lease behind."""
+    from radae.sweep.lease import DriverLease, lease_path
+
+    for round_ in range(2):
+        outcomes = race(s3, f"sw-race-{round_}")
+        winners = [o for o in outcomes if o["won"]]
+        assert len(winners) == 1, outcomes
+        (loser,) = [o for o in outcomes if not o["won"]]
+        assert "is being run by another driver" in loser["error"]
+        assert DriverLease(s3, f"sw-race-{round_}").read() is None  # released by the winner
+    # A driver that is gone (its PID exited) left its lease: both racers find it dead, one takes it over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    held = {"host": socket.gethostname(), "pid": dead.pid, "pid_start": 1.0, "token": "gone", "heartbeat": 0}
+    with s3.pyarrow_fs().open_output_stream(lease_path(s3, "sw-dead")) as out:
+        out.write(json.dumps(held).encode())
+    outcomes = race(s3, "sw-dead")
+    assert sum(o["won"] for o in outcomes) == 1, outcomes
+    assert DriverLease(s3, "sw-dead").read() is None  # the winner took it over and released it
+
+
+def test_a_driver_whose_lease_was_taken_over_neither_renews_nor_deletes_it(s3, caplog):
+    """If-Match on the ETag of our own last write: once another driver took the lease over (here: rewrote it),
+    our heartbeat fails its condition, logs the loss and stops; release leaves the other's lease in place."""
+    import logging
+
+    from radae.sweep.lease import DriverLease
+
+    lease = DriverLease(s3, "sw-lost", period=0.2)
+    with caplog.at_level(logging.ERROR, logger="radae.sweep.lease"):
+        lease.acquire()
+        other = {**lease.record, "token": "another-driver", "heartbeat": time.time()}
+        s3.boto3_client().put_object(Bucket=s3.bucket, Key=lease.key, Body=json.dumps(other).encode())
+        deadline = time.monotonic() + 30
+        while not lease.lost and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lease.release()
+    assert lease.lost and "was taken over by another driver" in caplog.text
+    assert lease.read()["token"] == "another-driver"
 
 
 def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
@@ -529,7 +608,7 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
         via = dataclasses.replace(s3, endpoint=proxy.endpoint)
         with (
             caplog.at_level(logging.WARNING, logger="radae.sweep.retry"),
-            DriverLease(via, "sw-beat", period=0.3, settle=0.1) as lease,
+            DriverLease(via, "sw-beat", period=0.3) as lease,
         ):
             proxy.down()
             time.sleep(2.0)
@@ -538,9 +617,10 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
             while "reachable again" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert lease.read()["token"] == lease.record["token"]
-        assert (
-            f"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{lease.path}: OSError:"
-            in caplog.text
+        assert re.search(
+            rf"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{re.escape(lease.path)}: "
+            r"(ConnectionClosedError|EndpointConnectionError):",
+            caplog.text,
         )
         assert "; next heartbeat in 0.3 s" in caplog.text
         assert re.search(
