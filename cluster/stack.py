@@ -235,9 +235,13 @@ def start(
     prefix: str = "radae",
     optuna_dashboard: bool = False,
     s3_data_dir: Path | None = None,
+    nodes: int = 1,
 ) -> dict[str, Any]:
     """Start SeaweedFS, MLflow, a Ray head (and optuna-dashboard); write ``state.json`` and ``env``; returns
-    the state. S3 objects are kept in ``s3_data_dir`` (default ``<state_dir>/s3-data``), across stops."""
+    the state. S3 objects are kept in ``s3_data_dir`` (default ``<state_dir>/s3-data``), across stops.
+    ``nodes`` > 1: that many Ray nodes of ``num_cpus`` each (:mod:`cluster.ray_nodes`)."""
+    if nodes < 1:
+        raise StackError(f"--nodes must be at least 1, got {nodes}")
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     s3_data_dir = (s3_data_dir or state_dir / "s3-data").resolve()
@@ -273,6 +277,7 @@ def start(
         "s3_ports": s3_ports,
         "state_dir": str(state_dir),
         "s3_data_dir": str(s3_data_dir),
+        "nodes": nodes,
     }
     procs: dict[str, subprocess.Popen] = {}
 
@@ -294,22 +299,33 @@ def start(
         state["ray_temp_dir"] = temp_dir
         extra = dict(zip(RAY_PORT_FLAGS[2:], (str(port) for port in chosen[4:]), strict=True))
         # `python -u`: the CLI's "Ray runtime started." reaches ray.log at once (the readiness check below).
-        cmd = [
-            sys.executable,
-            "-u",
-            _bin("ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--num-cpus={num_cpus}",
-            "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1",
-            f"--port={ports['ray']}",
-            f"--dashboard-port={ports['dashboard']}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-            *(f"{k}={v}" for k, v in extra.items()),
-        ]
+        head_ports = {"--port": ports["ray"], "--dashboard-port": ports["dashboard"], **extra}
+        if nodes > 1:
+            cmd = [
+                sys.executable,
+                "-u",
+                str(Path(__file__).with_name("ray_nodes.py")),
+                f"--nodes={nodes}",
+                f"--num-cpus={num_cpus}",
+                f"--temp-dir={temp_dir}",
+                f"--state-dir={state_dir}",
+                *(f"{k}={v}" for k, v in head_ports.items()),
+            ]
+        else:
+            cmd = [
+                sys.executable,
+                "-u",
+                _bin("ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--num-cpus={num_cpus}",
+                "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+                *(f"{k}={v}" for k, v in head_ports.items()),
+            ]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
         ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, **optuna_env}
         ray_log = state_dir / "ray.log"
@@ -498,7 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("command", choices=("start", "stop", "status", "sockets"))
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
-    p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
+    p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head (each Ray node) offers")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="Ray nodes on this host, all on loopback: the head and NODES-1 more with their own CPUs "
+        "and a resource node<i> each (default 1)",
+    )
     p.add_argument("--bucket", default="radae", help="S3 bucket to create")
     p.add_argument(
         "--s3-data-dir",
@@ -518,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.bucket,
                 optuna_dashboard=args.optuna_dashboard,
                 s3_data_dir=args.s3_data_dir,
+                nodes=args.nodes,
             )
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -525,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         env = state["env"]
         print(
             f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}, data in {state['s3_data_dir']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
-            f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})"
+            f"Ray {env['RAY_ADDRESS']} ({state['nodes']} node{'s' * (state['nodes'] > 1)}, dashboard {env['RAY_DASHBOARD']})"
             + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
             + f"\nnext: source {args.state_dir}/env"
         )
