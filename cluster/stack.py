@@ -1,6 +1,6 @@
 """The local stack on 127.0.0.1: SeaweedFS S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
-    python -m cluster.stack start [--state-dir .stack] [--s3-data-dir DIR] [--num-cpus 2] [--optuna-dashboard]
+    python -m cluster.stack start [--state-dir .stack] [--s3-data-dir DIR] [--num-cpus 2] [--nodes 1] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
     python -m cluster.stack status
     python -m cluster.stack stop
@@ -33,6 +33,10 @@ the GCS, raylet, workers and agents then bind ``*`` or that address. With
 address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
 token authentication (``RAY_AUTH_MODE=token``): a random token in ``<state-dir>/ray_token`` (mode 600),
 found by every Ray process and client through ``RAY_AUTH_TOKEN_PATH`` (exported by ``<state-dir>/env``).
+
+``--nodes N`` (N > 1) starts N Ray nodes on this host instead of one head, each with ``--num-cpus`` CPUs, a
+resource ``node<i>`` and a temp dir of its own, all on loopback (:mod:`cluster.ray_nodes`, which holds them
+as Ray's ``ray.cluster_utils.Cluster``); their node ids and raylet PIDs go to ``<state-dir>/nodes.json``.
 
 ``--optuna-dashboard`` also starts optuna-dashboard on 127.0.0.1 on the stack's Optuna SQLite file
 ``<state-dir>/optuna.db``; ``RADAE_OPTUNA_DB`` (jobs store their studies there) and
