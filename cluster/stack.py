@@ -1,6 +1,6 @@
-"""The local stack on 127.0.0.1: moto S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
+"""The local stack on 127.0.0.1: SeaweedFS S3 server, MLflow server (SQLite + S3 artifacts), Ray head.
 
-    python -m cluster.stack start [--state-dir .stack] [--num-cpus 2] [--optuna-dashboard]
+    python -m cluster.stack start [--state-dir .stack] [--s3-data-dir DIR] [--num-cpus 2] [--nodes 1] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
     python -m cluster.stack status
     python -m cluster.stack stop
@@ -14,10 +14,16 @@ stop every Ray cluster on the machine. The Ray head runs with ``--block``; Ray 2
 worker in a process group of its own and each job driver in a session of its own, so memory
 (``status``) and cleanup follow the head's process tree, not only its group. The head counts as up once
 ``ray start`` printed that its node started; when the CLI gave up on the node's registration
-(30 s, fixed in Ray 2.60, too short on an overloaded machine) the head is started again, up to 3 times. Credentials are random per stack
-(moto accepts any) and live only in ``<state-dir>/env`` (mode 600) and the services' environment:
-``RADAE_S3_*`` for the Ray head and its jobs (read by :class:`radae.sweep.settings.StorageSettings`),
-``AWS_*`` only for the MLflow server, which writes artifacts to S3 itself.
+(30 s, fixed in Ray 2.60, too short on an overloaded machine) the head is started again, up to 3 times.
+
+S3 is SeaweedFS (:mod:`cluster.seaweed`, ``weed mini``): its objects live in ``--s3-data-dir`` (default
+``<state-dir>/s3-data``), which ``stop`` leaves in place, so the next ``start`` on the same state dir serves
+every bucket object again (rows, reports, checkpoints, MLflow artifacts), consistent with the MLflow and
+Optuna databases kept in the state dir. An access key and secret are generated at each start; the S3 server
+accepts only them. They live only in ``<state-dir>/identities.json`` (the server's, mode 600),
+``<state-dir>/env`` (mode 600) and the services' environment: ``RADAE_S3_*`` for the Ray head and its jobs
+(read by :class:`radae.sweep.settings.StorageSettings`), ``AWS_*`` only for the MLflow server, which writes
+artifacts to S3 itself.
 
 Loopback only (``python -m cluster.stack sockets`` lists every listening socket of the stack's
 process trees, read from the kernel's tables by :mod:`radae.sweep.procfs`). ``ray start
@@ -27,6 +33,10 @@ the GCS, raylet, workers and agents then bind ``*`` or that address. With
 address stays 127.0.0.1 and every Ray server binds loopback. On top of that the head requires Ray's
 token authentication (``RAY_AUTH_MODE=token``): a random token in ``<state-dir>/ray_token`` (mode 600),
 found by every Ray process and client through ``RAY_AUTH_TOKEN_PATH`` (exported by ``<state-dir>/env``).
+
+``--nodes N`` (N > 1) starts N Ray nodes on this host instead of one head, each with ``--num-cpus`` CPUs, a
+resource ``node<i>`` and a temp dir of its own, all on loopback (:mod:`cluster.ray_nodes`, which holds them
+as Ray's ``ray.cluster_utils.Cluster``); their node ids and raylet PIDs go to ``<state-dir>/nodes.json``.
 
 ``--optuna-dashboard`` also starts optuna-dashboard on 127.0.0.1 on the stack's Optuna SQLite file
 ``<state-dir>/optuna.db``; ``RADAE_OPTUNA_DB`` (jobs store their studies there) and
@@ -51,6 +61,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cluster import seaweed
 from radae.sweep import procfs
 from radae.sweep.procfs import start_time
 from radae.sweep.settings import ENV, StorageSettings
@@ -77,6 +88,8 @@ RAY_START_ATTEMPTS = 3
 RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # Credential variables never copied from the caller's environment into a service's.
 CREDENTIAL_ENV = frozenset(n for name in ("access_key", "secret_key", "session_token") for n in ENV[name])
+# The files of the state dir that hold the credentials (mode 600); nothing else there may contain them.
+PRIVATE_FILES = ("env", "identities.json")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -220,11 +233,23 @@ def group_rss_mib(pgid: int) -> float:
 
 
 def start(
-    state_dir: Path, num_cpus: int = 2, bucket: str = "radae", prefix: str = "radae", optuna_dashboard: bool = False
+    state_dir: Path,
+    num_cpus: int = 2,
+    bucket: str = "radae",
+    prefix: str = "radae",
+    optuna_dashboard: bool = False,
+    s3_data_dir: Path | None = None,
+    nodes: int = 1,
 ) -> dict[str, Any]:
-    """Start moto, MLflow, a Ray head (and optuna-dashboard); write ``state.json`` and ``env``; returns the state."""
+    """Start SeaweedFS, MLflow, a Ray head (and optuna-dashboard); write ``state.json`` and ``env``; returns
+    the state. S3 objects are kept in ``s3_data_dir`` (default ``<state_dir>/s3-data``), across stops.
+    ``nodes`` > 1: that many Ray nodes of ``num_cpus`` each (:mod:`cluster.ray_nodes`)."""
+    if nodes < 1:
+        raise StackError(f"--nodes must be at least 1, got {nodes}")
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    s3_data_dir = (s3_data_dir or state_dir / "s3-data").resolve()
+    s3_data_dir.mkdir(parents=True, exist_ok=True)
     if (state_dir / "state.json").exists():
         old = json.loads((state_dir / "state.json").read_text())
         if any(group_alive(s["pgid"]) for s in old["services"].values()):
@@ -232,9 +257,12 @@ def start(
     # Every port of the stack at once: all distinct (Ray's own ports included).
     chosen = free_ports(4 + len(RAY_PORT_FLAGS[2:]))
     ports = dict(zip(("s3", "mlflow", "ray", "dashboard"), chosen[:4], strict=True))
+    s3_ports = seaweed.component_ports(taken=set(chosen))
     key, secret = "radae" + secrets.token_hex(6), secrets.token_urlsafe(24)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     storage = StorageSettings(bucket=bucket, endpoint=endpoint, prefix=prefix, access_key=key, secret_key=secret)
+    identities = state_dir / "identities.json"
+    seaweed.write_identities(identities, key, secret)
     token_path = state_dir / "ray_token"
     write_private(token_path, secrets.token_hex(32))
     ray_auth = {**RAY_LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
@@ -247,7 +275,14 @@ def start(
         "RAY_USAGE_STATS_ENABLED": "0",
         **ray_auth,
     }
-    state: dict[str, Any] = {"services": {}, "ports": ports, "state_dir": str(state_dir)}
+    state: dict[str, Any] = {
+        "services": {},
+        "ports": ports,
+        "s3_ports": s3_ports,
+        "state_dir": str(state_dir),
+        "s3_data_dir": str(s3_data_dir),
+        "nodes": nodes,
+    }
     procs: dict[str, subprocess.Popen] = {}
 
     def record(name: str, proc: subprocess.Popen) -> None:
@@ -260,32 +295,41 @@ def start(
     try:
         # All three start at once (each waits only for its own port); the bucket is created
         # as soon as S3 answers.
-        record(
-            "s3",
-            _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], base_env, state_dir / "s3.log"),
-        )
+        weed = seaweed.command(_bin("weed"), s3_data_dir, identities, ports["s3"], s3_ports)
+        record("s3", _spawn(weed, base_env, state_dir / "s3.log"))
         record("mlflow", _spawn_mlflow(state_dir, storage, ports["mlflow"], base_env))
         # A short temp dir: Ray's unix socket paths must stay under 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="radae-ray-", dir="/tmp")
         state["ray_temp_dir"] = temp_dir
         extra = dict(zip(RAY_PORT_FLAGS[2:], (str(port) for port in chosen[4:]), strict=True))
         # `python -u`: the CLI's "Ray runtime started." reaches ray.log at once (the readiness check below).
-        cmd = [
-            sys.executable,
-            "-u",
-            _bin("ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--num-cpus={num_cpus}",
-            "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1",
-            f"--port={ports['ray']}",
-            f"--dashboard-port={ports['dashboard']}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-            *(f"{k}={v}" for k, v in extra.items()),
-        ]
+        head_ports = {"--port": ports["ray"], "--dashboard-port": ports["dashboard"], **extra}
+        if nodes > 1:
+            cmd = [
+                sys.executable,
+                "-u",
+                str(Path(__file__).with_name("ray_nodes.py")),
+                f"--nodes={nodes}",
+                f"--num-cpus={num_cpus}",
+                f"--temp-dir={temp_dir}",
+                f"--state-dir={state_dir}",
+                *(f"{k}={v}" for k, v in head_ports.items()),
+            ]
+        else:
+            cmd = [
+                sys.executable,
+                "-u",
+                _bin("ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--num-cpus={num_cpus}",
+                "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+                *(f"{k}={v}" for k, v in head_ports.items()),
+            ]
         # Jobs inherit the head's environment: they find S3 and MLflow without any flag.
         ray_env = {**base_env, **storage.radae_env(), "MLFLOW_TRACKING_URI": mlflow_uri, **optuna_env}
         ray_log = state_dir / "ray.log"
@@ -294,8 +338,8 @@ def start(
         if optuna_env:
             record("optuna", _start_optuna_dashboard(optuna_env, base_env, state_dir))
 
-        _wait(lambda: port_open(ports["s3"]), "moto S3 server", procs["s3"], state_dir / "s3.log", 60)
-        storage.boto3_client().create_bucket(Bucket=bucket)
+        # Ready once the gateway created the bucket (or found it in the data dir from an earlier start).
+        _wait(lambda: seaweed.ensure_bucket(storage), "SeaweedFS S3 server", procs["s3"], state_dir / "s3.log", 120)
         _wait(lambda: _http_ok(f"{mlflow_uri}/health"), "MLflow server", procs["mlflow"], state_dir / "mlflow.log", 120)
         token = token_path.read_text()
         for attempt in range(1, RAY_START_ATTEMPTS + 1):
@@ -474,22 +518,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("command", choices=("start", "stop", "status", "sockets"))
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
-    p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head offers")
+    p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head (each Ray node) offers")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="Ray nodes on this host, all on loopback: the head and NODES-1 more with their own CPUs "
+        "and a resource node<i> each (default 1)",
+    )
     p.add_argument("--bucket", default="radae", help="S3 bucket to create")
+    p.add_argument(
+        "--s3-data-dir",
+        type=Path,
+        default=None,
+        help="where the S3 server keeps its objects, kept across stops (default <state-dir>/s3-data)",
+    )
     p.add_argument(
         "--optuna-dashboard", action="store_true", help="also start optuna-dashboard on <state-dir>/optuna.db"
     )
     args = p.parse_args(argv)
     if args.command == "start":
         try:
-            state = start(args.state_dir, args.num_cpus, args.bucket, optuna_dashboard=args.optuna_dashboard)
+            state = start(
+                args.state_dir,
+                args.num_cpus,
+                args.bucket,
+                optuna_dashboard=args.optuna_dashboard,
+                s3_data_dir=args.s3_data_dir,
+                nodes=args.nodes,
+            )
         except StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         env = state["env"]
         print(
-            f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
-            f"Ray {env['RAY_ADDRESS']} (dashboard {env['RAY_DASHBOARD']})"
+            f"stack up: S3 {env['RADAE_S3_ENDPOINT']} (bucket {env['RADAE_S3_BUCKET']}, data in {state['s3_data_dir']}), MLflow {env['MLFLOW_TRACKING_URI']}, "
+            f"Ray {env['RAY_ADDRESS']} ({state['nodes']} node{'s' * (state['nodes'] > 1)}, dashboard {env['RAY_DASHBOARD']})"
             + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
             + f"\nnext: source {args.state_dir}/env"
         )

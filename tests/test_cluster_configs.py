@@ -1,4 +1,5 @@
-"""Every shipped cluster file is valid: the launcher YAML against Ray's own schema, the manifests' structure."""
+"""Every shipped cluster file is valid: the launcher YAML against Ray's own schema, the manifests' structure; the
+local stack refuses a node count it cannot start."""
 
 import json
 from pathlib import Path
@@ -7,6 +8,8 @@ import jsonschema
 import pytest
 import ray
 import yaml
+
+from cluster import ray_nodes, stack
 
 CLUSTER = Path(__file__).parents[1] / "cluster"
 MANIFESTS = sorted((CLUSTER / "k8s").glob("*.yaml"))
@@ -153,3 +156,13 @@ def test_stop_reaches_descendants_in_other_process_groups(tmp_path):
         for pid, t in started.items():  # only if still the process this test started
             if stack.start_time(pid) == t:
                 os.kill(pid, 9)
+
+
+def test_a_stack_needs_at_least_one_ray_node_and_the_node_holder_two(tmp_path, capsys):
+    with pytest.raises(stack.StackError, match="--nodes must be at least 1, got 0"):
+        stack.start(tmp_path / "state", nodes=0)
+    assert not (tmp_path / "state").exists()  # refused before anything was created
+    ports = [f"{flag}={9000 + i}" for i, flag in enumerate(ray_nodes.PORT_PARAMS)]
+    with pytest.raises(SystemExit):
+        ray_nodes.main(["--nodes", "1", "--num-cpus", "1", "--temp-dir", "/tmp/x", "--state-dir", "/tmp/x", *ports])
+    assert "--nodes must be at least 2 (one node: ray start --head), got 1" in capsys.readouterr().err

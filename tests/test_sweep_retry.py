@@ -1,6 +1,6 @@
 """Retries that name the outage (radae.sweep.retry): the generic loop on a real loopback port, and the MLflow
 client against a closed port and a real MLflow server behind a loopback proxy that goes away and comes back.
-(The S3 side, on a real moto server, is in test_sweep_storage.py.)"""
+(The S3 side, on a real SeaweedFS server, is in test_sweep_storage.py.)"""
 
 import logging
 import os

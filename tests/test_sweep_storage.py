@@ -1,4 +1,5 @@
-"""Parquet rows in a real S3 server (moto_server on a free loopback port) and the preflight checks."""
+"""Parquet rows in a real S3 server (SeaweedFS, as the stack runs it, on free loopback ports), the driver lease and
+the preflight checks."""
 
 import hashlib
 import json
@@ -11,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
-from cluster.stack import free_port, port_open
+from cluster import seaweed
+from cluster.stack import free_port
 from radae.sweep import results
 from radae.sweep.objective import FID_WEIGHT
 from radae.sweep.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
@@ -22,30 +25,48 @@ from radae.sweep.settings import StorageSettings
 KEY, SECRET = "radaetestkey01", "test-secret-Zq8Rw1XyVb6"
 
 
+class Seaweed:
+    """A real SeaweedFS S3 server (``weed mini``, as the stack runs it) on 127.0.0.1 over ``data_dir``, with the
+    credentials KEY/SECRET; started in a process group of its own, stopped by its PID."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.data_dir, self.log, self.proc = data_dir, log, None
+        self.identities = data_dir.parent / "identities.json"
+        seaweed.write_identities(self.identities, KEY, SECRET)
+        self.port = free_port()
+        self.settings = StorageSettings(
+            bucket="radae-test",
+            endpoint=f"http://127.0.0.1:{self.port}",
+            prefix="unit",
+            access_key=KEY,
+            secret_key=SECRET,
+        )
+
+    def start(self) -> None:
+        ports = seaweed.component_ports(taken={self.port})
+        cmd = seaweed.command(
+            str(Path(sys.executable).parent / "weed"), self.data_dir, self.identities, self.port, ports
+        )
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 120
+        while not seaweed.ensure_bucket(self.settings):
+            assert self.proc.poll() is None and time.time() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """A real moto S3 server on 127.0.0.1 with one bucket; stopped by its PID afterwards."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto = Path(sys.executable).parent / "moto_server"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.time() + 30
-    while not port_open(port):
-        assert proc.poll() is None and time.time() < deadline, log.read_text()
-        time.sleep(0.2)
-    settings = StorageSettings(
-        bucket="radae-test", endpoint=f"http://127.0.0.1:{port}", prefix="unit", access_key=KEY, secret_key=SECRET
-    )
-    settings.boto3_client().create_bucket(Bucket="radae-test")
-    yield settings
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+    """A real SeaweedFS S3 server on 127.0.0.1 with one bucket; stopped by its PID afterwards."""
+    root = tmp_path_factory.mktemp("seaweed")
+    server = Seaweed(root / "data", root / "weed.log")
+    server.start()
+    yield server.settings
+    server.stop()
 
 
 def row(trial, status="completed", score=0.5, **extra):
@@ -415,23 +436,102 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
         # The holder dies: its lease is taken over at once (same host, PID gone).
         other.kill()
         other.wait()
-        with DriverLease(s3, "sw-lease", settle=0.1) as lease:
+        with DriverLease(s3, "sw-lease") as lease:
             assert lease.read()["token"] == lease.record["token"]
             with pytest.raises(LeaseError, match=f"pid {lease.record['pid']}"):
-                DriverLease(s3, "sw-lease", settle=0.1).acquire()
+                DriverLease(s3, "sw-lease").acquire()
         assert lease.read() is None  # released
         # A stale heartbeat (a driver on another host that stopped beating) is taken over too.
         with fs.open_output_stream(path) as out:
             out.write(json.dumps({**held, "host": "elsewhere", "heartbeat": time.time() - 120}).encode())
-        with DriverLease(s3, "sw-lease", settle=0.1, ttl=60) as lease:
+        with DriverLease(s3, "sw-lease", ttl=60) as lease:
             assert lease.read()["token"] == lease.record["token"]
     finally:
         other.kill()
         other.wait()
 
 
+RACER = """
+import json, sys, time
+from radae.sweep.lease import DriverLease, LeaseError
+from radae.sweep.settings import StorageSettings
+
+settings = StorageSettings.from_env(bucket=sys.argv[1], endpoint=sys.argv[2], prefix=sys.argv[3])
+lease = DriverLease(settings, sys.argv[4], period=0.5)
+time.sleep(max(0.0, float(sys.argv[5]) - time.time()))  # both racers start in the same instant
+try:
+    lease.acquire()
+except LeaseError as exc:
+    print(json.dumps({"won": False, "error": str(exc)}), flush=True)
+    sys.exit(0)
+print(json.dumps({"won": True, "token": lease.record["token"]}), flush=True)
+time.sleep(float(sys.argv[6]))  # hold it while the other one tries
+assert not lease.lost
+lease.release()
+"""
+
+
+def race(s3, sweep_id: str, racers: int = 2) -> list[dict]:
+    """``racers`` driver processes acquire the lease of ``sweep_id`` in the same instant; their outcomes."""
+    env = {**os.environ, "RADAE_S3_ACCESS_KEY_ID": KEY, "RADAE_S3_SECRET_ACCESS_KEY": SECRET}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
+    at = time.time() + 8.0  # after every racer imported boto3 and pyarrow, even on a loaded machine
+    argv = [s3.bucket, s3.endpoint, s3.prefix, sweep_id, f"{at:.3f}", "3"]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER, *argv], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(racers)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+
+
+def test_two_drivers_racing_for_a_free_or_a_dead_lease_exactly_one_wins(s3):
+    """Conditional writes on the real server: two driver processes starting in the same instant on a free
+    lease (If-None-Match) and on a dead driver's lease (If-Match on its ETag); each time exactly one holds the
+    sweep, the other is refused naming the winner, and the winner's release leaves no lease behind."""
+    from radae.sweep.lease import DriverLease, lease_path
+
+    for round_ in range(2):
+        outcomes = race(s3, f"sw-race-{round_}")
+        winners = [o for o in outcomes if o["won"]]
+        assert len(winners) == 1, outcomes
+        (loser,) = [o for o in outcomes if not o["won"]]
+        assert "is being run by another driver" in loser["error"]
+        assert DriverLease(s3, f"sw-race-{round_}").read() is None  # released by the winner
+    # A driver that is gone (its PID exited) left its lease: both racers find it dead, one takes it over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    held = {"host": socket.gethostname(), "pid": dead.pid, "pid_start": 1.0, "token": "gone", "heartbeat": 0}
+    with s3.pyarrow_fs().open_output_stream(lease_path(s3, "sw-dead")) as out:
+        out.write(json.dumps(held).encode())
+    outcomes = race(s3, "sw-dead")
+    assert sum(o["won"] for o in outcomes) == 1, outcomes
+    assert DriverLease(s3, "sw-dead").read() is None  # the winner took it over and released it
+
+
+def test_a_driver_whose_lease_was_taken_over_neither_renews_nor_deletes_it(s3, caplog):
+    """If-Match on the ETag of our own last write: once another driver took the lease over (here: rewrote it),
+    our heartbeat fails its condition, logs the loss and stops; release leaves the other's lease in place."""
+    import logging
+
+    from radae.sweep.lease import DriverLease
+
+    lease = DriverLease(s3, "sw-lost", period=0.2)
+    with caplog.at_level(logging.ERROR, logger="radae.sweep.lease"):
+        lease.acquire()
+        other = {**lease.record, "token": "another-driver", "heartbeat": time.time()}
+        s3.boto3_client().put_object(Bucket=s3.bucket, Key=lease.key, Body=json.dumps(other).encode())
+        deadline = time.monotonic() + 30
+        while not lease.lost and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lease.release()
+    assert lease.lost and "was taken over by another driver" in caplog.text
+    assert lease.read()["token"] == "another-driver"
+
+
 def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
-    """The S3 endpoint resets every connection for ~2 s (a loopback proxy in front of moto): the row write logs
+    """The S3 endpoint resets every connection for ~2 s (a loopback proxy in front of the server): the row write logs
     each failed attempt naming the endpoint and the object, backs off, logs the recovery and lands once."""
     import dataclasses
     import logging
@@ -508,7 +608,7 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
         via = dataclasses.replace(s3, endpoint=proxy.endpoint)
         with (
             caplog.at_level(logging.WARNING, logger="radae.sweep.retry"),
-            DriverLease(via, "sw-beat", period=0.3, settle=0.1) as lease,
+            DriverLease(via, "sw-beat", period=0.3) as lease,
         ):
             proxy.down()
             time.sleep(2.0)
@@ -517,9 +617,10 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
             while "reachable again" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert lease.read()["token"] == lease.record["token"]
-        assert (
-            f"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{lease.path}: OSError:"
-            in caplog.text
+        assert re.search(
+            rf"S3 endpoint {proxy.endpoint} unreachable renewing the driver lease s3://{re.escape(lease.path)}: "
+            r"(ConnectionClosedError|EndpointConnectionError):",
+            caplog.text,
         )
         assert "; next heartbeat in 0.3 s" in caplog.text
         assert re.search(
@@ -527,3 +628,62 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
         )
     finally:
         proxy.close()
+
+
+def test_the_server_refuses_any_other_credentials(s3):
+    """Only the generated identity gets in: a wrong secret, an unknown key and an unsigned request are refused."""
+    import dataclasses
+
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    s3.boto3_client().put_object(Bucket=s3.bucket, Key="unit/auth/probe", Body=b"x")
+    wrong_secret = dataclasses.replace(s3, secret_key=SECRET + "x").boto3_client()
+    unknown_key = dataclasses.replace(s3, access_key="radaeunknown00").boto3_client()
+    unsigned = boto3.client(
+        "s3", endpoint_url=s3.endpoint, region_name=s3.region, config=Config(signature_version=UNSIGNED)
+    )
+    for client, code in (
+        (wrong_secret, "SignatureDoesNotMatch"),
+        (unknown_key, "InvalidAccessKeyId"),
+        (unsigned, "AccessDenied"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            client.get_object(Bucket=s3.bucket, Key="unit/auth/probe")
+        assert refused.value.response["Error"]["Code"] == code
+    assert s3.boto3_client().get_object(Bucket=s3.bucket, Key="unit/auth/probe")["Body"].read() == b"x"
+
+
+def objects(settings: StorageSettings) -> dict[str, str]:
+    """Every object of the bucket: key -> SHA-256 of its bytes."""
+    client = settings.boto3_client()
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        for obj in page.get("Contents", []):
+            body = client.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+            out[obj["Key"]] = hashlib.sha256(body).hexdigest()
+    return out
+
+
+def test_a_server_stop_and_start_keeps_every_object(tmp_path):
+    """Parquet rows (pyarrow) and raw objects (boto3, up to 5 MiB: chunked by the filer) written, the server
+    stopped (SIGTERM) and started again on the same data dir (every other component on new ports): every object
+    reads back byte for byte, and the rows as the same table."""
+    server = Seaweed(tmp_path / "data", tmp_path / "weed.log")
+    server.start()
+    try:
+        settings = server.settings
+        for i in range(1, 6):
+            results.write_row(settings, {**row(f"t_{i:05d}", score=i / 10), "sweep_id": "sw-restart"})
+        client = settings.boto3_client()
+        for size in (0, 1, 4096, 5 * 2**20 + 3):
+            client.put_object(Bucket=settings.bucket, Key=f"unit/blobs/{size}", Body=os.urandom(size))
+        before, table = objects(settings), results.read_sweep(settings, "sw-restart")
+        assert len(before) == 9
+        server.stop()
+        server.start()
+        assert objects(settings) == before
+        assert results.read_sweep(settings, "sw-restart").equals(table)
+    finally:
+        server.stop()

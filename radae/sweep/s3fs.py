@@ -20,6 +20,13 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from pyarrow import fs
 
 from radae.sweep.retry import DEFAULT_POLICY, Outage, RetryPolicy, call, outage_of
@@ -60,14 +67,34 @@ def s3_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and bool(_TRANSIENT.search(str(exc)))
 
 
+# boto3's failures that mean the endpoint is away (no connection, reset, timeout); ClientErrors are answers,
+# except throttling and 5xx.
+_BOTO3_AWAY = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+
+
+def boto3_transient(exc: BaseException) -> bool:
+    """Whether a boto3 S3 error is the endpoint being away or overloaded (worth retrying), not an answer."""
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return status == 429 or status >= 500
+    return isinstance(exc, _BOTO3_AWAY)
+
+
 def s3_outage(settings: Any) -> Outage:
     """This process's :class:`~radae.sweep.retry.Outage` of the settings' S3 endpoint."""
     return outage_of("S3 endpoint", settings.endpoint or "aws")
 
 
 def s3_call(
-    settings: Any, what: str, fn: Callable[[], T], *, error: type[Exception], policy: RetryPolicy = DEFAULT_POLICY
+    settings: Any,
+    what: str,
+    fn: Callable[[], T],
+    *,
+    error: type[Exception],
+    policy: RetryPolicy = DEFAULT_POLICY,
+    transient: Callable[[BaseException], bool] = s3_transient,
 ) -> T:
     """``fn()`` (an S3 operation of the sweep's own, ``what`` e.g. ``writing s3://...``) retried with
-    backoff while the endpoint is away; ``error`` naming endpoint and object once it gives up."""
-    return call(fn, outage=s3_outage(settings), what=what, transient=s3_transient, error=error, policy=policy)
+    backoff while the endpoint is away; ``error`` naming endpoint and object once it gives up. ``transient``
+    tells an outage from an answer (pyarrow's errors by default; :func:`boto3_transient` for boto3 calls)."""
+    return call(fn, outage=s3_outage(settings), what=what, transient=transient, error=error, policy=policy)

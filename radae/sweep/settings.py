@@ -57,7 +57,7 @@ class SettingsError(ValueError):
 class StorageSettings:
     """Where a sweep's artefacts live: an S3-compatible bucket and a key prefix.
 
-    ``endpoint`` is ``http(s)://host:port`` of an S3-compatible server (moto, MinIO), or None for
+    ``endpoint`` is ``http(s)://host:port`` of an S3-compatible server (SeaweedFS, MinIO), or None for
     AWS itself. Secrets are ``repr=False`` and never printed.
     """
 

@@ -65,7 +65,16 @@ from radae.trainer import resolve_device
 EXECUTORS: Registry = Registry("executor")
 
 
+def ray_node_id() -> str | None:
+    """The Ray node this trial's Tune function runs on (its row's ``node_id``: which node ran it)."""
+    import ray  # Ray is imported where a trial runs (as this module's other Ray imports), not at import
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 # ---- the worker loop: where the trial trains ---------------------------------------------------
+
+
 def worker_loop(config: dict[str, Any]) -> dict[str, Any]:
     """Run the ``{"job": TrialJob}`` of an executor; a full disk under the trial's folder is a :class:`DiskFullError`.
 
@@ -271,7 +280,11 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
             started=started,
             executor=ctx.executor,
             error=error,
-            extra={"mlflow_run_id": member.run_id, "mlflow_experiment_id": tracker.experiment_id},
+            extra={
+                "mlflow_run_id": member.run_id,
+                "mlflow_experiment_id": tracker.experiment_id,
+                "node_id": ray_node_id(),
+            },
         )
         results.write_row(settings, row)
         tracker.end(member.run_id, "FINISHED" if error is None else "FAILED")

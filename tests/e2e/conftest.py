@@ -1,4 +1,4 @@
-"""The local stack (moto S3, MLflow, Ray head) for the end-to-end sweep tests, started once.
+"""The local stack (SeaweedFS S3, MLflow, Ray head) for the end-to-end sweep tests, started once.
 
 Measurements (wall times, peak memory of the stack's processes, which include every Ray job,
 driver and trial worker) go to ``runs/sweep-e2e.json``.
@@ -49,6 +49,27 @@ def measurements():
     REPORT.write_text(json.dumps({**old, **data}, indent=2) + "\n")
 
 
+def live_env(state_dir: Path) -> dict[str, str]:
+    """The environment a user has after ``source <state-dir>/env``: credentials only as the stack's RADAE_S3_*
+    (never AWS_* from the caller's environment), and this checkout's radae first on the path."""
+    env = {**{k: v for k, v in os.environ.items() if k not in stack.CREDENTIAL_ENV}, **stack.load_env(state_dir)}
+    # Drivers run as `python sweeps/<script>.py` import this checkout's radae, not another editable install.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+def assert_stopped(state: dict, descendants: dict[int, float | None]) -> None:
+    """No process of the stack's groups, and none of its recorded descendants, outlived ``stack.stop``."""
+    assert not any(stack.group_alive(s["pgid"]) for s in state["services"].values()), "stack processes left behind"
+    left = [p for p, t in descendants.items() if t is not None and stack.start_time(p) == t]
+    assert not left, f"stack descendants left behind (own process groups): {left}"
+
+
+def stack_descendants(state: dict) -> dict[int, float | None]:
+    """Every process of the stack's trees now, with its start time (to tell a reused PID apart)."""
+    return {p: stack.start_time(p) for s in state["services"].values() for p in stack.tree(s["pid"])}
+
+
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory, measurements):
     """Start the stack on free loopback ports; stop exactly its process groups afterwards."""
@@ -60,19 +81,18 @@ def live_stack(tmp_path_factory, measurements):
     measurements["stack_start_seconds"] = round(time.time() - t0, 1)
     sampler = MemorySampler([s["pid"] for s in state["services"].values()])
     sampler.start()
-    # Credentials only as the stack's RADAE_S3_* (never AWS_* from the caller's environment).
-    env = {**{k: v for k, v in os.environ.items() if k not in stack.CREDENTIAL_ENV}, **stack.load_env(state_dir)}
-    # Drivers run as `python sweeps/<script>.py` import this checkout's radae, not another editable install.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
-        yield {"state": state, "env": env, "state_dir": state_dir, "work": tmp_path_factory.mktemp("sweeps")}
+        yield {
+            "state": state,
+            "env": live_env(state_dir),
+            "state_dir": state_dir,
+            "work": tmp_path_factory.mktemp("sweeps"),
+        }
     finally:
         sampler.stop_event.set()
         sampler.join()
         measurements["stack_peak_rss_mib"] = round(sampler.peak_mib)
-        descendants = {p: stack.start_time(p) for s in state["services"].values() for p in stack.tree(s["pid"])}
+        descendants = stack_descendants(state)
         stack.stop(state_dir)
-        assert not any(stack.group_alive(s["pgid"]) for s in state["services"].values()), "stack processes left behind"
-        left = [p for p, t in descendants.items() if t is not None and stack.start_time(p) == t]
-        assert not left, f"stack descendants left behind (own process groups): {left}"
+        assert_stopped(state, descendants)
         shutil.rmtree(state_dir / "mlflow.db", ignore_errors=True)

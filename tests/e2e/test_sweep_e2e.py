@@ -217,7 +217,8 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     assert "AWS_SECRET_ACCESS_KEY" not in live["env"]  # the credentials reach the sweep only as RADAE_S3_*
     assert secret not in proc.stdout + proc.stderr
     assert all(secret not in json.dumps(run.data.params) + json.dumps(run.data.tags) for run in runs)
-    scanned = secret_hits(live, sweep, secret.encode())
+    # The access key too: the S3 server (SeaweedFS) must not write either into its data dir or log.
+    scanned = secret_hits(live, sweep, [secret.encode(), live["env"]["RADAE_S3_ACCESS_KEY_ID"].encode()])
     measurements["secret_scan"] = {
         "objects": scanned["objects"],
         "files": scanned["files"],
@@ -226,26 +227,30 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
     assert scanned["objects"] > 20 and scanned["files"] > 20 and not scanned["hits"], scanned["hits"]
 
 
-def secret_hits(live, sweep, secret: bytes) -> dict:
-    """Every place the sweep wrote to, scanned for ``secret``: each bucket object (results, reports,
+def secret_hits(live, sweep, secrets: list[bytes]) -> dict:
+    """Every place the sweep wrote to, scanned for each of ``secrets``: each bucket object (results, reports,
     Ray Tune/Train storage and its pickled experiment state, MLflow artifacts), the MLflow database,
     the Optuna database, the trial folders, the sweep's state files, the Ray session (job logs,
-    worker logs, runtime resources) and the stack's service logs. Only ``<state-dir>/env`` (mode 600,
-    where the stack keeps the credentials) is left out."""
+    worker logs, runtime resources), the stack's service logs and the S3 server's data dir. Only the stack's
+    private files (``env`` and the S3 server's ``identities.json``, mode 600, where it keeps the credentials)
+    are left out."""
     settings = settings_of(live)
     client = settings.boto3_client()
     hits, objects = [], 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
         for obj in page.get("Contents", []):
             objects += 1
-            if secret in client.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read():
+            body = client.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+            if any(secret in body for secret in secrets):
                 hits.append(f"s3://{settings.bucket}/{obj['Key']}")
-    roots = [live["state_dir"], live["work"] / sweep, Path(live["state"]["ray_temp_dir"])]
+    roots = [live["state_dir"], Path(live["state"]["s3_data_dir"]), live["work"] / sweep]
+    roots.append(Path(live["state"]["ray_temp_dir"]))
     files = [p for root in roots for p in Path(root).rglob("*") if p.is_file() and not p.is_symlink()]
-    files = [p for p in files if p != live["state_dir"] / "env"]
+    files = sorted({p for p in files if p not in {live["state_dir"] / name for name in stack.PRIVATE_FILES}})
     for path in files:
         try:
-            if secret in path.read_bytes():
+            data = path.read_bytes()
+            if any(secret in data for secret in secrets):
                 hits.append(str(path))
         except OSError:
             continue
