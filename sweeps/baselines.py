@@ -192,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.time()
         data = load_dataset(base.data, resolve_device(base.train.device))
         data_seconds = time.time() - t0
+        # Every row's config records the folder actually read (the search order's pick when none was named).
+        base = defn.base_config({**overrides, "data.data_dir": data.source})
     except (DefinitionError, ConfigError, SettingsError, DataError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2

@@ -264,3 +264,23 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> No
         save_checkpoint(path, {"config": {}, "model": lambda: None})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_a_named_data_dir_without_the_data_stops_before_any_output(tmp_path: Path, capsys, state) -> None:
+    data = tmp_path / "data"
+    if state == "empty":
+        data.mkdir()
+    code = main(["--dataset", "mnist", "--data-dir", str(data), "--out-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--data-dir (data.data_dir) {data}: " in err  # the named folder, never another copy
+    assert "no such folder" in err if state == "missing" else "the folder is empty" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_summary_records_the_folder_read(mnist, trained) -> None:
+    _, result = trained
+    summary = json.loads((result.out_dir / "summary.json").read_text())
+    assert summary["data_source"] == mnist.source
+    assert Path(summary["data_source"]).is_dir()

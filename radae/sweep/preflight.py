@@ -12,9 +12,13 @@ from __future__ import annotations
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from radae.config import RunConfig
+from radae.data.sources import resolve_folder
 from radae.sweep.settings import StorageSettings, scrub
 
 
@@ -45,6 +49,23 @@ def check_storage(settings: StorageSettings, timeout: float = 5.0) -> str | None
     except (EndpointConnectionError, BotoCoreError) as exc:
         return f"S3 endpoint {settings.endpoint or 'aws'} did not answer: {scrub(str(exc), settings.secrets())}"
     return None
+
+
+def data_folder(base: RunConfig, dataset_names: Sequence[str] = ()) -> str | None:
+    """The dataset folder every trial will read, checked before any service is contacted.
+
+    A ``data.data_dir`` the user named must hold each dataset the sweep trains on (``base``'s and
+    ``dataset_names``, the searched ``data.name`` values): otherwise :class:`radae.data.DataError`
+    names it and nothing starts. Without one: the folder the search order finds for ``base``'s single
+    dataset (the driver pins it, so every trial reads, and every row records, that copy), or None
+    (several datasets, or only a download would find it: each trial searches on its own).
+    """
+    names = list(dict.fromkeys([base.data.name, *dataset_names]))
+    if base.data.data_dir:
+        for name in names:
+            resolve_folder(replace(base.data, name=name))
+        return base.data.data_dir
+    return resolve_folder(base.data) if len(names) == 1 else None
 
 
 def check_mlflow(tracking_uri: str, timeout: float = 5.0) -> str | None:
