@@ -6,7 +6,7 @@
 
 Headline (best configuration per objective, trials completed/pruned/failed, wall time), Pareto front
 (hover: trial and configuration), sensitivity per searched parameter with 95% CIs across seeds,
-the paper's tables 1-3 in both MS-SSIMs, attack grids of the best and worst trial (from their
+the paper's tables 1-3 in both MS-SSIMs (their rows the sweep trained; MNIST only), attack grids of the best and worst trial (from their
 local out dirs or MLflow artifacts), and a link per trial to its MLflow run (needs --mlflow-uri or
 $MLFLOW_TRACKING_URI, or rows that carry mlflow_run_id). The sweep itself writes the same page to
 s3://BUCKET/PREFIX/reports/sweep=<id>/report.html and logs it on its parent MLflow run.

@@ -216,7 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             final, error = {}, f"{type(exc).__name__}: {exc}"
         row = trial_row(
-            sweep_id=sweep_id, member=member, final=final, started=started, executor="sequential", error=error
+            sweep_id=sweep_id,
+            member=member,
+            final=final,
+            started=started,
+            executor="sequential",
+            error=error,
+            extra={"smoke_test": smoke},
         )
         where = results.write_row(storage, row) if storage else write_local(out, row)
         print(f"{name}: {row['status']} in {row['wall_seconds']:.0f}s; row {where}", flush=True)

@@ -8,6 +8,11 @@ the MLflow UI without any network. Images (the trials' attack grids) are embedde
 Statistics come from :mod:`radae.sweep.aggregate`, tables from :mod:`radae.sweep.tables`, the
 Pareto front from :func:`radae.sweep.report.pareto_table`.
 
+Under the title: ``#budget`` (dataset, epochs, training images, seeds, evaluation protocol) and, for a
+``--smoke-test`` or reduced-data sweep, a ``#smoke-banner``. The paper's tables appear only for the
+configurations the sweep trained, and only for the paper's dataset (MNIST); otherwise a note says why.
+Every column header of a metric says which direction is better.
+
 Sections (each a ``<section id=...>``, which the browser tests look for): ``headline``, ``pareto``,
 ``sensitivity`` (one ``div.sensitivity-plot`` per searched parameter), ``tables`` (``table1``,
 ``table2``, ``table3``, ``significance``), ``grids`` (best and worst trial by score) and ``trials``
@@ -27,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from radae.sweep import paper, tables
-from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, with_config
+from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, value_text, with_config
 from radae.sweep.report import FID, ROBUST, pareto_table
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
@@ -38,6 +43,122 @@ OBJECTIVES = {
     ROBUST_PAPER: ("robustness R (paper MS-SSIM)", "max"),
     FID: ("FID", "min"),
 }
+# The dataset of the paper's tables (their numbers are MNIST's).
+PAPER_DATASET = "mnist"
+# Column-name start -> which direction is better, appended to the tables' headers.
+DIRECTIONS = (
+    ("latent", "lower is better"),
+    ("max-damage", "higher is better"),
+    ("FID", "lower is better"),
+    ("fid", "lower is better"),
+    ("robustness", "higher is better"),
+    ("score", "higher is better"),
+)
+
+
+def with_direction(name: str) -> str:
+    """``name`` plus ``(lower is better)`` / ``(higher is better)`` when it names a metric."""
+    better = next((b for start, b in DIRECTIONS if name.startswith(start)), None)
+    return f"{name} ({better})" if better else name
+
+
+def _values(df: pd.DataFrame, col: str, missing: str = "not recorded") -> str:
+    """The distinct values of ``col`` as text (``missing`` without the column or any value)."""
+    if col not in df:
+        return missing
+    vals = sorted({value_text(tuple(v) if isinstance(v, list | tuple) else v) for v in df[col].dropna()})
+    return ", ".join(vals) if vals else missing
+
+
+def _levels(df: pd.DataFrame) -> str:
+    col = "config.eval.levels"
+    if col not in df:
+        return "not recorded"
+    lists = {tuple(value_text(float(x)) for x in v) for v in df[col].dropna() if hasattr(v, "__len__")}
+    return "; ".join("{" + ", ".join(lv) + "}" for lv in sorted(lists)) or "not recorded"
+
+
+def is_smoke(df: pd.DataFrame) -> bool:
+    """Whether the rows come from a ``--smoke-test`` sweep (their ``smoke_test`` column)."""
+    return "smoke_test" in df and bool(df["smoke_test"].fillna(False).astype(bool).any())
+
+
+def budget_html(df: pd.DataFrame) -> str:
+    """What the numbers cost, under the title: dataset, epochs, training images, seeds, evaluation protocol."""
+    b = tables.budget(df)
+    limit = _values(df, "config.data.train_limit", "all")
+    items = [
+        (
+            "dataset",
+            f"{_values(df, 'config.data.name')} (read from {_values(df, 'config.data.data_dir', 'the search order')})",
+        ),
+        ("epochs", _values(df, "config.train.epochs")),
+        ("training images", f"first {limit}" if limit not in ("all", "not recorded") else "all (no train_limit)"),
+        ("seeds", b["seeds"]),
+        (
+            "evaluation",
+            f"{_values(df, 'config.eval.images')} test images x {_values(df, 'config.eval.trials')} random starts "
+            f"x λ in {_levels(df)}; {_values(df, 'config.eval.attack_steps')} attack steps, attack implementation "
+            f"{_values(df, 'config.eval.attack_impl', 'the default')}; FID on {_values(df, 'config.eval.fid_samples')} "
+            f"samples x {_values(df, 'config.eval.fid_runs')} runs",
+        ),
+        ("device", b["device"]),
+    ]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    return f"<table id='budget' class='budget'>{rows}</table>"
+
+
+def smoke_banner(df: pd.DataFrame) -> str:
+    """A banner for a smoke run or a reduced budget: its numbers say the code runs, not what the method does."""
+    limited = "config.data.train_limit" in df and df["config.data.train_limit"].notna().any()
+    if is_smoke(df):
+        what = "Smoke run (--smoke-test)"
+    elif limited:
+        what = "Reduced budget (a training-image limit)"
+    else:
+        return ""
+    return (
+        f"<div id='smoke-banner' class='banner'><b>{_e(what)}:</b> {_e(_values(df, 'config.train.epochs'))} epoch(s) "
+        f"on {_e(_values(df, 'config.data.train_limit', 'all'))} training images"
+        ". These numbers check that the pipeline runs; they are not estimates of "
+        "the method's robustness or FID and are not comparable with the paper's.</div>"
+    )
+
+
+def covered(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(the paper table's entries the sweep trained, the names of those it did not): an entry is
+    covered when one of its radae rows has a value other than "not run"."""
+    first = table.columns[0]
+    radae = table[table["source"].str.startswith("radae")]
+    cells = radae[tables.COLUMNS]
+    ran = set(radae[(cells != tables.NOT_RUN).any(axis=1)][first])
+    names = list(dict.fromkeys(table[first]))
+    return table[table[first].isin(ran)], [n for n in names if n not in ran]
+
+
+def paper_tables_html(df: pd.DataFrame) -> str:
+    """The paper's tables 1-3, each only with the entries the sweep trained; none off the paper's dataset."""
+    datasets = set(completed(df).get("config.data.name", pd.Series(dtype=str)).dropna().astype(str))
+    if datasets and datasets != {PAPER_DATASET}:
+        return (
+            f"<p id='paper-tables-note' class='note'>The paper's tables report {PAPER_DATASET.upper()}; this sweep "
+            f"trained on {_e(', '.join(sorted(datasets)))}, so they are not shown (no like-for-like comparison).</p>"
+        )
+    parts = []
+    for table_id, title, table in (
+        ("table1", "Table 1: models", tables.table1(df)),
+        ("table2", "Table 2: K at alpha 0.95", tables.table2(df)),
+        ("table3", "Table 3: alpha at K = 10", tables.table3(df)),
+    ):
+        shown, missing = covered(table)
+        if shown.empty:
+            parts.append(f"<p class='note' id='{table_id}-note'>{_e(title)}: this sweep trained none of its rows.</p>")
+            continue
+        note = f"<p class='note'>Not in this sweep: {_e(', '.join(missing))}.</p>" if missing else ""
+        parts.append(f"<h3>{_e(title)}</h3>{_table_html(shown, table_id)}{note}")
+    return "".join(parts)
+
+
 # Paper-study slices: the other parameter's value in the paper's tables 2 (over K) and 3 (over alpha).
 SLICES = {
     "param.prior.num_modes": ("param.loss.alpha", paper.TABLE2_ALPHA),
@@ -81,7 +202,8 @@ def headline(df: pd.DataFrame) -> str:
             label, better = OBJECTIVES[m]
             best = s.loc[s[f"{m}:mean"].idxmax() if better == "max" else s[f"{m}:mean"].idxmin()]
             value = fmt(best[f"{m}:mean"], best[f"{m}:ci_half"], int(best[f"{m}:n"]), 4)
-            items.append(f"<li>best {_e(label)} ({better}): <b>{_e(best['config_label'])}</b>: {_e(value)}</li>")
+            direction = "higher is better" if better == "max" else "lower is better"
+            items.append(f"<li>best {_e(label)} ({direction}): <b>{_e(best['config_label'])}</b>: {_e(value)}</li>")
     return "<ul class='headline'>" + "".join(items) + "</ul>"
 
 
@@ -176,7 +298,8 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                     row=1,
                     col=col,
                 )
-    if slice_spec and ROBUST_PAPER in rows:
+    on_paper_data = set(rows.get("config.data.name", pd.Series([PAPER_DATASET])).dropna()) <= {PAPER_DATASET}
+    if slice_spec and ROBUST_PAPER in rows and on_paper_data:
         # The paper's robust GMM AE (table 1, K=10, alpha 0.95): R from its MS-SSIMs (the paper formula).
         ref = paper.TABLE1[-1]
         x = 10 if param == "param.prior.num_modes" else 0.95
@@ -214,6 +337,7 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
 
 
 def _table_html(table: pd.DataFrame, table_id: str) -> str:
+    table = table.rename(columns=with_direction)
     return table.to_html(index=False, border=0, classes="paper-table", table_id=table_id, escape=True, na_rep="")
 
 
@@ -246,7 +370,7 @@ def trials_html(df: pd.DataFrame, links: Mapping[str, str]) -> str:
     cols = ["trial_id", "status", "config_label", *(["seed"] if "seed" in d else []), ROBUST, FID, SCORE]
     out = [
         "<table id='trials' class='paper-table'><thead><tr>"
-        + "".join(f"<th>{_e(c.removeprefix('metric.'))}</th>" for c in cols)
+        + "".join(f"<th>{_e(with_direction(c.removeprefix('metric.')))}</th>" for c in cols)
         + "<th>MLflow run</th></tr></thead><tbody>"
     ]
     for _, r in d.iterrows():
@@ -261,7 +385,9 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;col
 table.paper-table{border-collapse:collapse;font-size:13px;margin:1em 0}
 table.paper-table td,table.paper-table th{border:1px solid #ccc;padding:3px 6px;text-align:left}
 table.paper-table th{background:#f3f3f3} .grids{display:flex;flex-wrap:wrap;gap:1em}
-figure{margin:0} img.attack-grid{max-width:420px;border:1px solid #ddd} .note{color:#555;font-size:13px}"""
+figure{margin:0} img.attack-grid{max-width:420px;border:1px solid #ddd} .note{color:#555;font-size:13px}
+table.budget{border-collapse:collapse;font-size:14px;margin:.5em 0} table.budget th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:normal}
+.banner{background:#fff3cd;border:1px solid #e0b400;padding:.6em 1em;margin:.8em 0;font-size:15px}"""
 
 
 def build_page(
@@ -291,6 +417,7 @@ def build_page(
     if optuna_url:
         where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard</a>")
     body = f"""<h1>Sweep {_e(sweep_id)}</h1>
+{smoke_banner(df)}{budget_html(df)}
 <p class='note'>Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}{" by <code>" + _e(command) + "</code>" if command else ""}. {" · ".join(where)}</p>
 <section id='headline'><h2>Headline</h2>{headline(df)}
 <p class='note'>Best = best mean over the seeds of a configuration (± 95% Student-t CI half-width).</p></section>
@@ -300,10 +427,8 @@ def build_page(
 MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</code> (the paper's MS-SSIM), not with
 <code>robustness</code>. The paper's FID uses Inception-v3 features and is not drawn against classifier FIDs.</p></section>
 <section id='tables'><h2>Paper-format tables</h2>
-<p class='note'>mean ± 95% CI over seeds; "not run": configuration not in this sweep; "not recorded": metric absent from the rows.</p>
-<h3>Table 1: models</h3>{_table_html(tables.table1(df), "table1")}
-<h3>Table 2: K at alpha 0.95</h3>{_table_html(tables.table2(df), "table2")}
-<h3>Table 3: alpha at K = 10</h3>{_table_html(tables.table3(df), "table3")}
+<p class='note'>mean ± 95% CI over seeds; only the rows this sweep trained; "not recorded": metric absent from the rows.</p>
+{paper_tables_html(df)}
 <h3>Significance of robustness differences</h3><p class='note'>{_e(TEST_NAME)}; n/a: fewer than 2 seeds.</p>
 {_table_html(tables.significance(df), "significance")}</section>
 <section id='grids'><h2>Attack grids: best and worst trial by score</h2>

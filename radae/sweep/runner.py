@@ -90,6 +90,7 @@ def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
             extra={
                 "resumed_from_epoch": None,
                 "executor": ctx.executor,
+                "smoke_test": ctx.smoke_test,
                 **extra,
                 **seeded,
                 **fid_columns(ctx.fid_network(cfg.data.name)),
@@ -306,6 +307,7 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
         gpus_per_trial=res.gpus_per_trial,
         pack_noise=res.pack_noise,
         fid_networks=fid_networks,
+        smoke_test=opts.smoke_test,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)
     grid = tuner.fit()

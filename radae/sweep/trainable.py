@@ -279,7 +279,11 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
             started=started,
             executor=ctx.executor,
             error=error,
-            extra={"mlflow_run_id": member.run_id, "mlflow_experiment_id": tracker.experiment_id},
+            extra={
+                "mlflow_run_id": member.run_id,
+                "mlflow_experiment_id": tracker.experiment_id,
+                "smoke_test": ctx.smoke_test,
+            },
         )
         results.write_row(settings, row)
         tracker.end(member.run_id, "FINISHED" if error is None else "FAILED")

@@ -1,0 +1,73 @@
+"""The sweep report page's text (radae/sweep/html_report.py): budget, smoke banner, paper tables, directions."""
+
+from browser import Elements
+from sweep_rows import make_rows
+
+from radae.sweep.html_report import build_page
+
+
+def page_of(df) -> Elements:
+    return Elements(build_page(df, "repro-test"))
+
+
+def test_budget_under_the_title_states_data_epochs_seeds_and_protocol():
+    df = make_rows()
+    df["config.eval.levels"] = [[1.0, 3.0, 5.0]] * len(df)
+    df["config.eval.attack_impl"] = "torch"
+    df["config.data.data_dir"] = "/data/mnist"
+    page = build_page(df, "repro-test")
+    assert page.index("id='budget'") < page.index("id='headline'")  # right under the title
+    budget = " ".join(Elements(page).text("budget").split())
+    for part in (
+        "dataset mnist (read from /data/mnist)",
+        "epochs 2",
+        "training images all (no train_limit)",
+        "seeds 0, 1",
+        "8 test images x 2 random starts x λ in {1, 3, 5}; 20 attack steps, attack implementation torch",
+    ):
+        assert part in budget, (part, budget)
+    assert "smoke-banner" not in page
+
+
+def test_smoke_and_reduced_budget_banners():
+    df = make_rows()
+    df["smoke_test"] = True
+    df["config.data.train_limit"] = 2000
+    text = " ".join(page_of(df).text("smoke-banner").split())
+    assert text.startswith("Smoke run (--smoke-test): 2 epoch(s) on 2000 training images")
+    assert "not comparable with the paper's" in text
+    df["smoke_test"] = False
+    assert "Reduced budget" in page_of(df).text("smoke-banner")
+
+
+def test_paper_tables_show_only_what_the_sweep_trained():
+    page = page_of(make_rows(ks=(1, 10), alphas=(0.95,)))
+    t1, t2 = page.text("table1"), page.text("table2")
+    assert "unimodal robust AE" in t1 and "robust GMM AE (K=10, alpha 0.95)" in t1
+    assert "VAE" not in t1.replace("GMM AE", "")  # the baselines were not trained
+    assert "K=1" in t2 and "K=10" in t2 and "K=25" not in t2 and "not run" not in t2
+    notes = " ".join(page.all_text)
+    assert "Not in this sweep: K=5, K=15, K=20, K=25." in notes
+    assert "table3" not in page.text_by_id or "alpha=0.1" not in page.text("table3")
+
+
+def test_paper_tables_only_for_the_papers_dataset():
+    df = make_rows()
+    df["config.data.name"] = "fashion-mnist"
+    page = page_of(df)
+    assert "table1" not in page.text_by_id and "table2" not in page.text_by_id
+    note = " ".join(page.text("paper-tables-note").split())
+    assert "The paper's tables report MNIST; this sweep trained on fashion-mnist, so they are not shown" in note
+
+
+def test_headers_say_which_direction_is_better():
+    page = build_page(make_rows(), "repro-test")
+    for header in (
+        "latent λ=1 (lower is better)",
+        "max-damage λ=5 (higher is better)",
+        "FID (lower is better)",
+        "robustness (higher is better)",
+        "score (higher is better)",
+    ):
+        assert f">{header}</th>" in page, header
+    assert "best FID (lower is better)" in " ".join(Elements(page).text("headline").split())
