@@ -3,7 +3,7 @@
 from browser import Elements
 from sweep_rows import make_rows
 
-from radae.sweep.html_report import build_page
+from radae.sweep.html_report import best_and_worst, build_page, grids_html
 
 
 def page_of(df) -> Elements:
@@ -71,3 +71,23 @@ def test_headers_say_which_direction_is_better():
     ):
         assert f">{header}</th>" in page, header
     assert "best FID (lower is better)" in " ".join(Elements(page).text("headline").split())
+
+
+def test_grids_belong_to_the_best_and_worst_configuration_by_mean():
+    df = make_rows(ks=(1, 10, 25), alphas=(0.95,), extra_statuses=False)
+    score = {  # K=25 holds both the best and the worst single run; K=10 has the best mean, K=1 the worst
+        "t01a095s0": 0.55, "t01a095s1": 0.45,
+        "t10a095s0": 0.70, "t10a095s1": 0.60,
+        "t25a095s0": 0.04, "t25a095s1": 1.00,
+    }  # fmt: skip
+    df["metric.score"] = df["trial_id"].map(score)
+    roles = best_and_worst(df)
+    assert roles["best"] in ("t10a095s0", "t10a095s1")  # not the best single run t25a095s1
+    assert roles["worst"] in ("t01a095s0", "t01a095s1")
+    assert best_and_worst(df[df["config.prior.num_modes"] == 10]).keys() == {"best"}  # one configuration
+    fid_roles = best_and_worst(df, "metric.fid")  # lower is better: the best has the lowest mean FID
+    fid_mean = df.groupby("config.prior.num_modes")["metric.fid"].mean()
+    best_k = int(df.set_index("trial_id").loc[fid_roles["best"], "config.prior.num_modes"])
+    assert fid_mean[best_k] == fid_mean.min()
+    heading = grids_html({f"best:{roles['best']}": {"grid_latent_3.png": b"png"}}, df)
+    assert "best configuration by mean score: loss.alpha=0.95 prior.num_modes=10 (mean 0.6500 over 2 run(s))" in heading

@@ -83,6 +83,9 @@ def test_report_renders_offline_with_expected_elements(report):
     assert len(links) == int((df["status"] == "completed").sum())
     assert all(a["href"].startswith("http://127.0.0.1:5000/#/experiments/1/runs/run") for a in links)
     assert len(dom.with_class("attack-grid", "img")) == len(roles) == 2
+    grids = " ".join(" ".join(dom.all_text).split())
+    assert "best configuration by mean score: loss.alpha=0.95 prior.num_modes=25 (mean 0.3725 over 2 run(s))" in grids
+    assert "worst configuration by mean score: loss.alpha=0.1 prior.num_modes=1" in grids
     assert "trials: 12 completed, 1 pruned, 1 failed" in " ".join(dom.text("headline").split())
     # the budget is on the page as rendered, under the title, without any click
     budget = " ".join(dom.text("budget").split())

@@ -32,7 +32,17 @@ from typing import Any
 import pandas as pd
 
 from radae.sweep import paper, tables
-from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, value_text, with_config
+from radae.sweep.aggregate import (
+    KEY,
+    LABEL,
+    TEST_NAME,
+    completed,
+    fmt,
+    searched_params,
+    summarize,
+    value_text,
+    with_config,
+)
 from radae.sweep.report import FID, ROBUST, pareto_table
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
@@ -344,11 +354,22 @@ def _table_html(table: pd.DataFrame, table_id: str) -> str:
 def grids_html(grids: Mapping[str, Mapping[str, bytes]], df: pd.DataFrame) -> str:
     if not grids:
         return "<p>No attack grids found (the trials' MLflow artifacts <code>eval/grid_*.png</code> or local out dirs were not reachable).</p>"
-    labels = dict(zip(with_config(df)["trial_id"], with_config(df)["config_label"], strict=True)) if len(df) else {}
+    metric = headline_objective(df)
+    rows = with_config(completed(df))
     parts = []
     for role_trial, images in grids.items():
         role, _, trial = role_trial.partition(":")
-        parts.append(f"<h3>{_e(role)} trial {_e(trial)}: {_e(labels.get(trial, ''))}</h3><div class='grids'>")
+        own = rows[rows["trial_id"] == trial]
+        heading = f"{role} configuration: trial {trial}"
+        if len(own) and metric:
+            config = rows[rows[KEY] == own[KEY].iloc[0]][metric].dropna()
+            seed = f"seed {value_text(own['seed'].iloc[0])}, " if "seed" in own and own["seed"].notna().all() else ""
+            heading = (
+                f"{role} configuration by mean {OBJECTIVES[metric][0]}: {own[LABEL].iloc[0]} "
+                f"(mean {config.mean():.4f} over {len(config)} run(s)); grids of trial {trial} "
+                f"({seed}{OBJECTIVES[metric][0]} {float(own[metric].iloc[0]):.4f}, the run nearest the mean)"
+            )
+        parts.append(f"<h3 class='grid-heading'>{_e(heading)}</h3><div class='grids'>")
         for name, data in sorted(images.items()):
             b64 = base64.b64encode(data).decode()
             parts.append(
@@ -431,7 +452,7 @@ MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</cod
 {paper_tables_html(df)}
 <h3>Significance of robustness differences</h3><p class='note'>{_e(TEST_NAME)}; n/a: fewer than 2 seeds.</p>
 {_table_html(tables.significance(df), "significance")}</section>
-<section id='grids'><h2>Attack grids: best and worst trial by score</h2>
+<section id='grids'><h2>Attack grids: best and worst configuration by the headline's objective</h2>
 <p class='note'>Columns: source, clean reconstruction, adversarial input, its reconstruction, (latent attack) target.</p>{grids_html(grids or {}, df)}</section>
 <section id='trials'><h2>Trials</h2>{trials_html(df, links or {})}</section>"""
     return (
@@ -440,13 +461,33 @@ MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</cod
     )
 
 
-def best_and_worst(df: pd.DataFrame, metric: str = SCORE) -> dict[str, str]:
-    """``{"best": trial_id, "worst": trial_id}`` of the completed trials by ``metric`` (empty without it)."""
-    done = completed(df)
-    if metric not in done or done[metric].isna().all():
+def headline_objective(df: pd.DataFrame) -> str | None:
+    """The objective the headline ranks configurations by first: the sweep's score, else robustness R."""
+    return next((m for m in (SCORE, ROBUST) if m in df and completed(df)[m].notna().any()), None)
+
+
+def best_and_worst(df: pd.DataFrame, metric: str | None = None) -> dict[str, str]:
+    """``{"best": trial_id, "worst": trial_id}``: the configurations with the best and the worst MEAN of
+    ``metric`` over their seeds (default :func:`headline_objective`, as the headline ranks them), each
+    shown by its run nearest that mean. Empty without the metric; only "best" with one configuration."""
+    metric = metric or headline_objective(df)
+    if metric is None or metric not in df:
         return {}
-    ranked = done.dropna(subset=[metric]).sort_values(metric)
-    return {"best": str(ranked["trial_id"].iloc[-1]), "worst": str(ranked["trial_id"].iloc[0])}
+    done = with_config(completed(df)).dropna(subset=[metric])
+    if done.empty:
+        return {}
+    means = done.groupby(KEY)[metric].mean()
+    better = OBJECTIVES.get(metric, ("", "max"))[1]
+    keys = {"best": means.idxmax(), "worst": means.idxmin()}
+    if better == "min":
+        keys = {"best": keys["worst"], "worst": keys["best"]}
+    out = {}
+    for role, key in keys.items():
+        if role == "worst" and key == keys["best"]:
+            continue
+        runs = done[done[KEY] == key]
+        out[role] = str(runs["trial_id"].iloc[int((runs[metric] - means[key]).abs().to_numpy().argmin())])
+    return out
 
 
 def attack_grids(df: pd.DataFrame, run_ids: Mapping[str, str], tracker: Any = None) -> dict[str, dict[str, bytes]]:
