@@ -1,9 +1,19 @@
 """The sweep report page's text (radae/sweep/html_report.py): budget, smoke banner, paper tables, directions."""
 
+import math
+
+import pytest
 from browser import Elements
 from sweep_rows import make_rows
 
-from radae.sweep.html_report import best_and_worst, build_page, grids_html
+from radae.sweep.html_report import (
+    best_and_worst,
+    build_page,
+    grids_html,
+    metric_bounds,
+    pareto_figure,
+    sensitivity_figure,
+)
 
 
 def page_of(df) -> Elements:
@@ -91,3 +101,41 @@ def test_grids_belong_to_the_best_and_worst_configuration_by_mean():
     assert fid_mean[best_k] == fid_mean.min()
     heading = grids_html({f"best:{roles['best']}": {"grid_latent_3.png": b"png"}}, df)
     assert "best configuration by mean score: loss.alpha=0.95 prior.num_modes=10 (mean 0.6500 over 2 run(s))" in heading
+
+
+def test_pareto_points_are_configuration_means_with_labels_and_clipped_whiskers():
+    df = make_rows(ks=(1, 25), alphas=(0.95,), extra_statuses=False)
+    # K=25: R of 0.99 and 0.70 (the t interval of the mean runs past 1); FID of 0.5 and 30 (past 0)
+    df.loc[df["trial_id"] == "t25a095s0", ["metric.robustness", "metric.fid"]] = [0.99, 0.5]
+    df.loc[df["trial_id"] == "t25a095s1", ["metric.robustness", "metric.fid"]] = [0.70, 30.0]
+    fig = pareto_figure(df)
+    configs = {t.name: t for t in fig.data if t.name.startswith("loss.alpha")}
+    assert set(configs) == {"loss.alpha=0.95 prior.num_modes=1", "loss.alpha=0.95 prior.num_modes=25"}
+    k25 = configs["loss.alpha=0.95 prior.num_modes=25"]
+    assert list(k25.text) == ["loss.alpha=0.95 prior.num_modes=25"]  # labelled on the plot, not only in hover
+    assert k25.y[0] == pytest.approx(0.845) and k25.x[0] == pytest.approx(15.25)  # the mean of the two seeds
+    assert k25.y[0] + k25.error_y.array[0] == pytest.approx(1.0)  # R's interval clipped at 1
+    assert k25.x[0] - k25.error_x.arrayminus[0] == pytest.approx(0.0)  # FID's clipped at 0
+    assert k25.error_y.arrayminus[0] > 0.3  # the lower side keeps its full length
+    front = next(t for t in fig.data if t.name.startswith("Pareto front"))
+    assert len(front.x) >= 1 and all(x in (c.x[0] for c in configs.values()) for x in front.x)
+
+
+def test_sensitivity_axis_spans_the_values_run():
+    one = make_rows(ks=(1, 25), alphas=(0.95,), extra_statuses=False)
+    lo, hi = sensitivity_figure(one, "param.loss.alpha").layout.xaxis.range
+    assert 0.8 < lo < 0.95 < hi < 1.1  # not 0 to 1.9 around a single value
+    lo, hi = sensitivity_figure(one, "param.prior.num_modes").layout.xaxis.range
+    assert -1 < lo < 1 and 25 < hi < 27.5
+    names = [t.name for t in sensitivity_figure(one, "param.loss.alpha").data]
+    assert "paper, table 1 (R from its MS-SSIMs)" in names  # alpha 0.95 is inside what was run
+    assert "paper, table 1 (R from its MS-SSIMs)" not in [
+        t.name for t in sensitivity_figure(make_rows(ks=(1, 25), alphas=(0.1,)), "param.loss.alpha").data
+    ]
+
+
+def test_metric_bounds():
+    assert metric_bounds("metric.robustness_paper") == (0.0, 1.0)
+    assert metric_bounds("metric.latent_msssim_xt_recxa_l3_mean") == (0.0, 1.0)
+    assert metric_bounds("metric.fid_classifier_mean")[0] == 0.0
+    assert metric_bounds("metric.score") == (-math.inf, math.inf)

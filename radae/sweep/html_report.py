@@ -6,7 +6,9 @@ Plots are Plotly figures (plotly, pinned in requirements.txt): interactive (hove
 trial and configuration), and the page embeds plotly.js itself, so it opens from disk or inside
 the MLflow UI without any network. Images (the trials' attack grids) are embedded as base64 PNGs.
 Statistics come from :mod:`radae.sweep.aggregate`, tables from :mod:`radae.sweep.tables`, the
-Pareto front from :func:`radae.sweep.report.pareto_table`.
+Pareto front from :func:`radae.sweep.objective.pareto_front` over configuration means. Intervals are
+drawn clipped to their metric's range (:func:`metric_bounds`); a numeric sensitivity axis spans the
+values the sweep ran (:func:`axis_range`), and the paper's references are drawn only inside it.
 
 Under the title: ``#budget`` (dataset, epochs, training images, seeds, evaluation protocol) and, for a
 ``--smoke-test`` or reduced-data sweep, a ``#smoke-banner``. The paper's tables appear only for the
@@ -43,7 +45,8 @@ from radae.sweep.aggregate import (
     value_text,
     with_config,
 )
-from radae.sweep.report import FID, ROBUST, pareto_table
+from radae.sweep.objective import pareto_front
+from radae.sweep.report import FID, ROBUST, metric_bounds
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
 # Objective metric -> (label, better): the headline's "best configuration per objective".
@@ -217,42 +220,78 @@ def headline(df: pd.DataFrame) -> str:
     return "<ul class='headline'>" + "".join(items) + "</ul>"
 
 
+def whiskers(mean: pd.Series, low: pd.Series, high: pd.Series, metric: str) -> dict[str, Any]:
+    """Plotly ``error_x``/``error_y`` of intervals [low, high] around ``mean``, clipped to :func:`metric_bounds`
+    (no interval, e.g. one run: no whisker)."""
+    lo, hi = metric_bounds(metric)
+    plus = (high.clip(lower=lo, upper=hi) - mean).clip(lower=0).fillna(0)
+    minus = (mean - low.clip(lower=lo, upper=hi)).clip(lower=0).fillna(0)
+    return {"type": "data", "symmetric": False, "array": plus.to_numpy(), "arrayminus": minus.to_numpy()}
+
+
+def config_means(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per configuration: mean, interval and n of ``metrics`` (:func:`radae.sweep.aggregate.summarize`)."""
+    rows = completed(df).dropna(subset=metrics)
+    return summarize(rows, metrics) if len(rows) else pd.DataFrame()
+
+
 def pareto_figure(df: pd.DataFrame) -> Any:
+    """Robustness against FID per configuration: its mean over seeds with 95% interval whiskers, one colour
+    and label per configuration, the front through the non-dominated means; single runs faint behind."""
     import plotly.graph_objects as go
 
-    done = with_config(completed(df)).dropna(subset=[c for c in (ROBUST, FID) if c in df] or None)
     fig = go.Figure()
-    if ROBUST in done and FID in done and len(done):
-        front = pareto_table(done)
-        hover = "trial %{customdata[0]}<br>%{customdata[1]}<br>FID %{x:.3f}, R %{y:.4f}<extra></extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=done[FID],
-                y=done[ROBUST],
-                mode="markers",
-                name="trials",
-                marker={"color": "#999", "size": 8},
-                customdata=done[["trial_id", "config_label"]].to_numpy(),
-                hovertemplate=hover,
+    fid_col = FID if FID in df else None
+    if ROBUST in df and fid_col:
+        runs = with_config(completed(df)).dropna(subset=[ROBUST, fid_col])
+        means = config_means(df, [ROBUST, fid_col])
+        if len(runs):
+            fig.add_trace(
+                go.Scatter(
+                    x=runs[fid_col],
+                    y=runs[ROBUST],
+                    mode="markers",
+                    name="single runs",
+                    marker={"color": "rgba(120,120,120,0.35)", "size": 6},
+                    customdata=runs[["trial_id", LABEL]].to_numpy(),
+                    hovertemplate="run %{customdata[0]}<br>%{customdata[1]}<br>FID %{x:.3f}, R %{y:.4f}<extra></extra>",
+                )
             )
-        )
-        front = with_config(front)
-        fig.add_trace(
-            go.Scatter(
-                x=front[FID],
-                y=front[ROBUST],
-                mode="lines+markers",
-                name="Pareto front",
-                marker={"color": "#c0392b", "size": 11},
-                line={"color": "#c0392b"},
-                customdata=front[["trial_id", "config_label"]].to_numpy(),
-                hovertemplate=hover,
+        for _, c in means.iterrows():
+            one = pd.DataFrame([c])
+            fig.add_trace(
+                go.Scatter(
+                    x=one[f"{fid_col}:mean"],
+                    y=one[f"{ROBUST}:mean"],
+                    mode="markers+text",
+                    name=str(c[LABEL]),
+                    text=[str(c[LABEL])],
+                    textposition="top center",
+                    marker={"size": 11},
+                    error_x=whiskers(
+                        one[f"{fid_col}:mean"], one[f"{fid_col}:ci_low"], one[f"{fid_col}:ci_high"], fid_col
+                    ),
+                    error_y=whiskers(one[f"{ROBUST}:mean"], one[f"{ROBUST}:ci_low"], one[f"{ROBUST}:ci_high"], ROBUST),
+                    hovertemplate=f"{_e(c[LABEL])}<br>mean FID %{{x:.3f}}, mean R %{{y:.4f}}<br>n {int(c[f'{ROBUST}:n'])}<extra></extra>",
+                )
             )
-        )
-    fid_net = tables.FID_NETWORKS.get(tables.fid_metric(done) or "", "unknown")
+        if len(means):
+            idx = pareto_front(zip(means[f"{ROBUST}:mean"], means[f"{fid_col}:mean"], strict=True))
+            front = means.iloc[idx].sort_values(f"{fid_col}:mean")
+            fig.add_trace(
+                go.Scatter(
+                    x=front[f"{fid_col}:mean"],
+                    y=front[f"{ROBUST}:mean"],
+                    mode="lines",
+                    name="Pareto front (of the means)",
+                    line={"color": "#c0392b", "dash": "dot"},
+                    hoverinfo="skip",
+                )
+            )
+    fid_net = tables.FID_NETWORKS.get(tables.fid_metric(completed(df)) or "", "unknown")
     fig.update_layout(
-        title="Robustness vs FID (every completed trial; the front highlighted)",
-        height=450,
+        title="Robustness vs FID per configuration (mean over seeds, 95% interval whiskers; the front of the means dotted)",
+        height=480,
         xaxis_title=f"FID, {fid_net} features (lower is better)",
         yaxis_title="robustness R (higher is better)",
     )
@@ -260,12 +299,21 @@ def pareto_figure(df: pd.DataFrame) -> Any:
 
 
 def _curve(rows: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
-    """Mean and 95% CI of ``metric`` per value of ``param`` (rows pooled over seeds and other params)."""
+    """Mean and 95% CI of ``metric`` per value of ``param`` (rows pooled over seeds and other params),
+    the interval clipped to the metric's range (:func:`metric_bounds`)."""
     from radae.sweep.aggregate import t_half_width
 
     g = rows.groupby(param)[metric].agg(["mean", "std", "count"]).reset_index().sort_values(param)
     g["half"] = [t_half_width(s, int(n)) if n > 1 else math.nan for s, n in zip(g["std"], g["count"], strict=True)]
+    g["low"], g["high"] = g["mean"] - g["half"], g["mean"] + g["half"]
     return g
+
+
+def axis_range(values: list[float]) -> list[float]:
+    """An x range around the values drawn: their span plus 8% each side; a single value +-10% of it (or 0.5)."""
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 if hi > lo else (abs(lo) * 0.1 or 0.5)
+    return [lo - pad, hi + pad]
 
 
 def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
@@ -301,18 +349,24 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                         y=c["mean"],
                         name=label,
                         mode="lines+markers" if len(c) <= 12 else "markers",
-                        error_y={"type": "data", "array": c["half"].fillna(0)},
+                        error_y=whiskers(c["mean"], c["low"], c["high"], metric),
                         hovertemplate=f"{param.removeprefix('param.')}=%{{x}}<br>mean %{{y:.4f}}<br>n %{{customdata}}<extra>{_e(label)}</extra>",
                         customdata=c["count"],
                     ),
                     row=1,
                     col=col,
                 )
+    ran = sorted(pd.to_numeric(rows[param], errors="coerce").dropna().unique()) if numeric and len(rows) else []
+
+    def inside(x: float) -> bool:
+        return bool(ran) and ran[0] - 1e-9 <= x <= ran[-1] + 1e-9
+
     on_paper_data = set(rows.get("config.data.name", pd.Series([PAPER_DATASET])).dropna()) <= {PAPER_DATASET}
-    if slice_spec and ROBUST_PAPER in rows and on_paper_data:
+    ref_x = 10 if param == "param.prior.num_modes" else 0.95
+    if slice_spec and ROBUST_PAPER in rows and on_paper_data and inside(ref_x):
         # The paper's robust GMM AE (table 1, K=10, alpha 0.95): R from its MS-SSIMs (the paper formula).
         ref = paper.TABLE1[-1]
-        x = 10 if param == "param.prior.num_modes" else 0.95
+        x = ref_x
         fig.add_trace(
             go.Scatter(
                 x=[x],
@@ -324,9 +378,10 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
             row=1,
             col=1,
         )
+    if slice_spec and ROBUST_PAPER in rows and on_paper_data:
         table = paper.TABLE2 if param == "param.prior.num_modes" else paper.TABLE3
-        if table:
-            xs = sorted(table)
+        xs = sorted(k for k in table if inside(k))  # only what the sweep covers
+        if xs:
             fig.add_trace(
                 go.Scatter(
                     x=xs,
@@ -339,6 +394,8 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                 col=1,
             )
     fig.update_xaxes(title_text=param.removeprefix("param."))
+    if ran:
+        fig.update_xaxes(range=axis_range([float(x) for x in ran]))
     fig.update_layout(
         height=380,
         title=f"Sensitivity to {param.removeprefix('param.')} (mean ± 95% CI across seeds and other parameters)",
