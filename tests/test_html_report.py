@@ -10,6 +10,7 @@ from radae.sweep.html_report import (
     best_and_worst,
     build_page,
     grids_html,
+    headline_metrics,
     metric_bounds,
     pareto_figure,
     sensitivity_figure,
@@ -139,3 +140,17 @@ def test_metric_bounds():
     assert metric_bounds("metric.latent_msssim_xt_recxa_l3_mean") == (0.0, 1.0)
     assert metric_bounds("metric.fid_classifier_mean")[0] == 0.0
     assert metric_bounds("metric.score") == (-math.inf, math.inf)
+
+
+def test_headline_metrics_for_the_parent_run():
+    df = make_rows()
+    out = headline_metrics(df)
+    assert out["configurations"] == 6
+    assert out["score"] == pytest.approx(0.3725) and out["robustness"] == pytest.approx(0.7425)  # best means
+    assert out["fid"] == pytest.approx(36.5)  # the lowest mean FID (FID is minimised)
+    assert (
+        headline_metrics(
+            df.drop(columns=["metric.score", "metric.robustness", "metric.robustness_paper", "metric.fid"])
+        )
+        == {}
+    )

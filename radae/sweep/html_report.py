@@ -235,6 +235,22 @@ def config_means(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return summarize(rows, metrics) if len(rows) else pd.DataFrame()
 
 
+def headline_metrics(df: pd.DataFrame) -> dict[str, float]:
+    """The headline as MLflow metrics of the sweep's parent run: for each objective metric (``score``,
+    ``robustness``, ``robustness_paper``, ``fid``) the mean over seeds of the configuration best by it,
+    under the metric's own name (so the parent's row fills the same columns as its trials), and
+    ``configurations``, the number of configurations completed."""
+    metrics = [m for m in OBJECTIVES if m in df and completed(df)[m].notna().any()]
+    if not metrics:
+        return {}
+    s = summarize(df, metrics)
+    out = {"configurations": float(len(s))}
+    for m in metrics:
+        col = s[f"{m}:mean"]
+        out[m.removeprefix("metric.")] = float(col.max() if OBJECTIVES[m][1] == "max" else col.min())
+    return out
+
+
 def pareto_figure(df: pd.DataFrame) -> Any:
     """Robustness against FID per configuration: its mean over seeds with 95% interval whiskers, one colour
     and label per configuration, the front through the non-dominated means; single runs faint behind."""
@@ -604,9 +620,12 @@ def render_sweep(
     grids = attack_grids(df, run_ids, tracker)
     mlflow_url = None
     if tracker is not None and (mlflow_uri or "").startswith("http"):
-        from radae.sweep.tracking import WORKFLOW
+        from radae.sweep.tracking import WORKFLOW, compare_url
 
-        mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
+        # the sweep's trials as a flat list sorted by the objective; else the experiment's runs page
+        mlflow_url = compare_url(tracker, sweep_id) or (
+            f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
+        )
     page = build_page(
         df, sweep_id, links=links, grids=grids, mlflow_url=mlflow_url, optuna_url=optuna_url, command=command
     )

@@ -283,7 +283,12 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     from radae.sweep.tracking import compared_metrics
 
     view = tracker.compare_view(
-        opts.sweep_id, parent, list(defn.space.params), compared_metrics(defn.base_config(overrides).eval.levels)
+        opts.sweep_id,
+        parent,
+        list(defn.space.params),
+        compared_metrics(defn.base_config(overrides).eval.levels),
+        sort_by=defn.objective.metrics[0],
+        ascending=defn.objective.modes[0] == "min",
     )
     log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
@@ -314,6 +319,9 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     table = results.read_sweep(opts.storage, opts.sweep_id)
     errors = [r for r in grid if r.error is not None]
     tracker.log_metrics(parent, {"trials": table.num_rows, "errored": len(errors)})
+    from radae.sweep.html_report import headline_metrics  # plotly and pandas only once the sweep is done
+
+    tracker.log_metrics(parent, headline_metrics(table.to_pandas()))  # the parent's row is not empty
     publish_report(opts.storage, opts.sweep_id, table, tracker, parent)
     tracker.end(parent, "FAILED" if errors else "FINISHED")
     return table
