@@ -22,6 +22,7 @@ from pathlib import Path
 from radae.sweep.html_report import render_sweep
 from radae.sweep.options import default_of
 from radae.sweep.report import load_table
+from radae.sweep.searcher import study_page
 
 
 def main(argv=None) -> int:
@@ -38,7 +39,14 @@ def main(argv=None) -> int:
         "--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)"
     )
     p.add_argument(
-        "--optuna-url", default=os.environ.get("RADAE_OPTUNA_DASHBOARD"), help="optuna-dashboard URL to link"
+        "--optuna-url",
+        default=os.environ.get("RADAE_OPTUNA_DASHBOARD"),
+        help="optuna-dashboard URL; the report links its page of the sweep's study (default $RADAE_OPTUNA_DASHBOARD)",
+    )
+    p.add_argument(
+        "--study-db",
+        default=os.environ.get("RADAE_OPTUNA_DB") or default_of("study_db"),
+        help="Optuna SQLite file holding the sweep's study (default $RADAE_OPTUNA_DB, else %(default)s)",
     )
     args = p.parse_args(argv)
     t0 = time.time()
@@ -64,8 +72,9 @@ def main(argv=None) -> int:
     command = "python dashboards/sweep_report.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    optuna_url = study_page(args.optuna_url, args.study_db, sweep_id) if args.optuna_url else None
     page, counts = render_sweep(
-        df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=args.optuna_url, command=command
+        df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=optuna_url, command=command
     )
     out = Path(args.out or f"runs/sweep-report/{sweep_id}.html")
     out.parent.mkdir(parents=True, exist_ok=True)

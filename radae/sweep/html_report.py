@@ -509,7 +509,7 @@ def build_page(
     if mlflow_url:
         where.append(f"<a id='mlflow-link' href='{_e(mlflow_url)}'>MLflow runs of this sweep</a>")
     if optuna_url:
-        where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard</a>")
+        where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard: this sweep's study</a>")
     body = f"""<h1>Sweep {_e(sweep_id)}</h1>
 {smoke_banner(df)}{budget_html(df)}
 <p class='note'>Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}{" by <code>" + _e(command) + "</code>" if command else ""}. {" · ".join(where)}</p>
