@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on this machine, offline. Starts the local stack (moto S3,
 # MLflow, Ray head, optuna-dashboard; all on 127.0.0.1), submits a small real sweep with
-# `ray job submit` (sweeps/alpha_modes.py --smoke-test: 4 configurations, 2 epochs on 2,000
+# `ray job submit` (sweeps/alpha_modes.py --smoke-test: 2 configurations x 2 seeds = 4 trials, 2 epochs on 2,000
 # FashionMNIST images each), builds the HTML report and prints where to look. Stops the stack at the
 # end unless KEEP=1 (then: cluster/stop_stack.sh --state-dir .stack-demo).
 #   cluster/demo.sh                 # or: make demo

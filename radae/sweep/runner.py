@@ -117,6 +117,49 @@ def _rows_callback(ctx: SweepContext):
     return RowsCallback()
 
 
+def _console_callback(ctx: SweepContext):
+    from ray.tune import Callback
+
+    from radae.sweep import console
+    from radae.sweep.seeds import SEED_KEY
+
+    def members(trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(row id, searched params with the seed index as ``seed``, last metrics) per configuration."""
+        out = []
+        for row_id, params, metrics, _ in _trial_members(ctx, trial):
+            shown = {k: v for k, v in params.items() if k != SEED_KEY}
+            if SEED_KEY in params:
+                shown["seed"] = params[SEED_KEY]
+            out.append((row_id, shown, metrics))
+        return out
+
+    class ConsoleCallback(Callback):
+        """Driver side: a short line per trial event and a closing table (:mod:`radae.sweep.console`)."""
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            for name, shown, _ in members(trial):
+                print(console.started_line(name, shown), flush=True)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            line = console.epoch_line(str(trial.trial_id), result)
+            if line:
+                print(line, flush=True)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            reports = (trial.last_result or {}).get("training_iteration")
+            for name, shown, metrics in members(trial):
+                print(console.done_line(name, shown, metrics, reports), flush=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"trial {trial.trial_id} failed: {trial.error_file or 'no error file'}", flush=True)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            rows = [(n, str(t.status), shown, m) for t in trials for n, shown, m in members(t)]
+            print("\n" + console.final_table(rows), flush=True)
+
+    return ConsoleCallback()
+
+
 def _end_trial_runs(ctx: SweepContext, trial_ids: list[str], status: str) -> None:
     from radae.sweep.tracking import TRIAL_TAG, Tracker
 
@@ -177,11 +220,12 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
             storage_path=storage_path,
             storage_filesystem=fs,
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            callbacks=[_rows_callback(ctx)],
+            callbacks=[_rows_callback(ctx), _console_callback(ctx)],
             # Experiment state reaches the bucket within seconds (default 5 min), so a driver
             # killed mid-sweep restores from a recent snapshot.
             sync_config=tune.SyncConfig(sync_period=5),
-            verbose=1,
+            # Tune's own output prints every metric of every trial: radae.sweep.console prints instead.
+            verbose=0,
         ),
     )
 
