@@ -29,7 +29,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_id", nargs="?", help="sweep id (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", help="read the rows from this Parquet file instead")
-    p.add_argument("--out", help="HTML file to write (default runs/sweep-report/<sweep>.html)")
+    p.add_argument(
+        "--out", help="HTML file to write, or a folder to write report.html in (default runs/sweep-report/<sweep>.html)"
+    )
     p.add_argument(
         "--mlflow-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
         df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=optuna_url, command=command
     )
     out = Path(args.out or f"runs/sweep-report/{sweep_id}.html")
+    if out.is_dir() or (args.out or "").endswith("/"):
+        out = out / "report.html"  # a folder: the report inside it
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     print(

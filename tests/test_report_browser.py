@@ -115,3 +115,16 @@ def test_dashboard_script_builds_page(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and out.stat().st_size > 1_000_000  # plotly.js inside
     assert 'id="table1"' in out.read_text()
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    args = ["--parquet", str(rows), "--out", str(folder), "--mlflow-uri", ""]
+    proc = subprocess.run(
+        [sys.executable, "dashboards/sweep_report.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr  # a folder: its report.html, not IsADirectoryError
+    assert f"wrote {folder / 'report.html'}" in proc.stdout and (folder / "report.html").stat().st_size > 1_000_000

@@ -44,6 +44,13 @@ def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, mess
     assert message in capsys.readouterr().err
 
 
+def test_a_misspelled_set_key_names_the_set_argument(dead_services, capsys):
+    assert main(DEFINITION, ["--smoke-test", "--set", "loss.alfa=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set loss.alfa=0.5: unknown config key 'loss.alfa'")
+    assert "alpha_modes.yaml" not in err  # the definition file is not to blame
+
+
 def test_bad_definition_file(tmp_path, dead_services, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(

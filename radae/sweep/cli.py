@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from radae.cli import add_field_argument, type_name
+from radae.cli import Parser, add_field_argument, type_name
 from radae.config import ConfigError, coerce
 from radae.data import DataError
 from radae.sweep import results
@@ -34,7 +34,7 @@ from radae.sweep.settings import SettingsError, scrub
 
 def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """A parser with one option per :class:`SweepOptions` field (values stay strings, absent unless given)."""
-    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(p)
     return p
 

@@ -36,7 +36,12 @@ def check_storage(settings: StorageSettings, timeout: float = 5.0) -> str | None
         try:
             socket.create_connection((url.hostname, port), timeout=timeout).close()
         except OSError as exc:
-            return f"S3 endpoint {settings.endpoint} is unreachable ({exc.strerror or exc}); start the stack (cluster/start_stack.sh) or fix --endpoint / RADAE_S3_ENDPOINT"
+            return (
+                f"S3 endpoint {settings.endpoint} is unreachable ({exc.strerror or exc}); if the local stack's S3 server "
+                "stopped while the rest runs, restart only it: python -m cluster.stack restart s3 --state-dir .stack "
+                "(moto keeps objects in memory: the bucket comes back empty); with no stack, start one "
+                "(cluster/start_stack.sh); or fix --endpoint / RADAE_S3_ENDPOINT"
+            )
     try:
         settings.boto3_client(timeout).head_bucket(Bucket=settings.bucket)
     except ClientError as exc:
@@ -79,7 +84,11 @@ def check_mlflow(tracking_uri: str, timeout: float = 5.0) -> str | None:
                 return f"MLflow server {tracking_uri} answered /health with HTTP {resp.status}"
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return f"MLflow server {tracking_uri} is unreachable ({reason}); start it (cluster/start_stack.sh) or fix --mlflow-uri / MLFLOW_TRACKING_URI"
+            return (
+                f"MLflow server {tracking_uri} is unreachable ({reason}); if the local stack's MLflow server stopped "
+                "while the rest runs, restart only it: python -m cluster.stack restart mlflow --state-dir .stack; with "
+                "no stack, start one (cluster/start_stack.sh); or fix --mlflow-uri / MLFLOW_TRACKING_URI"
+            )
     if url.scheme == "sqlite":
         folder = Path(tracking_uri[len("sqlite:///") :]).parent
         return None if folder.is_dir() else f"MLflow store {tracking_uri}: folder {folder} does not exist"
