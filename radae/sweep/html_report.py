@@ -304,6 +304,13 @@ def pareto_figure(df: pd.DataFrame) -> Any:
                     hoverinfo="skip",
                 )
             )
+            # room for the labels written beside the outermost points (plotly clips text at the axes)
+            for axis, metric in (("xaxis", fid_col), ("yaxis", ROBUST)):
+                lo, hi = metric_bounds(metric)
+                low = means[f"{metric}:ci_low"].fillna(means[f"{metric}:mean"]).clip(lower=lo).min()
+                high = means[f"{metric}:ci_high"].fillna(means[f"{metric}:mean"]).clip(upper=hi).max()
+                pad = (high - low) * 0.15 if high > low else abs(high) * 0.1 or 0.5
+                fig.update_layout({axis: {"range": [low - pad, high + pad]}})
     fid_net = tables.FID_NETWORKS.get(tables.fid_metric(completed(df)) or "", "unknown")
     fig.update_layout(
         title="Robustness vs FID per configuration (mean over seeds, 95% interval whiskers; the front of the means dotted)",
