@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on this machine, offline. Starts the local stack (SeaweedFS S3,
 # MLflow, Ray head, optuna-dashboard; all on 127.0.0.1), submits a small real sweep with
-# `ray job submit` (sweeps/alpha_modes.py --smoke-test: 4 configurations, 2 epochs on 2,000
+# `ray job submit` (sweeps/alpha_modes.py --smoke-test: 2 configurations x 2 seeds = 4 trials, 2 epochs on 2,000
 # FashionMNIST images each), builds the HTML report and prints where to look. Stops the stack at the
 # end unless KEEP=1 (then: cluster/stop_stack.sh --state-dir .stack-demo).
 #   cluster/demo.sh                 # or: make demo
@@ -34,12 +34,13 @@ t = Tracker(os.environ["MLFLOW_TRACKING_URI"])
 print(f"{os.environ['MLFLOW_TRACKING_URI']}/{run.data.tags[COMPARE_URL_TAG]}")
 PYEOF
 )
+STUDY=$("$PY" -c 'import os, sys; from radae.sweep.searcher import study_page; print(study_page(os.environ["RADAE_OPTUNA_DASHBOARD"], os.environ["RADAE_OPTUNA_DB"], sys.argv[1]))' "$SWEEP")
 echo
 echo "demo sweep $SWEEP done in $(( $(date +%s) - t0 )) s"
 echo "  report (open in a browser, no network needed): $OUT/report.html"
 echo "  the same report in S3: s3://$RADAE_S3_BUCKET/$RADAE_S3_PREFIX/reports/sweep=$SWEEP/report.html (and on the parent MLflow run, report/)"
 echo "  MLflow, trials side by side:                  $COMPARE"
-echo "  optuna-dashboard (study $SWEEP):              $RADAE_OPTUNA_DASHBOARD"
+echo "  optuna-dashboard, the study $SWEEP:          $STUDY"
 if [ "$KEEP" = 1 ]; then
     echo "the stack keeps running; stop it with: cluster/stop_stack.sh --state-dir $STATE"
 else

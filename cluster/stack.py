@@ -3,6 +3,7 @@
     python -m cluster.stack start [--state-dir .stack] [--s3-data-dir DIR] [--num-cpus 2] [--nodes 1] [--optuna-dashboard]
     source .stack/env          # RADAE_S3_* (credentials too), MLFLOW_TRACKING_URI, RAY_ADDRESS, RAY_DASHBOARD, RAY_AUTH_*
     python -m cluster.stack status
+    python -m cluster.stack restart s3        # one service that stopped (s3 or mlflow), same port and credentials
     python -m cluster.stack stop
 
 Run from the repository root (``cluster/start_stack.sh``, ``stop_stack.sh``, ``status_stack.sh`` do).
@@ -253,7 +254,13 @@ def start(
     if (state_dir / "state.json").exists():
         old = json.loads((state_dir / "state.json").read_text())
         if any(group_alive(s["pgid"]) for s in old["services"].values()):
-            raise StackError(f"a stack is already running from {state_dir} (stop it first)")
+            down = sorted(name for name, s in old["services"].items() if not group_alive(s["pgid"]))
+            hint = (
+                f"; {', '.join(down)} stopped: restart it with python -m cluster.stack restart {down[0]} --state-dir {state_dir}"
+                if down and down[0] in RESTARTABLE
+                else ""
+            )
+            raise StackError(f"a stack is already running from {state_dir} (stop it first{hint})")
     # Every port of the stack at once: all distinct (Ray's own ports included).
     chosen = free_ports(4 + len(RAY_PORT_FLAGS[2:]))
     ports = dict(zip(("s3", "mlflow", "ray", "dashboard"), chosen[:4], strict=True))
@@ -440,6 +447,29 @@ def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120)
     return proc.pid
 
 
+def restart_s3(state_dir: Path, timeout: float = 60) -> int:
+    """Start the stack's moto S3 server again (killing it first if it still runs) on its port, with the
+    stack's credentials, and create its bucket; returns the new PID. moto keeps objects in memory: the
+    bucket comes back empty (sweeps written before are gone; MLflow's artifacts too)."""
+    state_dir = state_dir.resolve()
+    state = json.loads((state_dir / "state.json").read_text())
+    old = state["services"]["s3"]
+    stop_service(int(old["pid"]), int(old["pgid"]), grace=0)
+    storage = StorageSettings.from_env(load_env(state_dir))
+    base_env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
+    port = int(state["ports"]["s3"])
+    proc = _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], base_env, state_dir / "s3.log")
+    state["services"]["s3"] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / "s3.log")}
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2))
+    _wait(lambda: port_open(port), "moto S3 server", proc, state_dir / "s3.log", timeout)
+    storage.boto3_client().create_bucket(Bucket=storage.bucket)
+    return proc.pid
+
+
+# Services `python -m cluster.stack restart NAME` starts again on their own.
+RESTARTABLE = {"s3": restart_s3, "mlflow": restart_mlflow}
+
+
 def _optuna_env(state_dir: Path, port: int) -> dict[str, str]:
     return {"RADAE_OPTUNA_DB": str(state_dir / "optuna.db"), "RADAE_OPTUNA_DASHBOARD": f"http://127.0.0.1:{port}"}
 
@@ -516,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m cluster.stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("command", choices=("start", "stop", "status", "sockets"))
+    p.add_argument("command", choices=("start", "stop", "status", "sockets", "restart"))
+    p.add_argument("service", nargs="?", choices=sorted(RESTARTABLE), help="restart: the service to start again")
     p.add_argument("--state-dir", type=Path, default=Path(".stack"), help="pids, logs, env file (default .stack)")
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs the Ray head (each Ray node) offers")
     p.add_argument(
@@ -557,6 +588,16 @@ def main(argv: list[str] | None = None) -> int:
             + (f", optuna-dashboard {env['RADAE_OPTUNA_DASHBOARD']}" if "RADAE_OPTUNA_DASHBOARD" in env else "")
             + f"\nnext: source {args.state_dir}/env"
         )
+    elif args.command == "restart":
+        if not args.service or not (args.state_dir / "state.json").exists():
+            print(
+                f"error: restart needs a service ({', '.join(sorted(RESTARTABLE))}) of a stack in {args.state_dir}",
+                file=sys.stderr,
+            )
+            return 2
+        pid = RESTARTABLE[args.service](args.state_dir)
+        note = " (moto keeps objects in memory: the bucket is new and empty)" if args.service == "s3" else ""
+        print(f"restarted {args.service}: pid {pid}{note}")
     elif args.command == "stop":
         print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")
     elif args.command == "sockets":

@@ -6,7 +6,7 @@
 
 Headline (best configuration per objective, trials completed/pruned/failed, wall time), Pareto front
 (hover: trial and configuration), sensitivity per searched parameter with 95% CIs across seeds,
-the paper's tables 1-3 in both MS-SSIMs, attack grids of the best and worst trial (from their
+the paper's tables 1-3 in both MS-SSIMs (their rows the sweep trained; MNIST only), attack grids of the best and worst trial (from their
 local out dirs or MLflow artifacts), and a link per trial to its MLflow run (needs --mlflow-uri or
 $MLFLOW_TRACKING_URI, or rows that carry mlflow_run_id). The sweep itself writes the same page to
 s3://BUCKET/PREFIX/reports/sweep=<id>/report.html and logs it on its parent MLflow run.
@@ -22,13 +22,16 @@ from pathlib import Path
 from radae.sweep.html_report import render_sweep
 from radae.sweep.options import default_of
 from radae.sweep.report import load_table
+from radae.sweep.searcher import study_page
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_id", nargs="?", help="sweep id (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", help="read the rows from this Parquet file instead")
-    p.add_argument("--out", help="HTML file to write (default runs/sweep-report/<sweep>.html)")
+    p.add_argument(
+        "--out", help="HTML file to write, or a folder to write report.html in (default runs/sweep-report/<sweep>.html)"
+    )
     p.add_argument(
         "--mlflow-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
@@ -38,7 +41,14 @@ def main(argv=None) -> int:
         "--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)"
     )
     p.add_argument(
-        "--optuna-url", default=os.environ.get("RADAE_OPTUNA_DASHBOARD"), help="optuna-dashboard URL to link"
+        "--optuna-url",
+        default=os.environ.get("RADAE_OPTUNA_DASHBOARD"),
+        help="optuna-dashboard URL; the report links its page of the sweep's study (default $RADAE_OPTUNA_DASHBOARD)",
+    )
+    p.add_argument(
+        "--study-db",
+        default=os.environ.get("RADAE_OPTUNA_DB") or default_of("study_db"),
+        help="Optuna SQLite file holding the sweep's study (default $RADAE_OPTUNA_DB, else %(default)s)",
     )
     args = p.parse_args(argv)
     t0 = time.time()
@@ -64,10 +74,13 @@ def main(argv=None) -> int:
     command = "python dashboards/sweep_report.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    optuna_url = study_page(args.optuna_url, args.study_db, sweep_id) if args.optuna_url else None
     page, counts = render_sweep(
-        df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=args.optuna_url, command=command
+        df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=optuna_url, command=command
     )
     out = Path(args.out or f"runs/sweep-report/{sweep_id}.html")
+    if out.is_dir() or (args.out or "").endswith("/"):
+        out = out / "report.html"  # a folder: the report inside it
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     print(

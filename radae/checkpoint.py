@@ -81,9 +81,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def corrupt(path: Path) -> CheckpointError:
+    """The error for a file torch cannot read: what it is and what to do, not torch's internal exception."""
+    return CheckpointError(
+        f"checkpoint {path} is truncated or corrupt and cannot be read ({path.stat().st_size} bytes, not a "
+        "complete torch checkpoint, e.g. a copy cut short). Use another copy, or retrain: a training run "
+        "replaces its checkpoint.pt only with a complete one"
+    )
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at ``path``; :class:`CheckpointError` for missing, corrupt or foreign files."""
+    """The checkpoint dict at ``path`` (a file, or a run folder's ``checkpoint.pt``); :class:`CheckpointError`
+    for missing, corrupt or foreign files."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoint.pt"
+        if not inside.is_file():
+            raise CheckpointError(
+                f"{path} is a folder without checkpoint.pt: give a checkpoint file or a training run's output folder"
+            )
+        path = inside  # a run folder: its checkpoint
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -97,13 +114,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                 f"(a crafted or foreign pickle; it would call {blocked.group(1)}), which the loader "
                 "(torch.load(weights_only=True)) never builds"
             ) from err
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read ({str(err).splitlines()[-1]})"
-        ) from err
-    except Exception as err:  # torch raises many types for truncated or garbage files
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read ({type(err).__name__}: {err})"
-        ) from err
+        raise corrupt(path) from err
+    except Exception as err:  # torch raises many types (IndexError, EOFError, ...) for truncated or garbage files
+        raise corrupt(path) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a radae checkpoint (expected format {FORMAT!r}, found {found!r})")

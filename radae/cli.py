@@ -79,11 +79,17 @@ def add_section_arguments(parser: argparse.ArgumentParser, section: str, cls: ty
         add_field_argument(group, names, key, hints[f.name], f.metadata.get("help", ""), shown)
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line plus a pointer to ``--help``: the full usage of
+    every config option (about 70 lines) would bury the error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for the options.\n")
+
+
 def build_parser(prog: str, description: str | None, sections: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """A parser with ``--config``, ``--resume`` and the fields of ``sections`` (default: all)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE.json", help="start from a saved config (e.g. a run's config.json)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run whose checkpoint is in the output folder"

@@ -44,7 +44,7 @@ from radae import classifier as clf
 from radae import eval_plots, fid
 from radae.attacks import ATTACK_IMPLS, Attack, NoisyDecoding, random_start, strength_vs_lbfgsb
 from radae.checkpoint import CheckpointError, load_model
-from radae.cli import add_section_arguments
+from radae.cli import Parser, add_section_arguments
 from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
 from radae.data import DataError, load_dataset
 from radae.eval_plots import level_tag
@@ -348,10 +348,12 @@ def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m radae.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("checkpoint", help="a radae checkpoint (checkpoint.pt of a training run)")
+    parser.add_argument(
+        "checkpoint", help="a radae checkpoint file, or a training run's output folder (its checkpoint.pt)"
+    )
     parser.add_argument("--out", help="output folder (default: eval/ beside the checkpoint)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--data-dir", help="folder holding the dataset files (default: the search order of radae.data)")
@@ -382,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["data.data_dir"] = args.data_dir
         run_cfg = apply_overrides(run_cfg, overrides)
         data = load_dataset(run_cfg.data)
-        out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
+        given = Path(args.checkpoint).resolve()
+        out = Path(args.out) if args.out else (given if given.is_dir() else given.parent) / "eval"
         result = evaluate(model.to(device), data, run_cfg.eval, device=device, out_dir=out, progress=not args.quiet)
     except (ConfigError, CheckpointError, DataError, fid.FIDError) as err:
         print(f"error: {err}", file=sys.stderr)

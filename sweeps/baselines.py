@@ -193,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.time()
         data = load_dataset(base.data, resolve_device(base.train.device))
         data_seconds = time.time() - t0
+        # Every row's config records the folder actually read (the search order's pick when none was named).
+        base = defn.base_config({**overrides, "data.data_dir": data.source})
     except (DefinitionError, ConfigError, SettingsError, DataError, results.ResultsError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
@@ -215,7 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             final, error = {}, f"{type(exc).__name__}: {exc}"
         row = trial_row(
-            sweep_id=sweep_id, member=member, final=final, started=started, executor="sequential", error=error
+            sweep_id=sweep_id,
+            member=member,
+            final=final,
+            started=started,
+            executor="sequential",
+            error=error,
+            extra={"smoke_test": smoke},
         )
         where = results.write_row(storage, row) if storage else write_local(out, row)
         print(f"{name}: {row['status']} in {row['wall_seconds']:.0f}s; row {where}", flush=True)

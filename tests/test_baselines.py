@@ -287,6 +287,7 @@ def test_baselines_sweep_smoke_mode(tmp_path, mnist):
         row = pq.read_table(f).to_pylist()[0]
         assert row["status"] == "completed" and row["config.model.name"] == row["trial_id"]
         assert row["param.model.name"] == row["trial_id"] and row["config.train.epochs"] == 1
+        assert Path(row["config.data.data_dir"]).is_dir() and row["smoke_test"]  # the folder read; a smoke run
         assert 0.0 <= row["metric.latent_msssim_xt_recxa_l3_mean"] <= 1.0
         assert math.isfinite(row["metric.fid"]) and math.isfinite(row["metric.robustness"])
         if row["trial_id"] == "lipschitz-vae":

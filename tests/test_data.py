@@ -15,6 +15,7 @@ from radae.data import DataError, Split, dataset_info, load_dataset
 from radae.data.celeba import load_face
 from radae.data.idx import read_idx, write_idx
 from radae.data.resize import RESIZERS, bilinear, bilinear_float, linear_weights
+from radae.data.sources import resolve_folder
 from radae.names import check_names
 
 # $RADAE_MNIST_DIR: where a checkout without ../shared keeps MNIST (benchmarks/gpu_check.sh sets it on the GPU machine).
@@ -112,13 +113,35 @@ def test_missing_everywhere_lists_every_location(tmp_path, monkeypatch):
     monkeypatch.setenv("RADAE_DATA_DIR", str(tmp_path / "env"))
     (tmp_path / "env").mkdir()
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(name="svhn", data_dir=str(tmp_path / "mine"), download=False))
+        load_dataset(DataConfig(name="svhn", download=False))
     message = str(err.value)
     assert "no svhn data found" in message
-    assert f"1. data.data_dir {tmp_path / 'mine'}: no such folder" in message
-    assert f"2. $RADAE_DATA_DIR {tmp_path / 'env'}: none of {tmp_path / 'env'}, {tmp_path / 'env' / 'svhn'}" in message
-    assert f"3. download cache {tmp_path / 'cache' / 'radae' / 'data'}" in message
-    assert "4. torchvision download: skipped (data.download is false)" in message
+    assert f"1. $RADAE_DATA_DIR {tmp_path / 'env'}: the folder is empty" in message
+    assert f"2. download cache {tmp_path / 'cache' / 'radae' / 'data'}" in message
+    assert "3. torchvision download: skipped (data.download is false)" in message
+    write_mnist(tmp_path / "env" / "other", n_train=12)  # not empty, but no svhn files
+    with pytest.raises(DataError, match=rf"1. \$RADAE_DATA_DIR {tmp_path / 'env'}: none of {tmp_path / 'env'}, "):
+        load_dataset(DataConfig(name="svhn", download=False))
+
+
+@pytest.mark.parametrize("state", ["missing", "empty", "other files"])
+def test_named_data_dir_is_never_replaced(tmp_path, monkeypatch, state):
+    # A copy every fallback would find: $RADAE_DATA_DIR holds MNIST. The named folder must still win or fail.
+    write_mnist(tmp_path / "env", n_train=12)
+    monkeypatch.setenv("RADAE_DATA_DIR", str(tmp_path / "env"))
+    mine = tmp_path / "mine"
+    if state != "missing":
+        mine.mkdir()
+    if state == "other files":
+        (mine / "notes.txt").write_text("not mnist")
+    why = {"missing": "no such folder", "empty": "the folder is empty", "other files": "none of"}[state]
+    cfg = DataConfig(name="mnist", data_dir=str(mine), val_size=2)
+    with pytest.raises(DataError, match=rf"--data-dir \(data.data_dir\) {mine}: {why}") as err:
+        load_dataset(cfg)
+    assert str(tmp_path / "env") not in str(err.value)
+    with pytest.raises(DataError, match=r"--data-dir \(data.data_dir\)"):
+        resolve_folder(cfg)
+    assert resolve_folder(DataConfig(name="mnist")) == str(tmp_path / "env")  # no folder named: the search order
 
 
 @pytest.mark.parametrize("layout", ["", "mnist", "MNIST/raw"])

@@ -123,6 +123,11 @@ def test_cli_runs_on_a_checkpoint(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "latent MS-SSIM(x_t,rec x_a)" in printed
     assert "fid_" not in json.loads((tmp_path / "o" / "eval.json").read_text())["metrics"]
+    # the run's folder stands for its checkpoint
+    argv[0] = str(ckpt.parent)
+    argv[argv.index("--out") + 1] = str(tmp_path / "from-folder")
+    assert main(argv + ["--quiet"]) == 0
+    assert (tmp_path / "from-folder" / "eval.json").is_file()
 
 
 def test_cli_runs_the_authors_lbfgsb_attack_and_records_it(trained, tmp_path):
@@ -157,7 +162,8 @@ def test_cli_runs_the_authors_lbfgsb_attack_and_records_it(trained, tmp_path):
     "case,extra,message",
     [
         ("missing", [], "does not exist"),
-        ("truncated", [], "checkpoint"),
+        ("truncated", [], "is truncated or corrupt and cannot be read (1000 bytes, not a complete torch checkpoint"),
+        ("folder", [], "is a folder without checkpoint.pt: give a checkpoint file or a training run's output folder"),
         ("foreign", [], "not a radae checkpoint"),
         ("ok", ["--levels", "1", "-1"], "lambda must be > 0"),
         ("ok", ["--images", "10001"], "test split has 10000"),
@@ -179,13 +185,16 @@ def test_bad_input_fails_clearly_before_any_output(trained, tmp_path, capsys, ca
         path.write_bytes(ckpt.read_bytes()[:1000])
     if case == "foreign":
         torch.save({"weights": torch.zeros(3)}, path)
+    if case == "folder":
+        path.mkdir()
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00" * 64)
     extra = [str(garbage) if a == "GARBAGE" else a for a in extra]
     out = tmp_path / "out"
     rc = main([str(path), *extra, "--out", str(out), "--data-dir", MNIST_DIR, "--quiet", "--eval.attack_steps", "2"])
     assert rc == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Error:" not in err  # no internal exception (IndexError: pop from empty list)
     assert not out.exists() or not any(out.iterdir())
 
 

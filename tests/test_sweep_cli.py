@@ -5,10 +5,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cluster.stack import free_port
-from radae.sweep.cli import build_parser, main, options_table, parse_options
+from radae.data.idx import write_idx
+from radae.sweep.cli import build_parser, main, options_table, parse_options, pin_data_dir
+from radae.sweep.definition import load_definition
 from radae.sweep.options import SweepOptions, flag_of, option_fields
 from radae.sweep.settings import SettingsError
 
@@ -41,6 +44,13 @@ def test_bad_arguments_exit_2_naming_the_field(dead_services, capsys, argv, mess
     assert message in capsys.readouterr().err
 
 
+def test_a_misspelled_set_key_names_the_set_argument(dead_services, capsys):
+    assert main(DEFINITION, ["--smoke-test", "--set", "loss.alfa=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set loss.alfa=0.5: unknown config key 'loss.alfa'")
+    assert "alpha_modes.yaml" not in err  # the definition file is not to blame
+
+
 def test_bad_definition_file(tmp_path, dead_services, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -58,6 +68,28 @@ def test_definition_with_an_unknown_model_name_is_refused_before_any_trial(tmp_p
     assert main(bad, []) == 2
     err = capsys.readouterr().err
     assert "model.name 'vea' is unknown; known: " in err and "rae" in err
+
+
+@pytest.mark.parametrize("how", ["--data-dir", "--set"])
+def test_a_named_data_dir_without_the_data_stops_the_sweep_before_any_work(tmp_path, dead_services, capsys, how):
+    missing = tmp_path / "no-such-folder"
+    argv = ["--data-dir", str(missing)] if how == "--data-dir" else ["--set", f"data.data_dir={missing}"]
+    t0 = time.time()
+    assert main(DEFINITION, ["--smoke-test", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir (data.data_dir) {missing}: no such folder" in err
+    assert "S3 endpoint" not in err and time.time() - t0 < 10  # refused before any service is contacted
+
+
+def test_the_folder_the_search_finds_is_pinned_for_every_trial(tmp_path, monkeypatch):
+    for name, shape in [("train-images-idx3-ubyte", (12, 28, 28)), ("t10k-images-idx3-ubyte", (4, 28, 28))]:
+        write_idx(tmp_path / name, np.zeros(shape, dtype=np.uint8))
+        write_idx(tmp_path / name.replace("images-idx3", "labels-idx1"), np.zeros(shape[0], dtype=np.uint8))
+    monkeypatch.setenv("RADAE_DATA_DIR", str(tmp_path))
+    defn = load_definition(DEFINITION, smoke=True)
+    opts = pin_data_dir(SweepOptions(tracking_uri="sqlite:///x.db"), defn, {})
+    assert opts.data_dir == str(tmp_path)
+    assert defn.base_config(opts.config_overrides()).data.data_dir == str(tmp_path)  # in every row's config
 
 
 def test_unreachable_services_are_named_before_any_trial(dead_services, capsys):

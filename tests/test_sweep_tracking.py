@@ -63,7 +63,7 @@ def test_runs_table_set_up_for_comparing(tracker):
     """The experiment opens on its runs, trials are named by their values, the compare view lists the columns."""
     import json
 
-    from radae.sweep.tracking import KIND, KIND_TAG, VIEW_TAG_PREFIX, compared_metrics, run_label
+    from radae.sweep.tracking import KIND, KIND_TAG, VIEW_TAG_PREFIX, compare_url, compared_metrics, run_label
 
     assert tracker.client.get_experiment(tracker.experiment_id).tags[KIND_TAG] == KIND
     assert run_label({"prior.num_modes": 10, "loss.alpha": 0.95, "seed": 0}) == "K=10 alpha=0.95 seed=0"
@@ -80,10 +80,24 @@ def test_runs_table_set_up_for_comparing(tracker):
         "metrics.`robustness`" in state["selectedColumns"]
         and "metrics.`latent_msssim_paper_xt_recxa_l3_mean`" in state["selectedColumns"]
     )
-    assert (
-        "tags.`radae.role` = 'trial'" in state["searchFilter"]
-        and tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
-    )
+    # the trials as a flat list, best objective first (a metric sort and a filter un-nest them in the UI)
+    assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
+    assert state["orderByKey"] == "metrics.`score`" and state["orderByAsc"] is False
+    assert tracker.client.get_run(parent).data.tags["radae.compare_url"] == url
+    assert compare_url(tracker, "cmp") == f"{tracker.tracking_uri}/{url}"
+    assert compare_url(tracker, "no-such-sweep") is None
+    fid_view = tracker.compare_view("cmp", parent, [], ["fid"], sort_by="fid", ascending=True)
+    key = fid_view.rsplit("viewStateShareKey=", 1)[1].split("&")[0]
+    state = json.loads(tracker.client.get_experiment(tracker.experiment_id).tags[VIEW_TAG_PREFIX + key])
+    assert state["orderByKey"] == "metrics.`fid`" and state["orderByAsc"] is True
+    # two seeds of one configuration get two names
+    names = {
+        tracker.client.get_run(
+            tracker.trial_run(parent, "cmp", f"s{seed}", {}, {"param.prior.num_modes": 1, "radae.seed": seed})
+        ).info.run_name
+        for seed in (0, 1)
+    }
+    assert names == {"K=1 seed=0", "K=1 seed=1"}
 
 
 def test_many_and_long_params_and_many_metrics_are_logged(tracker):

@@ -264,3 +264,38 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> No
         save_checkpoint(path, {"config": {}, "model": lambda: None})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_a_named_data_dir_without_the_data_stops_before_any_output(tmp_path: Path, capsys, state) -> None:
+    data = tmp_path / "data"
+    if state == "empty":
+        data.mkdir()
+    code = main(["--dataset", "mnist", "--data-dir", str(data), "--out-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--data-dir (data.data_dir) {data}: " in err  # the named folder, never another copy
+    assert "no such folder" in err if state == "missing" else "the folder is empty" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_summary_records_the_folder_read(mnist, trained) -> None:
+    _, result = trained
+    summary = json.loads((result.out_dir / "summary.json").read_text())
+    assert summary["data_source"] == mnist.source
+    assert Path(summary["data_source"]).is_dir()
+
+
+def test_cli_errors_are_one_line_and_a_pointer_to_help(capsys) -> None:
+    for argv, message in ((["--loss.alpha", "7"], "loss.alpha must be in [0, 1], got 7.0"), (["--bogus"], "--bogus")):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        err = capsys.readouterr().err.splitlines()
+        assert done.value.code == 2 and len(err) == 2, err  # not ~70 lines of usage
+        assert message in err[0] and err[1] == "Run 'python -m radae.train --help' for the options."
+
+
+def test_a_run_folder_stands_for_its_checkpoint(trained) -> None:
+    _, result = trained
+    assert load_checkpoint(result.out_dir)["epoch"] == load_checkpoint(result.checkpoint)["epoch"]
+    assert load_model(result.out_dir)[0] == load_model(result.checkpoint)[0]

@@ -20,7 +20,8 @@ Splits (deterministic, no shuffling):
   the official training set (MNIST: train 50,000 / val 10,000 / test 10,000).
 - train: the rest; ``data.train_limit`` keeps only its first N images.
 
-Sources tried in order: ``data.data_dir``, ``$RADAE_DATA_DIR``, the dataset's system copies
+A ``data.data_dir`` the user names is the only folder used (DataError naming it when it lacks the
+files). Without one, sources tried in order: ``$RADAE_DATA_DIR``, the dataset's system copies
 (Debian's /usr/share/datasets/fashion-mnist; the development machines' MNIST copy beside the checkout),
 ``~/.cache/radae/data``, then a torchvision download into that cache when ``data.download``.
 docs/data.md lists the accepted file layouts.

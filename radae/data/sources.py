@@ -1,9 +1,11 @@
 """Finding a dataset's files and turning them into :class:`Splits` (see :mod:`radae.data`).
 
-Locations are tried in a fixed order and the first one holding every raw file wins; a file
-that is there but unreadable stops the search with an error naming it (silently falling back
-to another copy would hide the problem). When no location works, the :class:`DataError` lists
-each one tried and why it failed.
+A folder the user names (``data.data_dir``, ``--data-dir``) is the only one tried: when it is
+missing, empty or lacks a file, :class:`DataError` names it before any work (falling back to
+another copy would train on data the user did not choose). Without one, locations are tried in a
+fixed order and the first one holding every raw file wins; a file that is there but unreadable
+stops the search with an error naming it (silently falling back to another copy would hide the
+problem). When no location works, the :class:`DataError` lists each one tried and why it failed.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ def cache_dir() -> Path:
 
 
 def search_roots(source: DatasetSource, cfg: DataConfig) -> list[tuple[str, Path]]:
-    """(label, folder) of every base folder tried, in order, before any download."""
-    roots: list[tuple[str, Path]] = []
+    """(label, folder) of every base folder tried, in order, before any download: only
+    ``data.data_dir`` when it is set (a folder the user named is never replaced by another)."""
     if cfg.data_dir:
-        roots.append(("data.data_dir", Path(cfg.data_dir).expanduser()))
+        return [("data.data_dir", Path(cfg.data_dir).expanduser())]
+    roots: list[tuple[str, Path]] = []
     if os.environ.get("RADAE_DATA_DIR"):
         roots.append(("$RADAE_DATA_DIR", Path(os.environ["RADAE_DATA_DIR"]).expanduser()))
     roots += [("system copy", folder) for folder in source.system_dirs]
@@ -48,6 +51,8 @@ def _find_in(source: DatasetSource, root: Path) -> tuple[Path, dict[str, Path] |
     """The first layout folder under ``root`` holding every file, or None and why not."""
     if not root.is_dir():
         return root, None, "no such folder"
+    if not any(root.iterdir()):
+        return root, None, "the folder is empty"
     candidates = [root / sub if sub else root for sub in source.folders]
     for folder in candidates:
         files = source.find(folder)
@@ -96,8 +101,24 @@ def _download(source: DatasetSource, root: Path) -> str | None:
     return None
 
 
+def explicit_folder_error(source: DatasetSource, root: Path, why: str) -> DataError:
+    """The error for a ``data.data_dir`` that does not hold the dataset (no fallback is tried)."""
+    return DataError(
+        f"--data-dir (data.data_dir) {root}: {why}; it must hold the {source.info.name} raw files "
+        f"({source.describe()}; docs/data.md lists the accepted layouts). A folder you name is the only one "
+        "used: fix the path, or leave --data-dir out to search $RADAE_DATA_DIR, the system copies and the "
+        "download cache"
+    )
+
+
 def locate(source: DatasetSource, cfg: DataConfig) -> tuple[Path, dict[str, Path]]:
-    """The folder and files of the first location holding the dataset; DataError listing all tried."""
+    """The folder and files of the first location holding the dataset; DataError listing all tried
+    (only ``data.data_dir`` when it is set: :func:`explicit_folder_error` when it lacks the files)."""
+    if cfg.data_dir:
+        folder, files, why = _find_in(source, Path(cfg.data_dir).expanduser())
+        if files is None:
+            raise explicit_folder_error(source, Path(cfg.data_dir).expanduser(), why)
+        return folder, files
     tried = []
     for label, root in search_roots(source, cfg):
         folder, files, why = _find_in(source, root)
@@ -120,6 +141,23 @@ def locate(source: DatasetSource, cfg: DataConfig) -> tuple[Path, dict[str, Path
         f"Put the raw files ({source.describe()}) in a folder and pass it as --data-dir (data.data_dir) or set "
         "RADAE_DATA_DIR to it (docs/data.md lists the accepted layouts)."
     )
+
+
+def resolve_folder(cfg: DataConfig) -> str | None:
+    """The folder dataset ``cfg.name`` will be read from, found without downloading or reading it
+    (a sweep driver pins it before any trial, so each row records the copy its trial read).
+
+    ``data.data_dir`` when it holds the files (else :class:`DataError` naming it); without one, the
+    first location of the search order holding them; None when only a download would find them.
+    """
+    source = get_source(cfg.name)
+    if cfg.data_dir:
+        return str(locate(source, cfg)[0])
+    for _, root in search_roots(source, cfg):
+        folder, files, _ = _find_in(source, root)
+        if files is not None:
+            return str(folder)
+    return None
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -14,6 +14,7 @@ Exit status: 0 done (trials completed or pruned), 2 bad input (named), 1 some tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import typing
@@ -21,12 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from radae.cli import add_field_argument, type_name
+from radae.cli import Parser, add_field_argument, type_name
 from radae.config import ConfigError, coerce
+from radae.data import DataError
 from radae.sweep import results
 from radae.sweep.definition import DefinitionError, load_definition, with_objective, with_resources, with_seeds
 from radae.sweep.options import GROUPS, SweepOptions, flag_of, option_fields, option_types, shown_default
-from radae.sweep.preflight import PreflightError
+from radae.sweep.preflight import PreflightError, data_folder
 from radae.sweep.settings import SettingsError, scrub
 from radae.sweep.space import SpaceError
 from radae.sweep.trainable import EXECUTORS
@@ -34,7 +36,7 @@ from radae.sweep.trainable import EXECUTORS
 
 def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """A parser with one option per :class:`SweepOptions` field (values stay strings, absent unless given)."""
-    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(p)
     return p
 
@@ -96,6 +98,17 @@ def options_table() -> str:
     return "\n".join(lines)
 
 
+def pin_data_dir(opts: SweepOptions, defn: Any, overrides: dict[str, str]) -> SweepOptions:
+    """``opts`` with ``data_dir`` set to the folder every trial reads (:func:`radae.sweep.preflight.data_folder`):
+    a folder the user named is checked (DataError before any work), one the search finds is pinned."""
+    searched = defn.space.params.get("data.name")
+    folder = data_folder(defn.base_config(overrides), getattr(searched, "values", ()))
+    if folder is None or "data.data_dir" in overrides:
+        return opts
+    print(f"dataset: {folder} (found by the search order; --data-dir names another)", flush=True)
+    return dataclasses.replace(opts, data_dir=folder)
+
+
 def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc: str | None = None) -> int:
     """Parse, validate (before any trial), run; returns the exit status."""
     parser = build_parser(Path(sys.argv[0]).name, doc)
@@ -107,11 +120,12 @@ def main(default_definition: str | Path, argv: Sequence[str] | None = None, doc:
         defn = with_resources(defn, opts.definition_overrides(), overrides)
         defn = with_seeds(defn, opts.seeds)
         defn = with_objective(defn, opts.objective)
+        opts = pin_data_dir(opts, defn, overrides)
         opts = opts.resolve(defn.name)
         results.sweep_dir(opts.storage, opts.sweep_id)  # the id is part of every object key: checked before any trial
 
         EXECUTORS.get(opts.executor)
-    except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError, results.ResultsError) as exc:
+    except (DefinitionError, SpaceError, ConfigError, SettingsError, KeyError, results.ResultsError, DataError) as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     storage, sweep_id = opts.storage, opts.sweep_id

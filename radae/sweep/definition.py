@@ -103,6 +103,24 @@ class SweepDefinition:
         return out
 
 
+def check_command_line(base: Mapping[str, Any], extra: Mapping[str, Any] | None, fail: Any) -> None:
+    """When the definition's ``base`` builds a config but the command line's overrides (``extra``:
+    ``--set``, ``--data-dir``) break it, raise :class:`DefinitionError` naming the override, not the file."""
+    if not extra:
+        return
+    try:
+        base_config(base)
+    except (ConfigError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    try:
+        base_config(base, extra)
+    except (ConfigError, ValueError) as exc:
+        named = [k for k in extra if k in str(exc)] or list(extra)
+        flag = "--data-dir" if named == ["data.data_dir"] else "--set"
+        given = " ".join(f"{k}={extra[k]}" for k in named)
+        raise DefinitionError(f"{flag} {given}: {exc}") from None
+
+
 def load_definition(
     path: str | Path, *, smoke: bool = False, extra: Mapping[str, Any] | None = None
 ) -> SweepDefinition:
@@ -147,6 +165,7 @@ def parse_definition(
         resource_raw = {**{k: raw.get(k) for k in RESOURCE_KEYS}, **{k: sm[k] for k in RESOURCE_KEYS if k in sm}}
     else:
         resource_raw = {k: raw.get(k) for k in RESOURCE_KEYS}
+    check_command_line(base, extra, fail)
     obj = raw.get("objective") or {}
     if obj.get("mode") not in OBJECTIVES:
         raise fail(f"objective.mode must be one of {OBJECTIVES.names()}, got {obj.get('mode')!r}")

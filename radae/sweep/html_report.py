@@ -6,7 +6,14 @@ Plots are Plotly figures (plotly, pinned in requirements.txt): interactive (hove
 trial and configuration), and the page embeds plotly.js itself, so it opens from disk or inside
 the MLflow UI without any network. Images (the trials' attack grids) are embedded as base64 PNGs.
 Statistics come from :mod:`radae.sweep.aggregate`, tables from :mod:`radae.sweep.tables`, the
-Pareto front from :func:`radae.sweep.report.pareto_table`.
+Pareto front from :func:`radae.sweep.objective.pareto_front` over configuration means. Intervals are
+drawn clipped to their metric's range (:func:`metric_bounds`); a numeric sensitivity axis spans the
+values the sweep ran (:func:`axis_range`), and the paper's references are drawn only inside it.
+
+Under the title: ``#budget`` (dataset, epochs, training images, seeds, evaluation protocol) and, for a
+``--smoke-test`` or reduced-data sweep, a ``#smoke-banner``. The paper's tables appear only for the
+configurations the sweep trained, and only for the paper's dataset (MNIST); otherwise a note says why.
+Every column header of a metric says which direction is better.
 
 Sections (each a ``<section id=...>``, which the browser tests look for): ``headline``, ``pareto``,
 ``sensitivity`` (one ``div.sensitivity-plot`` per searched parameter), ``tables`` (``table1``,
@@ -27,8 +34,20 @@ from typing import Any
 import pandas as pd
 
 from radae.sweep import paper, tables
-from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, t_half_width, with_config
-from radae.sweep.report import FID, ROBUST, pareto_table
+from radae.sweep.aggregate import (
+    KEY,
+    LABEL,
+    TEST_NAME,
+    completed,
+    fmt,
+    searched_params,
+    summarize,
+    t_half_width,
+    value_text,
+    with_config,
+)
+from radae.sweep.objective import pareto_front
+from radae.sweep.report import FID, ROBUST, metric_bounds
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
 # Objective metric -> (label, better): the headline's "best configuration per objective".
@@ -38,6 +57,122 @@ OBJECTIVES = {
     ROBUST_PAPER: ("robustness R (paper MS-SSIM)", "max"),
     FID: ("FID", "min"),
 }
+# The dataset of the paper's tables (their numbers are MNIST's).
+PAPER_DATASET = "mnist"
+# Column-name start -> which direction is better, appended to the tables' headers.
+DIRECTIONS = (
+    ("latent", "lower is better"),
+    ("max-damage", "higher is better"),
+    ("FID", "lower is better"),
+    ("fid", "lower is better"),
+    ("robustness", "higher is better"),
+    ("score", "higher is better"),
+)
+
+
+def with_direction(name: str) -> str:
+    """``name`` plus ``(lower is better)`` / ``(higher is better)`` when it names a metric."""
+    better = next((b for start, b in DIRECTIONS if name.startswith(start)), None)
+    return f"{name} ({better})" if better else name
+
+
+def _values(df: pd.DataFrame, col: str, missing: str = "not recorded") -> str:
+    """The distinct values of ``col`` as text (``missing`` without the column or any value)."""
+    if col not in df:
+        return missing
+    vals = sorted({value_text(tuple(v) if isinstance(v, list | tuple) else v) for v in df[col].dropna()})
+    return ", ".join(vals) if vals else missing
+
+
+def _levels(df: pd.DataFrame) -> str:
+    col = "config.eval.levels"
+    if col not in df:
+        return "not recorded"
+    lists = {tuple(value_text(float(x)) for x in v) for v in df[col].dropna() if hasattr(v, "__len__")}
+    return "; ".join("{" + ", ".join(lv) + "}" for lv in sorted(lists)) or "not recorded"
+
+
+def is_smoke(df: pd.DataFrame) -> bool:
+    """Whether the rows come from a ``--smoke-test`` sweep (their ``smoke_test`` column)."""
+    return "smoke_test" in df and bool(df["smoke_test"].fillna(False).astype(bool).any())
+
+
+def budget_html(df: pd.DataFrame) -> str:
+    """What the numbers cost, under the title: dataset, epochs, training images, seeds, evaluation protocol."""
+    b = tables.budget(df)
+    limit = _values(df, "config.data.train_limit", "all")
+    items = [
+        (
+            "dataset",
+            f"{_values(df, 'config.data.name')} (read from {_values(df, 'config.data.data_dir', 'the search order')})",
+        ),
+        ("epochs", _values(df, "config.train.epochs")),
+        ("training images", f"first {limit}" if limit not in ("all", "not recorded") else "all (no train_limit)"),
+        ("seeds", b["seeds"]),
+        (
+            "evaluation",
+            f"{_values(df, 'config.eval.images')} test images x {_values(df, 'config.eval.trials')} random starts "
+            f"x λ in {_levels(df)}; {_values(df, 'config.eval.attack_steps')} attack steps, attack implementation "
+            f"{_values(df, 'config.eval.attack_impl', 'the default')}; FID on {_values(df, 'config.eval.fid_samples')} "
+            f"samples x {_values(df, 'config.eval.fid_runs')} runs",
+        ),
+        ("device", b["device"]),
+    ]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    return f"<table id='budget' class='budget'>{rows}</table>"
+
+
+def smoke_banner(df: pd.DataFrame) -> str:
+    """A banner for a smoke run or a reduced budget: its numbers say the code runs, not what the method does."""
+    limited = "config.data.train_limit" in df and df["config.data.train_limit"].notna().any()
+    if is_smoke(df):
+        what = "Smoke run (--smoke-test)"
+    elif limited:
+        what = "Reduced budget (a training-image limit)"
+    else:
+        return ""
+    return (
+        f"<div id='smoke-banner' class='banner'><b>{_e(what)}:</b> {_e(_values(df, 'config.train.epochs'))} epoch(s) "
+        f"on {_e(_values(df, 'config.data.train_limit', 'all'))} training images"
+        ". These numbers check that the pipeline runs; they are not estimates of "
+        "the method's robustness or FID and are not comparable with the paper's.</div>"
+    )
+
+
+def covered(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(the paper table's entries the sweep trained, the names of those it did not): an entry is
+    covered when one of its radae rows has a value other than "not run"."""
+    first = table.columns[0]
+    radae = table[table["source"].str.startswith("radae")]
+    cells = radae[tables.COLUMNS]
+    ran = set(radae[(cells != tables.NOT_RUN).any(axis=1)][first])
+    names = list(dict.fromkeys(table[first]))
+    return table[table[first].isin(ran)], [n for n in names if n not in ran]
+
+
+def paper_tables_html(df: pd.DataFrame) -> str:
+    """The paper's tables 1-3, each only with the entries the sweep trained; none off the paper's dataset."""
+    datasets = set(completed(df).get("config.data.name", pd.Series(dtype=str)).dropna().astype(str))
+    if datasets and datasets != {PAPER_DATASET}:
+        return (
+            f"<p id='paper-tables-note' class='note'>The paper's tables report {PAPER_DATASET.upper()}; this sweep "
+            f"trained on {_e(', '.join(sorted(datasets)))}, so they are not shown (no like-for-like comparison).</p>"
+        )
+    parts = []
+    for table_id, title, table in (
+        ("table1", "Table 1: models", tables.table1(df)),
+        ("table2", "Table 2: K at alpha 0.95", tables.table2(df)),
+        ("table3", "Table 3: alpha at K = 10", tables.table3(df)),
+    ):
+        shown, missing = covered(table)
+        if shown.empty:
+            parts.append(f"<p class='note' id='{table_id}-note'>{_e(title)}: this sweep trained none of its rows.</p>")
+            continue
+        note = f"<p class='note'>Not in this sweep: {_e(', '.join(missing))}.</p>" if missing else ""
+        parts.append(f"<h3>{_e(title)}</h3>{_table_html(shown, table_id)}{note}")
+    return "".join(parts)
+
+
 # Paper-study slices: the other parameter's value in the paper's tables 2 (over K) and 3 (over alpha).
 SLICES = {
     "param.prior.num_modes": ("param.loss.alpha", paper.TABLE2_ALPHA),
@@ -81,46 +216,106 @@ def headline(df: pd.DataFrame) -> str:
             label, better = OBJECTIVES[m]
             best = s.loc[s[f"{m}:mean"].idxmax() if better == "max" else s[f"{m}:mean"].idxmin()]
             value = fmt(best[f"{m}:mean"], best[f"{m}:ci_half"], int(best[f"{m}:n"]), 4)
-            items.append(f"<li>best {_e(label)} ({better}): <b>{_e(best['config_label'])}</b>: {_e(value)}</li>")
+            direction = "higher is better" if better == "max" else "lower is better"
+            items.append(f"<li>best {_e(label)} ({direction}): <b>{_e(best['config_label'])}</b>: {_e(value)}</li>")
     return "<ul class='headline'>" + "".join(items) + "</ul>"
 
 
+def whiskers(mean: pd.Series, low: pd.Series, high: pd.Series, metric: str) -> dict[str, Any]:
+    """Plotly ``error_x``/``error_y`` of intervals [low, high] around ``mean``, clipped to :func:`metric_bounds`
+    (no interval, e.g. one run: no whisker)."""
+    lo, hi = metric_bounds(metric)
+    plus = (high.clip(lower=lo, upper=hi) - mean).clip(lower=0).fillna(0)
+    minus = (mean - low.clip(lower=lo, upper=hi)).clip(lower=0).fillna(0)
+    return {"type": "data", "symmetric": False, "array": plus.to_numpy(), "arrayminus": minus.to_numpy()}
+
+
+def config_means(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per configuration: mean, interval and n of ``metrics`` (:func:`radae.sweep.aggregate.summarize`)."""
+    rows = completed(df).dropna(subset=metrics)
+    return summarize(rows, metrics) if len(rows) else pd.DataFrame()
+
+
+def headline_metrics(df: pd.DataFrame) -> dict[str, float]:
+    """The headline as MLflow metrics of the sweep's parent run: for each objective metric (``score``,
+    ``robustness``, ``robustness_paper``, ``fid``) the mean over seeds of the configuration best by it,
+    under the metric's own name (so the parent's row fills the same columns as its trials), and
+    ``configurations``, the number of configurations completed."""
+    metrics = [m for m in OBJECTIVES if m in df and completed(df)[m].notna().any()]
+    if not metrics:
+        return {}
+    s = summarize(df, metrics)
+    out = {"configurations": float(len(s))}
+    for m in metrics:
+        col = s[f"{m}:mean"]
+        out[m.removeprefix("metric.")] = float(col.max() if OBJECTIVES[m][1] == "max" else col.min())
+    return out
+
+
 def pareto_figure(df: pd.DataFrame) -> Any:
+    """Robustness against FID per configuration: its mean over seeds with 95% interval whiskers, one colour
+    and label per configuration, the front through the non-dominated means; single runs faint behind."""
     import plotly.graph_objects as go
 
-    done = with_config(completed(df)).dropna(subset=[c for c in (ROBUST, FID) if c in df] or None)
     fig = go.Figure()
-    if ROBUST in done and FID in done and len(done):
-        front = pareto_table(done)
-        hover = "trial %{customdata[0]}<br>%{customdata[1]}<br>FID %{x:.3f}, R %{y:.4f}<extra></extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=done[FID],
-                y=done[ROBUST],
-                mode="markers",
-                name="trials",
-                marker={"color": "#999", "size": 8},
-                customdata=done[["trial_id", "config_label"]].to_numpy(),
-                hovertemplate=hover,
+    fid_col = FID if FID in df else None
+    if ROBUST in df and fid_col:
+        runs = with_config(completed(df)).dropna(subset=[ROBUST, fid_col])
+        means = config_means(df, [ROBUST, fid_col])
+        if len(runs):
+            fig.add_trace(
+                go.Scatter(
+                    x=runs[fid_col],
+                    y=runs[ROBUST],
+                    mode="markers",
+                    name="single runs",
+                    marker={"color": "rgba(120,120,120,0.35)", "size": 6},
+                    customdata=runs[["trial_id", LABEL]].to_numpy(),
+                    hovertemplate="run %{customdata[0]}<br>%{customdata[1]}<br>FID %{x:.3f}, R %{y:.4f}<extra></extra>",
+                )
             )
-        )
-        front = with_config(front)
-        fig.add_trace(
-            go.Scatter(
-                x=front[FID],
-                y=front[ROBUST],
-                mode="lines+markers",
-                name="Pareto front",
-                marker={"color": "#c0392b", "size": 11},
-                line={"color": "#c0392b"},
-                customdata=front[["trial_id", "config_label"]].to_numpy(),
-                hovertemplate=hover,
+        for _, c in means.iterrows():
+            one = pd.DataFrame([c])
+            fig.add_trace(
+                go.Scatter(
+                    x=one[f"{fid_col}:mean"],
+                    y=one[f"{ROBUST}:mean"],
+                    mode="markers+text",
+                    name=str(c[LABEL]),
+                    text=[str(c[LABEL])],
+                    textposition="top center",
+                    marker={"size": 11},
+                    error_x=whiskers(
+                        one[f"{fid_col}:mean"], one[f"{fid_col}:ci_low"], one[f"{fid_col}:ci_high"], fid_col
+                    ),
+                    error_y=whiskers(one[f"{ROBUST}:mean"], one[f"{ROBUST}:ci_low"], one[f"{ROBUST}:ci_high"], ROBUST),
+                    hovertemplate=f"{_e(c[LABEL])}<br>mean FID %{{x:.3f}}, mean R %{{y:.4f}}<br>n {int(c[f'{ROBUST}:n'])}<extra></extra>",
+                )
             )
-        )
-    fid_net = tables.FID_NETWORKS.get(tables.fid_metric(done) or "", "unknown")
+        if len(means):
+            idx = pareto_front(zip(means[f"{ROBUST}:mean"], means[f"{fid_col}:mean"], strict=True))
+            front = means.iloc[idx].sort_values(f"{fid_col}:mean")
+            fig.add_trace(
+                go.Scatter(
+                    x=front[f"{fid_col}:mean"],
+                    y=front[f"{ROBUST}:mean"],
+                    mode="lines",
+                    name="Pareto front (of the means)",
+                    line={"color": "#c0392b", "dash": "dot"},
+                    hoverinfo="skip",
+                )
+            )
+            # room for the labels written beside the outermost points (plotly clips text at the axes)
+            for axis, metric in (("xaxis", fid_col), ("yaxis", ROBUST)):
+                lo, hi = metric_bounds(metric)
+                low = means[f"{metric}:ci_low"].fillna(means[f"{metric}:mean"]).clip(lower=lo).min()
+                high = means[f"{metric}:ci_high"].fillna(means[f"{metric}:mean"]).clip(upper=hi).max()
+                pad = (high - low) * 0.15 if high > low else abs(high) * 0.1 or 0.5
+                fig.update_layout({axis: {"range": [low - pad, high + pad]}})
+    fid_net = tables.FID_NETWORKS.get(tables.fid_metric(completed(df)) or "", "unknown")
     fig.update_layout(
-        title="Robustness vs FID (every completed trial; the front highlighted)",
-        height=450,
+        title="Robustness vs FID per configuration (mean over seeds, 95% interval whiskers; the front of the means dotted)",
+        height=480,
         xaxis_title=f"FID, {fid_net} features (lower is better)",
         yaxis_title="robustness R (higher is better)",
     )
@@ -128,10 +323,19 @@ def pareto_figure(df: pd.DataFrame) -> Any:
 
 
 def _curve(rows: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
-    """Mean and 95% CI of ``metric`` per value of ``param`` (rows pooled over seeds and other params)."""
+    """Mean and 95% CI of ``metric`` per value of ``param`` (rows pooled over seeds and other params),
+    the interval clipped to the metric's range (:func:`metric_bounds`)."""
     g = rows.groupby(param)[metric].agg(["mean", "std", "count"]).reset_index().sort_values(param)
     g["half"] = [t_half_width(s, int(n)) if n > 1 else math.nan for s, n in zip(g["std"], g["count"], strict=True)]
+    g["low"], g["high"] = g["mean"] - g["half"], g["mean"] + g["half"]
     return g
+
+
+def axis_range(values: list[float]) -> list[float]:
+    """An x range around the values drawn: their span plus 8% each side; a single value +-10% of it (or 0.5)."""
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 if hi > lo else (abs(lo) * 0.1 or 0.5)
+    return [lo - pad, hi + pad]
 
 
 def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
@@ -167,17 +371,24 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                         y=c["mean"],
                         name=label,
                         mode="lines+markers" if len(c) <= 12 else "markers",
-                        error_y={"type": "data", "array": c["half"].fillna(0)},
+                        error_y=whiskers(c["mean"], c["low"], c["high"], metric),
                         hovertemplate=f"{param.removeprefix('param.')}=%{{x}}<br>mean %{{y:.4f}}<br>n %{{customdata}}<extra>{_e(label)}</extra>",
                         customdata=c["count"],
                     ),
                     row=1,
                     col=col,
                 )
-    if slice_spec and ROBUST_PAPER in rows:
+    ran = sorted(pd.to_numeric(rows[param], errors="coerce").dropna().unique()) if numeric and len(rows) else []
+
+    def inside(x: float) -> bool:
+        return bool(ran) and ran[0] - 1e-9 <= x <= ran[-1] + 1e-9
+
+    on_paper_data = set(rows.get("config.data.name", pd.Series([PAPER_DATASET])).dropna()) <= {PAPER_DATASET}
+    ref_x = 10 if param == "param.prior.num_modes" else 0.95
+    if slice_spec and ROBUST_PAPER in rows and on_paper_data and inside(ref_x):
         # The paper's robust GMM AE (table 1, K=10, alpha 0.95): R from its MS-SSIMs (the paper formula).
         ref = paper.TABLE1[-1]
-        x = 10 if param == "param.prior.num_modes" else 0.95
+        x = ref_x
         fig.add_trace(
             go.Scatter(
                 x=[x],
@@ -189,9 +400,10 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
             row=1,
             col=1,
         )
+    if slice_spec and ROBUST_PAPER in rows and on_paper_data:
         table = paper.TABLE2 if param == "param.prior.num_modes" else paper.TABLE3
-        if table:
-            xs = sorted(table)
+        xs = sorted(k for k in table if inside(k))  # only what the sweep covers
+        if xs:
             fig.add_trace(
                 go.Scatter(
                     x=xs,
@@ -204,6 +416,8 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
                 col=1,
             )
     fig.update_xaxes(title_text=param.removeprefix("param."))
+    if ran:
+        fig.update_xaxes(range=axis_range([float(x) for x in ran]))
     fig.update_layout(
         height=380,
         title=f"Sensitivity to {param.removeprefix('param.')} (mean ± 95% CI across seeds and other parameters)",
@@ -212,17 +426,29 @@ def sensitivity_figure(df: pd.DataFrame, param: str) -> Any:
 
 
 def _table_html(table: pd.DataFrame, table_id: str) -> str:
+    table = table.rename(columns=with_direction)
     return table.to_html(index=False, border=0, classes="paper-table", table_id=table_id, escape=True, na_rep="")
 
 
 def grids_html(grids: Mapping[str, Mapping[str, bytes]], df: pd.DataFrame) -> str:
     if not grids:
         return "<p>No attack grids found (the trials' MLflow artifacts <code>eval/grid_*.png</code> or local out dirs were not reachable).</p>"
-    labels = dict(zip(with_config(df)["trial_id"], with_config(df)["config_label"], strict=True)) if len(df) else {}
+    metric = headline_objective(df)
+    rows = with_config(completed(df))
     parts = []
     for role_trial, images in grids.items():
         role, _, trial = role_trial.partition(":")
-        parts.append(f"<h3>{_e(role)} trial {_e(trial)}: {_e(labels.get(trial, ''))}</h3><div class='grids'>")
+        own = rows[rows["trial_id"] == trial]
+        heading = f"{role} configuration: trial {trial}"
+        if len(own) and metric:
+            config = rows[rows[KEY] == own[KEY].iloc[0]][metric].dropna()
+            seed = f"seed {value_text(own['seed'].iloc[0])}, " if "seed" in own and own["seed"].notna().all() else ""
+            heading = (
+                f"{role} configuration by mean {OBJECTIVES[metric][0]}: {own[LABEL].iloc[0]} "
+                f"(mean {config.mean():.4f} over {len(config)} run(s)); grids of trial {trial} "
+                f"({seed}{OBJECTIVES[metric][0]} {float(own[metric].iloc[0]):.4f}, the run nearest the mean)"
+            )
+        parts.append(f"<h3 class='grid-heading'>{_e(heading)}</h3><div class='grids'>")
         for name, data in sorted(images.items()):
             b64 = base64.b64encode(data).decode()
             parts.append(
@@ -244,7 +470,7 @@ def trials_html(df: pd.DataFrame, links: Mapping[str, str]) -> str:
     cols = ["trial_id", "status", "config_label", *(["seed"] if "seed" in d else []), ROBUST, FID, SCORE]
     out = [
         "<table id='trials' class='paper-table'><thead><tr>"
-        + "".join(f"<th>{_e(c.removeprefix('metric.'))}</th>" for c in cols)
+        + "".join(f"<th>{_e(with_direction(c.removeprefix('metric.')))}</th>" for c in cols)
         + "<th>MLflow run</th></tr></thead><tbody>"
     ]
     for _, r in d.iterrows():
@@ -259,7 +485,9 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;col
 table.paper-table{border-collapse:collapse;font-size:13px;margin:1em 0}
 table.paper-table td,table.paper-table th{border:1px solid #ccc;padding:3px 6px;text-align:left}
 table.paper-table th{background:#f3f3f3} .grids{display:flex;flex-wrap:wrap;gap:1em}
-figure{margin:0} img.attack-grid{max-width:420px;border:1px solid #ddd} .note{color:#555;font-size:13px}"""
+figure{margin:0} img.attack-grid{max-width:420px;border:1px solid #ddd} .note{color:#555;font-size:13px}
+table.budget{border-collapse:collapse;font-size:14px;margin:.5em 0} table.budget th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:normal}
+.banner{background:#fff3cd;border:1px solid #e0b400;padding:.6em 1em;margin:.8em 0;font-size:15px}"""
 
 
 def build_page(
@@ -287,8 +515,9 @@ def build_page(
     if mlflow_url:
         where.append(f"<a id='mlflow-link' href='{_e(mlflow_url)}'>MLflow runs of this sweep</a>")
     if optuna_url:
-        where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard</a>")
+        where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard: this sweep's study</a>")
     body = f"""<h1>Sweep {_e(sweep_id)}</h1>
+{smoke_banner(df)}{budget_html(df)}
 <p class='note'>Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}{" by <code>" + _e(command) + "</code>" if command else ""}. {" · ".join(where)}</p>
 <section id='headline'><h2>Headline</h2>{headline(df)}
 <p class='note'>Best = best mean over the seeds of a configuration (± 95% Student-t CI half-width).</p></section>
@@ -298,13 +527,11 @@ def build_page(
 MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</code> (the paper's MS-SSIM), not with
 <code>robustness</code>. The paper's FID uses Inception-v3 features and is not drawn against classifier FIDs.</p></section>
 <section id='tables'><h2>Paper-format tables</h2>
-<p class='note'>mean ± 95% CI over seeds; "not run": configuration not in this sweep; "not recorded": metric absent from the rows.</p>
-<h3>Table 1: models</h3>{_table_html(tables.table1(df), "table1")}
-<h3>Table 2: K at alpha 0.95</h3>{_table_html(tables.table2(df), "table2")}
-<h3>Table 3: alpha at K = 10</h3>{_table_html(tables.table3(df), "table3")}
+<p class='note'>mean ± 95% CI over seeds; only the rows this sweep trained; "not recorded": metric absent from the rows.</p>
+{paper_tables_html(df)}
 <h3>Significance of robustness differences</h3><p class='note'>{_e(TEST_NAME)}; n/a: fewer than 2 seeds.</p>
 {_table_html(tables.significance(df), "significance")}</section>
-<section id='grids'><h2>Attack grids: best and worst trial by score</h2>
+<section id='grids'><h2>Attack grids: best and worst configuration by the headline's objective</h2>
 <p class='note'>Columns: source, clean reconstruction, adversarial input, its reconstruction, (latent attack) target.</p>{grids_html(grids or {}, df)}</section>
 <section id='trials'><h2>Trials</h2>{trials_html(df, links or {})}</section>"""
     return (
@@ -313,13 +540,33 @@ MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</cod
     )
 
 
-def best_and_worst(df: pd.DataFrame, metric: str = SCORE) -> dict[str, str]:
-    """``{"best": trial_id, "worst": trial_id}`` of the completed trials by ``metric`` (empty without it)."""
-    done = completed(df)
-    if metric not in done or done[metric].isna().all():
+def headline_objective(df: pd.DataFrame) -> str | None:
+    """The objective the headline ranks configurations by first: the sweep's score, else robustness R."""
+    return next((m for m in (SCORE, ROBUST) if m in df and completed(df)[m].notna().any()), None)
+
+
+def best_and_worst(df: pd.DataFrame, metric: str | None = None) -> dict[str, str]:
+    """``{"best": trial_id, "worst": trial_id}``: the configurations with the best and the worst MEAN of
+    ``metric`` over their seeds (default :func:`headline_objective`, as the headline ranks them), each
+    shown by its run nearest that mean. Empty without the metric; only "best" with one configuration."""
+    metric = metric or headline_objective(df)
+    if metric is None or metric not in df:
         return {}
-    ranked = done.dropna(subset=[metric]).sort_values(metric)
-    return {"best": str(ranked["trial_id"].iloc[-1]), "worst": str(ranked["trial_id"].iloc[0])}
+    done = with_config(completed(df)).dropna(subset=[metric])
+    if done.empty:
+        return {}
+    means = done.groupby(KEY)[metric].mean()
+    better = OBJECTIVES.get(metric, ("", "max"))[1]
+    keys = {"best": means.idxmax(), "worst": means.idxmin()}
+    if better == "min":
+        keys = {"best": keys["worst"], "worst": keys["best"]}
+    out = {}
+    for role, key in keys.items():
+        if role == "worst" and key == keys["best"]:
+            continue
+        runs = done[done[KEY] == key]
+        out[role] = str(runs["trial_id"].iloc[int((runs[metric] - means[key]).abs().to_numpy().argmin())])
+    return out
 
 
 def attack_grids(df: pd.DataFrame, run_ids: Mapping[str, str], tracker: Any = None) -> dict[str, dict[str, bytes]]:
@@ -381,9 +628,12 @@ def render_sweep(
     mlflow_url = None
     if tracker is not None and (mlflow_uri or "").startswith("http"):
         # lazy: radae.sweep.tracking imports mlflow; a report from Parquet rows needs it only for run links
-        from radae.sweep.tracking import WORKFLOW
+        from radae.sweep.tracking import WORKFLOW, compare_url
 
-        mlflow_url = f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
+        # the sweep's trials as a flat list sorted by the objective; else the experiment's runs page
+        mlflow_url = compare_url(tracker, sweep_id) or (
+            f"{mlflow_uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs?{WORKFLOW}"
+        )
     page = build_page(
         df, sweep_id, links=links, grids=grids, mlflow_url=mlflow_url, optuna_url=optuna_url, command=command
     )

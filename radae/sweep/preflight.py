@@ -12,9 +12,13 @@ from __future__ import annotations
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from radae.config import RunConfig
+from radae.data.sources import resolve_folder
 from radae.sweep.settings import StorageSettings, scrub
 
 
@@ -32,7 +36,12 @@ def check_storage(settings: StorageSettings, timeout: float = 5.0) -> str | None
         try:
             socket.create_connection((url.hostname, port), timeout=timeout).close()
         except OSError as exc:
-            return f"S3 endpoint {settings.endpoint} is unreachable ({exc.strerror or exc}); start the stack (cluster/start_stack.sh) or fix --endpoint / RADAE_S3_ENDPOINT"
+            return (
+                f"S3 endpoint {settings.endpoint} is unreachable ({exc.strerror or exc}); if the local stack's S3 server "
+                "stopped while the rest runs, restart only it: python -m cluster.stack restart s3 --state-dir .stack "
+                "(moto keeps objects in memory: the bucket comes back empty); with no stack, start one "
+                "(cluster/start_stack.sh); or fix --endpoint / RADAE_S3_ENDPOINT"
+            )
     try:
         settings.boto3_client(timeout).head_bucket(Bucket=settings.bucket)
     except ClientError as exc:
@@ -47,6 +56,23 @@ def check_storage(settings: StorageSettings, timeout: float = 5.0) -> str | None
     return None
 
 
+def data_folder(base: RunConfig, dataset_names: Sequence[str] = ()) -> str | None:
+    """The dataset folder every trial will read, checked before any service is contacted.
+
+    A ``data.data_dir`` the user named must hold each dataset the sweep trains on (``base``'s and
+    ``dataset_names``, the searched ``data.name`` values): otherwise :class:`radae.data.DataError`
+    names it and nothing starts. Without one: the folder the search order finds for ``base``'s single
+    dataset (the driver pins it, so every trial reads, and every row records, that copy), or None
+    (several datasets, or only a download would find it: each trial searches on its own).
+    """
+    names = list(dict.fromkeys([base.data.name, *dataset_names]))
+    if base.data.data_dir:
+        for name in names:
+            resolve_folder(replace(base.data, name=name))
+        return base.data.data_dir
+    return resolve_folder(base.data) if len(names) == 1 else None
+
+
 def check_mlflow(tracking_uri: str, timeout: float = 5.0) -> str | None:
     """None when the tracking store answers, else why not."""
     url = urlparse(tracking_uri)
@@ -58,7 +84,11 @@ def check_mlflow(tracking_uri: str, timeout: float = 5.0) -> str | None:
                 return f"MLflow server {tracking_uri} answered /health with HTTP {resp.status}"
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return f"MLflow server {tracking_uri} is unreachable ({reason}); start it (cluster/start_stack.sh) or fix --mlflow-uri / MLFLOW_TRACKING_URI"
+            return (
+                f"MLflow server {tracking_uri} is unreachable ({reason}); if the local stack's MLflow server stopped "
+                "while the rest runs, restart only it: python -m cluster.stack restart mlflow --state-dir .stack; with "
+                "no stack, start one (cluster/start_stack.sh); or fix --mlflow-uri / MLFLOW_TRACKING_URI"
+            )
     if url.scheme == "sqlite":
         folder = Path(tracking_uri[len("sqlite:///") :]).parent
         return None if folder.is_dir() else f"MLflow store {tracking_uri}: folder {folder} does not exist"

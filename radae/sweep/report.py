@@ -3,8 +3,9 @@
     export_report(table, out_dir)  ->  pareto.csv, pareto.parquet, pareto.png, sensitivity.png
 
 ``pareto.*`` hold the completed trials that no other trial beats in both robustness (higher) and
-FID (lower), :func:`radae.sweep.objective.pareto_front`; ``pareto.png`` shows every trial with the
-front highlighted; ``sensitivity.png`` plots robustness and FID against each searched parameter
+FID (lower), :func:`radae.sweep.objective.pareto_front`; ``pareto.png`` shows each configuration's
+mean over seeds with 95% interval whiskers (clipped to the metric's range, :func:`metric_bounds`),
+labelled, the front of those means dotted and the single runs faint; ``sensitivity.png`` plots robustness and FID against each searched parameter
 (for the alpha/modes study: the paper's tables 2 and 3 as curves). :func:`run_sweep` uploads the
 files to ``s3://BUCKET/PREFIX/reports/sweep=<id>/`` and logs them on the sweep's parent MLflow run;
 ``dashboards/plot_sweep.py`` makes them for any stored sweep.
@@ -12,14 +13,27 @@ files to ``s3://BUCKET/PREFIX/reports/sweep=<id>/`` and logs them on the sweep's
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from radae.sweep.aggregate import LABEL, summarize
 from radae.sweep.objective import pareto_front
 from radae.sweep.results import read_sweep
 from radae.sweep.settings import StorageSettings
 
 ROBUST, FID = "metric.robustness", "metric.fid"
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The range a metric's values can take (intervals are drawn clipped to it): MS-SSIMs and R in [0, 1],
+    FIDs >= 0, anything else unbounded."""
+    name = metric.removeprefix("metric.")
+    if name.startswith("robustness") or "msssim" in name:
+        return 0.0, 1.0
+    if name.startswith("fid"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
 
 
 def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
@@ -69,9 +83,31 @@ def export_report(table: Any, out_dir: str | Path) -> list[Path]:
     front.to_csv(files[0], index=False)
     front.to_parquet(files[1], index=False)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(df[FID], df[ROBUST], s=18, c="0.6", label="trials")
-    ax.plot(front[FID], front[ROBUST], "o-", c="C3", label="Pareto front")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.scatter(df[FID], df[ROBUST], s=10, c="0.75", label="single runs")
+    if len(df):
+        # one point per configuration: its mean over seeds, 95% interval whiskers clipped to the metric's range
+        means = summarize(df, [ROBUST, FID])
+        for i, (_, c) in enumerate(means.iterrows()):
+            err = []
+            for m in (FID, ROBUST):
+                lo, hi = metric_bounds(m)
+                mean = c[f"{m}:mean"]
+                low, high = min(max(c[f"{m}:ci_low"], lo), hi), min(max(c[f"{m}:ci_high"], lo), hi)
+                err.append([[0 if math.isnan(low) else mean - low], [0 if math.isnan(high) else high - mean]])
+            ax.errorbar(
+                c[f"{FID}:mean"], c[f"{ROBUST}:mean"], xerr=err[0], yerr=err[1], fmt="o", c=f"C{i % 10}", capsize=3
+            )
+            ax.annotate(
+                str(c[LABEL]),
+                (c[f"{FID}:mean"], c[f"{ROBUST}:mean"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        idx = pareto_front(zip(means[f"{ROBUST}:mean"], means[f"{FID}:mean"], strict=True))
+        fm = means.iloc[idx].sort_values(f"{FID}:mean")
+        ax.plot(fm[f"{FID}:mean"], fm[f"{ROBUST}:mean"], ":", c="C3", label="Pareto front of the configuration means")
     ax.set_xlabel("FID (lower is better)")
     ax.set_ylabel("robustness R (higher is better)")
     ax.legend()

@@ -88,6 +88,7 @@ def _status_row(ctx: SweepContext, trial: Any, status: str) -> None:
             extra={
                 "resumed_from_epoch": None,
                 "executor": ctx.executor,
+                "smoke_test": ctx.smoke_test,
                 **extra,
                 **seeded,
                 **fid_columns(ctx.fid_network(cfg.data.name)),
@@ -112,6 +113,49 @@ def _rows_callback(ctx: SweepContext):
             _end_trial_runs(ctx, [m[0] for m in _trial_members(ctx, trial)], "FAILED")
 
     return RowsCallback()
+
+
+def _console_callback(ctx: SweepContext):
+    from ray.tune import Callback
+
+    from radae.sweep import console
+    from radae.sweep.seeds import SEED_KEY
+
+    def members(trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(row id, searched params with the seed index as ``seed``, last metrics) per configuration."""
+        out = []
+        for row_id, params, metrics, _ in _trial_members(ctx, trial):
+            shown = {k: v for k, v in params.items() if k != SEED_KEY}
+            if SEED_KEY in params:
+                shown["seed"] = params[SEED_KEY]
+            out.append((row_id, shown, metrics))
+        return out
+
+    class ConsoleCallback(Callback):
+        """Driver side: a short line per trial event and a closing table (:mod:`radae.sweep.console`)."""
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            for name, shown, _ in members(trial):
+                print(console.started_line(name, shown), flush=True)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            line = console.epoch_line(str(trial.trial_id), result)
+            if line:
+                print(line, flush=True)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            reports = (trial.last_result or {}).get("training_iteration")
+            for name, shown, metrics in members(trial):
+                print(console.done_line(name, shown, metrics, reports), flush=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"trial {trial.trial_id} failed: {trial.error_file or 'no error file'}", flush=True)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            rows = [(n, str(t.status), shown, m) for t in trials for n, shown, m in members(t)]
+            print("\n" + console.final_table(rows), flush=True)
+
+    return ConsoleCallback()
 
 
 def _end_trial_runs(ctx: SweepContext, trial_ids: list[str], status: str) -> None:
@@ -172,11 +216,12 @@ def build_tuner(defn: SweepDefinition, opts: SweepOptions, ctx: SweepContext, co
             storage_path=storage_path,
             storage_filesystem=fs,
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            callbacks=[_rows_callback(ctx)],
+            callbacks=[_rows_callback(ctx), _console_callback(ctx)],
             # Experiment state reaches the bucket within seconds (default 5 min), so a driver
             # killed mid-sweep restores from a recent snapshot.
             sync_config=tune.SyncConfig(sync_period=5),
-            verbose=1,
+            # Tune's own output prints every metric of every trial: radae.sweep.console prints instead.
+            verbose=0,
         ),
     )
 
@@ -275,7 +320,12 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     parent = tracker.parent_run(opts.sweep_id, {**defn.describe(), **{f"set.{k}": v for k, v in overrides.items()}})
 
     view = tracker.compare_view(
-        opts.sweep_id, parent, list(defn.space.params), compared_metrics(defn.base_config(overrides).eval.levels)
+        opts.sweep_id,
+        parent,
+        list(defn.space.params),
+        compared_metrics(defn.base_config(overrides).eval.levels),
+        sort_by=defn.objective.metrics[0],
+        ascending=defn.objective.modes[0] == "min",
     )
     log.info("compare the trials in MLflow: %s/%s", opts.tracking_uri.rstrip("/"), view)
     storage = opts.storage.public()
@@ -299,12 +349,16 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
         gpus_per_trial=res.gpus_per_trial,
         pack_noise=res.pack_noise,
         fid_networks=fid_networks,
+        smoke_test=opts.smoke_test,
     )
     tuner = build_tuner(defn, opts, ctx, concurrency)
     grid = tuner.fit()
     table = results.read_sweep(opts.storage, opts.sweep_id)
     errors = [r for r in grid if r.error is not None]
     tracker.log_metrics(parent, {"trials": table.num_rows, "errored": len(errors)})
+    from radae.sweep.html_report import headline_metrics  # plotly and pandas only once the sweep is done
+
+    tracker.log_metrics(parent, headline_metrics(table.to_pandas()))  # the parent's row is not empty
     publish_report(opts.storage, opts.sweep_id, table, tracker, parent)
     tracker.end(parent, "FAILED" if errors else "FINISHED")
     return table

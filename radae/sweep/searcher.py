@@ -249,6 +249,7 @@ def build_searcher(
         directions=directions,
         load_if_exists=True,
     )
+    set_metric_names(study, objective)
     return OptunaSearcher(
         study,
         space.optuna_space(),
@@ -259,6 +260,28 @@ def build_searcher(
         shared=shared_keys(space.params) if pack_size > 1 else (),
         grid=space.is_grid,
     )
+
+
+def set_metric_names(study: Any, objective: Objective) -> None:
+    """Name the study's objectives (``score``; ``robustness``, ``fid``) so optuna-dashboard shows them
+    instead of "Objective 0" (Optuna marks the call experimental: its warning is silenced)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.set_metric_names(list(objective.metrics))
+
+
+def study_page(dashboard: str, study_db: str | Path, study_name: str) -> str:
+    """optuna-dashboard's page of study ``study_name`` (``<dashboard>/dashboard/studies/<id>``), the id
+    read from the study file; the dashboard's study list when the file does not hold the study."""
+    base = dashboard.rstrip("/")
+    if Path(study_db).expanduser().is_file():
+        try:
+            return f"{base}/dashboard/studies/{study_storage(Path(study_db).expanduser()).get_study_id_from_name(study_name)}"
+        except KeyError:  # optuna's error for a study the file does not hold
+            pass
+    return f"{base}/dashboard"
 
 
 def load_study(study_db: str | Path, study_name: str):

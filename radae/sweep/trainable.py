@@ -284,6 +284,7 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
                 "mlflow_run_id": member.run_id,
                 "mlflow_experiment_id": tracker.experiment_id,
                 "node_id": ray_node_id(),
+                "smoke_test": ctx.smoke_test,
             },
         )
         results.write_row(settings, row)

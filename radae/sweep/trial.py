@@ -76,6 +76,7 @@ class SweepContext:
     pack_noise: str = "member"  # a pack's noise streams (radae.fast.PackConfig.noise)
     # dataset name -> the sweep's stored FID feature network ({"key", "sha256"}, radae.sweep.fidnet)
     fid_networks: dict[str, Any] = field(default_factory=dict)
+    smoke_test: bool = False  # --smoke-test: every row says so (the report shows a banner)
 
     def settings(self) -> StorageSettings:
         """Storage settings with the credentials of this process's environment."""

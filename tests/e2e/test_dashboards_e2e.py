@@ -73,10 +73,13 @@ def test_report_mlflow_and_optuna_pages(live_stack, measurements, tmp_path):
     url = f"{live['env']['MLFLOW_TRACKING_URI']}/{parent.data.tags[COMPARE_URL_TAG]}"
     names = {r.info.run_name for r in tracker.trial_runs(sweep)}
     assert all(n.startswith("alpha=") or n.startswith("K=") for n in names), names
+    assert all(" seed=" in n for n in names), names
     text = " ".join(Elements(dump_dom(url, offline=True, budget_ms=30000)).all_text)
-    # The shared view is applied (filter, params first); MLflow lists the trials under their parent,
-    # collapsed (shared views cannot expand it), so the trial names are checked through the API above.
-    assert "shared view" in text and f"sweep-{sweep}" in text and "prior.num_mod" in text, text[-3000:]
+    # The shared view is applied (parent filter, sorted by score, params first): the trials are listed
+    # flat, each visible by its name without expanding anything, the parent run not in front of them.
+    assert "shared view" in text and "prior.num_mod" in text, text[-3000:]
+    assert all(n in text for n in names) and f"sweep-{sweep}" not in text, text[-3000:]
+    assert {"score", "robustness", "fid"} <= set(parent.data.metrics)  # the parent carries the headline
     screenshot(url, SHOTS / "mlflow-runs.png", offline=True, size=(1600, 1000), budget_ms=30000)
 
     # 3. optuna-dashboard on the sweep's study (what cluster/start_stack.sh --optuna-dashboard starts).
