@@ -447,22 +447,27 @@ def restart_mlflow(state_dir: Path, down_for: float = 0.0, timeout: float = 120)
     return proc.pid
 
 
-def restart_s3(state_dir: Path, timeout: float = 60) -> int:
-    """Start the stack's moto S3 server again (killing it first if it still runs) on its port, with the
-    stack's credentials, and create its bucket; returns the new PID. moto keeps objects in memory: the
-    bucket comes back empty (sweeps written before are gone; MLflow's artifacts too)."""
+def restart_s3(state_dir: Path, timeout: float = 120) -> int:
+    """Start the stack's SeaweedFS S3 server again (killing it first if it still runs) on its ports, with
+    the same data dir and credentials; returns the new PID. Its objects are on disk, so every bucket
+    object written before is still there."""
     state_dir = state_dir.resolve()
     state = json.loads((state_dir / "state.json").read_text())
     old = state["services"]["s3"]
-    stop_service(int(old["pid"]), int(old["pgid"]), grace=0)
+    stop_service(int(old["pid"]), int(old["pgid"]), grace=5)
     storage = StorageSettings.from_env(load_env(state_dir))
     base_env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
-    port = int(state["ports"]["s3"])
-    proc = _spawn([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], base_env, state_dir / "s3.log")
+    weed = seaweed.command(
+        _bin("weed"),
+        Path(state["s3_data_dir"]),
+        state_dir / "identities.json",
+        int(state["ports"]["s3"]),
+        state["s3_ports"],
+    )
+    proc = _spawn(weed, base_env, state_dir / "s3.log")
     state["services"]["s3"] = {"pid": proc.pid, "pgid": proc.pid, "log": str(state_dir / "s3.log")}
     (state_dir / "state.json").write_text(json.dumps(state, indent=2))
-    _wait(lambda: port_open(port), "moto S3 server", proc, state_dir / "s3.log", timeout)
-    storage.boto3_client().create_bucket(Bucket=storage.bucket)
+    _wait(lambda: seaweed.ensure_bucket(storage), "SeaweedFS S3 server", proc, state_dir / "s3.log", timeout)
     return proc.pid
 
 
@@ -596,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         pid = RESTARTABLE[args.service](args.state_dir)
-        note = " (moto keeps objects in memory: the bucket is new and empty)" if args.service == "s3" else ""
+        note = " (same data dir and credentials: every object is still there)" if args.service == "s3" else ""
         print(f"restarted {args.service}: pid {pid}{note}")
     elif args.command == "stop":
         print(f"stopped: {', '.join(stop(args.state_dir)) or 'nothing was running'}")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cluster import stack
+from cluster import seaweed, stack
 from cluster.stack import free_port, group_alive, stop_service
 from radae.sweep.preflight import check_storage
 from radae.sweep.settings import StorageSettings
@@ -19,6 +19,7 @@ def stopped_s3(tmp_path):
         bucket="radae", endpoint=f"http://127.0.0.1:{free_port()}", access_key="radaekey", secret_key="s3cret"
     )
     (tmp_path / "env").write_text("".join(f"export {k}={v}\n" for k, v in settings.radae_env().items()))
+    seaweed.write_identities(tmp_path / "identities.json", settings.access_key, settings.secret_key)
     dead = subprocess.Popen(["true"], start_new_session=True)
     dead.wait()
     alive = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -28,6 +29,8 @@ def stopped_s3(tmp_path):
             "other": {"pid": alive.pid, "pgid": alive.pid, "log": str(tmp_path / "other.log")},
         },
         "ports": {"s3": int(settings.endpoint.rsplit(":", 1)[1])},
+        "s3_ports": seaweed.component_ports(taken={int(settings.endpoint.rsplit(":", 1)[1])}),
+        "s3_data_dir": str(tmp_path / "s3-data"),
     }
     (tmp_path / "state.json").write_text(json.dumps(state))
     yield tmp_path, settings
@@ -49,5 +52,5 @@ def test_start_names_the_stopped_service_and_restart_brings_it_back(stopped_s3):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "restarted s3" in done.stdout and "the bucket is new and empty" in done.stdout
+    assert "restarted s3" in done.stdout and "every object is still there" in done.stdout
     assert check_storage(settings, timeout=5) is None  # endpoint and bucket answer again, same credentials

@@ -39,7 +39,7 @@ def check_storage(settings: StorageSettings, timeout: float = 5.0) -> str | None
             return (
                 f"S3 endpoint {settings.endpoint} is unreachable ({exc.strerror or exc}); if the local stack's S3 server "
                 "stopped while the rest runs, restart only it: python -m cluster.stack restart s3 --state-dir .stack "
-                "(moto keeps objects in memory: the bucket comes back empty); with no stack, start one "
+                "(its objects are kept on disk); with no stack, start one "
                 "(cluster/start_stack.sh); or fix --endpoint / RADAE_S3_ENDPOINT"
             )
     try:
