@@ -527,3 +527,19 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
         )
     finally:
         proxy.close()
+
+
+def test_per_image_tables_round_trip_beside_the_rows_without_touching_them(s3):
+    from radae.sweep.images import records
+
+    results.write_row(s3, row("t_00001") | {"sweep_id": "sw-img"})
+    values = {"max_damage_msssim_recx_recxa_l3": {7: 0.5, 11: 0.25}, "robustness": {7: 0.6, 11: 0.4}}
+    for trial in ("t_00001", "t_00001", "t_00002"):  # a retried trial writes again: replaced, not doubled
+        uri = results.write_images(s3, "sw-img", trial, records(values, sweep_id="sw-img", trial_id=trial))
+    assert uri == "s3://radae-test/unit/images/sweep=sw-img/trial=t_00002.parquet"
+    df = results.read_images(s3, "sw-img", as_pandas=True)
+    assert len(df) == 8 and sorted(set(df["trial_id"])) == ["t_00001", "t_00002"]
+    own = df[(df["trial_id"] == "t_00001") & (df["name"] == "robustness")]
+    assert dict(zip(own["image"], own["value"], strict=True)) == {7: 0.6, 11: 0.4}
+    assert results.read_sweep(s3, "sw-img").num_rows == 1  # the trial rows' reader sees only its row
+    assert results.read_images(s3, "no-such-sweep").num_rows == 0

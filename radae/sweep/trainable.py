@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from radae.registry import Registry
+from radae.sweep import images, results
 from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.shapes import SHAPES, TrialShape, shape_of
 from radae.sweep.trial import (
@@ -170,6 +171,7 @@ def run_job(job: TrialJob) -> dict[str, Any]:
         finals[k] = outcome.final
         if tracker is not None:
             log_trial_outputs(tracker, job.members[k].run_id, outcome.final, outcome.checkpoint, outs[k])
+            store_images(job, job.members[k], outcome.images)
     final = shape.final_report(finals, errors, objective)
     files = {}
     for k, out in enumerate(outs):
@@ -177,6 +179,15 @@ def run_job(job: TrialJob) -> dict[str, Any]:
         files[f"{shape.folder(k)}eval"] = out / "eval"
     report_with_checkpoint(reporter, final, files)
     return final
+
+
+def store_images(job: TrialJob, member: Member, per_image: dict[str, dict[int, float]] | None) -> None:
+    """Write the member's per-image table beside the sweep's trial rows (:func:`radae.sweep.results.write_images`;
+    nothing when the sweep has no storage, e.g. a worker loop run without a bucket)."""
+    if not per_image or not job.ctx.storage:
+        return
+    rows = images.records(per_image, sweep_id=job.ctx.sweep_id, trial_id=member.trial_id, columns=member.columns)
+    results.write_images(job.ctx.settings(), job.ctx.sweep_id, member.trial_id, rows)
 
 
 # ---- executors: where worker_loop runs ----------------------------------------------------------
@@ -227,7 +238,6 @@ def run_trial(params: dict[str, Any], ctx: SweepContext) -> None:
     from ray import tune
 
     from radae.config import apply_overrides
-    from radae.sweep import results
     from radae.sweep.fidnet import fid_columns, fid_tags
     from radae.sweep.seeds import seed_tags, trial_config
     from radae.sweep.space import SearchSpace
