@@ -40,6 +40,7 @@ import torch
 
 from radae import classifier as clf
 from radae import eval_plots, fid
+from radae.attack_inputs import frozen, pick_images
 from radae.attacks import ATTACK_IMPLS, NoisyDecoding
 from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
@@ -96,21 +97,6 @@ def classifier_space(data, cfg: EvalConfig, log: Callable[[str], None] = print) 
     )
 
 
-def pick_images(labels: torch.Tensor, n: int, seed: int, by_class: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random test indices and, per index, a random target of another class; any other image
-    when ``by_class`` is False (CelebA: "random other image", method.md) or every label is the same."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
-    idx = torch.randperm(len(labels), generator=gen)[:n]
-    any_other = not by_class or bool((labels == labels[0]).all())
-    targets = []
-    for i in idx.tolist():
-        allowed = (torch.arange(len(labels)) != i) if any_other else (labels != labels[i])
-        choices = allowed.nonzero().flatten()
-        targets.append(int(choices[torch.randint(len(choices), (1,), generator=gen)]))
-    return idx, torch.tensor(targets)
-
-
 def per_image_means(values: torch.Tensor, images: torch.Tensor) -> dict[int, float]:
     """``{image: mean of its values}`` (values and image ids of the same length; e.g. over random starts)."""
     images = images.cpu().long()
@@ -120,20 +106,6 @@ def per_image_means(values: torch.Tensor, images: torch.Tensor) -> dict[int, flo
         0, inverse, torch.ones(len(values), dtype=torch.float64)
     )
     return {int(i): float(v) for i, v in zip(ids.tolist(), (sums / counts).tolist(), strict=True)}
-
-
-@contextmanager
-def frozen(model: torch.nn.Module):
-    """Eval mode without parameter gradients for the evaluation; the caller's flags come back after."""
-    flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
-    model.eval().requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(training)
 
 
 def _reconstruct(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:

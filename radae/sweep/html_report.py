@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from radae.sweep import paper, tables
+from radae.sweep import curves, paper, tables
 from radae.sweep.aggregate import TEST_NAME, completed, fmt, searched_params, summarize, with_config
 from radae.sweep.report import FID, ROBUST, pareto_table
 
@@ -308,6 +308,7 @@ MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</cod
 {_table_html(tables.significance(df), "significance")}</section>
 <section id='grids'><h2>Attack grids: best and worst trial by score</h2>
 <p class='note'>Columns: source, clean reconstruction, adversarial input, its reconstruction, (latent attack) target.</p>{grids_html(grids or {}, df)}</section>
+{curves.section_html(df)}
 <section id='trials'><h2>Trials</h2>{trials_html(df, links or {})}</section>"""
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>radae sweep {_e(sweep_id)}</title>"
