@@ -4,12 +4,14 @@
     python dashboards/reproduction.py alpha-modes-20261125-101500            # rows from S3 ($RADAE_S3_*)
     python dashboards/reproduction.py --parquet rows.parquet --out /tmp/r.md  # a copied table
     python dashboards/reproduction.py --parquet a.parquet --parquet b.parquet  # several sweeps in one page
+    python dashboards/reproduction.py --parquet rows.parquet --images images.parquet  # per-image values too
 
 Rows of several sweeps share the page only when they have one budget, protocol and FID network
 (radae.sweep.tables.check_comparable); otherwise it stops and names the column that differs.
 
-Values are mean ± 95% CI over seeds (radae/sweep/aggregate.py), in both MS-SSIMs (the paper's formula
-and the standard one); missing configurations read "not run"; every FID names its feature network.
+Values are mean [95% interval] over seeds and images (radae/sweep/intervals.py: from the per-image
+tables of the sweep ids or --images files, else parametric from each trial's mean and std), in both
+MS-SSIMs (the paper's formula and the standard one); missing configurations read "not run"; every FID names its feature network.
 The page records the budget (epochs, device, seeds, wall time) and the command that regenerates it.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from radae.sweep.images import load_images
 from radae.sweep.report import load_table
 from radae.sweep.tables import reproduction_markdown
 
@@ -28,6 +31,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
+    p.add_argument(
+        "--images", action="append", default=[], help="per-image values (Parquet, radae.sweep.images) (repeatable)"
+    )
     p.add_argument(
         "--out", default="docs/reproduction.md", help="Markdown file to write (default docs/reproduction.md)"
     )
@@ -39,7 +45,8 @@ def main(argv=None) -> int:
         if not args.sweep_id and not args.parquet:
             raise ValueError("give a sweep id or --parquet FILE")
         frames = [load_table(sweep_id=s) for s in args.sweep_id] + [load_table(parquet=f) for f in args.parquet]
-        text = reproduction_markdown(pd.concat(frames, ignore_index=True), command)
+        images = load_images(args.sweep_id, args.images)
+        text = reproduction_markdown(pd.concat(frames, ignore_index=True), command, images)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

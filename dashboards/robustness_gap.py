@@ -1,8 +1,12 @@
-"""The robustness-gap factor table from stored sweeps: rewrites the generated block of docs/robustness-gap.md.
+"""The factor table from stored sweeps: rewrites the generated block of docs/robustness-gap.md.
 
     python dashboards/robustness_gap.py --parquet docs/results/reproduction-20261130.parquet \\
         --parquet docs/results/gap-eps-20261201.parquet ... --plot docs/robustness-gap-factors.png
     source .stack/env; python dashboards/robustness_gap.py gap-eps-20261201 ...   # rows from S3
+    python dashboards/robustness_gap.py --parquet rows.parquet --images images.parquet  # per-image values too
+
+Sweep ids read their per-image tables from the bucket too (radae.sweep.results.read_images); without
+per-image values the intervals are the parametric fallback of radae.sweep.intervals.
 
 The block between ``<!-- factor-table:start -->`` and ``<!-- factor-table:end -->`` is replaced
 (radae.sweep.factors.factor_markdown); the rest of the page is prose and stays. Rows of several sweeps
@@ -19,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from radae.sweep.factors import differences, factor_markdown
+from radae.sweep.images import load_images
 from radae.sweep.report import load_table
 
 START, END = "<!-- factor-table:start -->", "<!-- factor-table:end -->"
@@ -26,21 +31,21 @@ START, END = "<!-- factor-table:start -->", "<!-- factor-table:end -->"
 PANELS = ("R paper formula", "MD paper λ=3", "MD paper λ=5")
 
 
-def forest_plot(df: pd.DataFrame, path: Path) -> None:
-    """One panel per :data:`PANELS` column: each factor's B - A with its 95% Welch interval, 0 marked."""
+def forest_plot(df: pd.DataFrame, path: Path, images: pd.DataFrame | None = None) -> None:
+    """One panel per :data:`PANELS` column: each factor's B - A with its 95% interval (seeds and images), 0 marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    diffs = differences(df)
+    diffs = differences(df, images=images)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS) + 3, 0.42 * len(diffs) + 1.6), sharey=True)
     ys = list(range(len(diffs)))[::-1]
     for ax, col in zip(axes, PANELS, strict=True):
         for y, d in zip(ys, diffs, strict=True):
-            diff, half = d.effects[col]
-            resolved = half == half and abs(diff) > half
-            ax.errorbar(diff, y, xerr=half if half == half else None, fmt="o", color="C3" if resolved else "C0")
+            iv = d.effects[col]
+            err = [[iv.estimate - iv.low], [iv.high - iv.estimate]] if iv.low == iv.low else None
+            ax.errorbar(iv.estimate, y, xerr=err, fmt="o", color="C3" if iv.excludes_zero else "C0")
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_title(f"{col}: B - A (higher = more robust)", fontsize=9)
     axes[0].set_yticks(ys, [d.factor.label for d in diffs], fontsize=8)
@@ -63,6 +68,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
+    p.add_argument(
+        "--images", action="append", default=[], help="per-image values (Parquet, radae.sweep.images) (repeatable)"
+    )
     p.add_argument("--page", default="docs/robustness-gap.md", help="page whose factor-table block is rewritten")
     p.add_argument(
         "--plot", help="also draw the forest plot here (PNG; linked from the block, path relative to the page)"
@@ -79,13 +87,14 @@ def main(argv=None) -> int:
             raise ValueError(f"no page {page}")
         frames = [load_table(sweep_id=s) for s in args.sweep_id] + [load_table(parquet=f) for f in args.parquet]
         df = pd.concat(frames, ignore_index=True)
+        images = load_images(args.sweep_id, args.images)
         figure = os.path.relpath(args.plot, page.parent) if args.plot else None
-        text = replace_block(page.read_text(), factor_markdown(df, command, figure))
+        text = replace_block(page.read_text(), factor_markdown(df, command, figure, images))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.plot:
-        forest_plot(df, Path(args.plot))
+        forest_plot(df, Path(args.plot), images)
     page.write_text(text)
     print(f"wrote the factor table of {page} ({len(df)} rows)" + (f" and {args.plot}" if args.plot else ""))
     return 0

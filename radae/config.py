@@ -1,7 +1,7 @@
 """Typed run configuration: the single source of truth for every setting radae uses.
 
 One dataclass per concern (data, model, prior, loss, adversarial training, training, evaluation,
-baselines), nested in :class:`RunConfig`. Every field carries its help text, which the CLI shows.
+baselines, the robustness probe along training), nested in :class:`RunConfig`. Every field carries its help text, which the CLI shows.
 Invalid values raise :class:`ConfigError` at construction, naming the field
 (``loss.alpha must be in [0, 1], got 1.5``). Fields that name a registered object (``model.name``,
 ``adv.method``, ``prior.placement`` ...) are checked against their registries by
@@ -359,6 +359,26 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """The robustness probe along training (radae/probe.py): a few fixed images attacked every few epochs."""
+
+    every: int = field(default=1, metadata=_help("probe robustness every this many epochs (0 = off)"))
+    images: int = field(default=20, metadata=_help("fixed test images the probe attacks"))
+    trials: int = field(default=1, metadata=_help("random starts per image (fixed: the same every probe)"))
+    levels: tuple[float, ...] = field(default=(3.0, 5.0), metadata=_help("L2 budgets lambda of the probe"))
+    attack_steps: int = field(default=50, metadata=_help("projected-gradient steps of each probe attack"))
+    seed: int = field(default=0, metadata=_help("seed of the probe's images, targets and random starts"))
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 0, "probe.every", "must be >= 0 (0 = off)", self.every)
+        for name in ("images", "trials", "attack_steps"):
+            _check(getattr(self, name) >= 1, f"probe.{name}", "must be >= 1", getattr(self, name))
+        _check(len(self.levels) >= 1, "probe.levels", "needs at least one lambda", self.levels)
+        for level in self.levels:
+            _check(level > 0, "probe.levels", "every lambda must be > 0", self.levels)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -368,6 +388,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
         _check(

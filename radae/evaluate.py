@@ -42,6 +42,7 @@ import torch
 
 from radae import classifier as clf
 from radae import eval_plots, fid
+from radae.attack_inputs import frozen, pick_images
 from radae.attacks import ATTACK_IMPLS, Attack, NoisyDecoding, random_start, strength_vs_lbfgsb
 from radae.checkpoint import CheckpointError, load_model
 from radae.cli import Parser, add_section_arguments
@@ -64,11 +65,14 @@ IMAGE_METRICS = {"msssim": ms_ssim, "msssim_paper": ms_ssim_paper, "l2": l2_dist
 
 @dataclass
 class EvalResult:
-    """``metrics``: flat name -> float; ``rows``: long-format records; ``files``: outputs written."""
+    """``metrics``: flat name -> float; ``rows``: long-format records; ``files``: outputs written;
+    ``images``: per attacked image, ``{name: {test index: value}}`` for every per-image metric (``name``
+    as in ``metrics`` without ``_mean``; attack metrics averaged over the image's random starts)."""
 
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
     files: list[str] = field(default_factory=list)
+    images: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 def check_request(data, cfg: EvalConfig) -> fid.FeatureSpace | None:
@@ -99,33 +103,15 @@ def classifier_space(data, cfg: EvalConfig, log: Callable[[str], None] = print) 
     )
 
 
-def pick_images(labels: torch.Tensor, n: int, seed: int, by_class: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random test indices and, per index, a random target of another class; any other image
-    when ``by_class`` is False (CelebA: "random other image", method.md) or every label is the same."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
-    idx = torch.randperm(len(labels), generator=gen)[:n]
-    any_other = not by_class or bool((labels == labels[0]).all())
-    targets = []
-    for i in idx.tolist():
-        allowed = (torch.arange(len(labels)) != i) if any_other else (labels != labels[i])
-        choices = allowed.nonzero().flatten()
-        targets.append(int(choices[torch.randint(len(choices), (1,), generator=gen)]))
-    return idx, torch.tensor(targets)
-
-
-@contextmanager
-def frozen(model: torch.nn.Module):
-    """Eval mode without parameter gradients for the evaluation; the caller's flags come back after."""
-    flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
-    model.eval().requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(training)
+def per_image_means(values: torch.Tensor, images: torch.Tensor) -> dict[int, float]:
+    """``{image: mean of its values}`` (values and image ids of the same length; e.g. over random starts)."""
+    images = images.cpu().long()
+    ids, inverse = torch.unique(images, return_inverse=True)
+    sums = torch.zeros(len(ids), dtype=torch.float64).index_add_(0, inverse, values.double().cpu())
+    counts = torch.zeros(len(ids), dtype=torch.float64).index_add_(
+        0, inverse, torch.ones(len(values), dtype=torch.float64)
+    )
+    return {int(i): float(v) for i, v in zip(ids.tolist(), (sums / counts).tolist(), strict=True)}
 
 
 def _reconstruct(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -149,13 +135,18 @@ class Progress:
         return report
 
 
-def _add(rows, metrics, values: torch.Tensor, *, metric, compared, attack, level=None, name=None) -> None:
-    """Record mean and std (over images x trials, ddof 0) as ``<name>_mean``/``_std`` and as a row."""
+def _add(
+    rows, metrics, values: torch.Tensor, *, metric, compared, attack, level=None, name=None, images=None, per_image=None
+) -> None:
+    """Record mean and std (over images x trials, ddof 0) as ``<name>_mean``/``_std`` and as a row; with
+    ``images`` (the test index of each value) also each image's mean over its values into ``per_image``."""
     values = values.double().cpu()
     mean, std = float(values.mean()), float(values.std(unbiased=False))
     if name is None:
         name = f"{attack}_{metric}_{compared}" + ("" if level is None else f"_{level_tag(level)}")
     metrics[f"{name}_mean"], metrics[f"{name}_std"] = mean, std
+    if images is not None and per_image is not None:
+        per_image[name] = per_image_means(values, images)
     row = {"name": name, "metric": metric, "compared": compared, "attack": attack, "lambda": level}
     rows.append(row | {"mean": mean, "std": std, "n": len(values)})
 
@@ -192,13 +183,23 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}
     files: list[str] = []
+    per_image: dict[str, dict[int, float]] = {}
     idx, tidx = pick_images(data.test.labels, cfg.images, cfg.seed, by_class=data.info.class_targets)
     x, xt = data.test.get(idx).to(device), data.test.get(tidx).to(device)
     src_labels = data.test.labels[idx].cpu()
     with frozen(model):
         recx = _reconstruct(model, x)
         for metric, fn in IMAGE_METRICS.items():
-            _add(rows, metrics, batched(fn, x, recx), metric=metric, compared="x_recx", attack="clean")
+            _add(
+                rows,
+                metrics,
+                batched(fn, x, recx),
+                metric=metric,
+                compared="x_recx",
+                attack="clean",
+                images=idx,
+                per_image=per_image,
+            )
         with _timed(metrics, "classifier"):
             latent_clf = _latent_classifier(model, data, cfg, device, rows, metrics, log)
         curves = {}
@@ -206,7 +207,20 @@ def evaluate(
         for name in ("latent", "max_damage"):
             with _timed(metrics, f"attack_{name}"):
                 curves[name] = _attack(
-                    name, model, x, xt, src_labels, latent_clf, cfg, device, rows, metrics, files, grid_dir, show
+                    name,
+                    model,
+                    x,
+                    xt,
+                    src_labels,
+                    latent_clf,
+                    cfg,
+                    device,
+                    rows,
+                    metrics,
+                    files,
+                    grid_dir,
+                    show,
+                    (idx, per_image),
                 )
         if cfg.fid:
             fid_start = time.perf_counter()
@@ -247,7 +261,7 @@ def evaluate(
     if out is not None:
         files += eval_plots.write_tables(out, metrics, rows, dataclasses.asdict(cfg), wall)
     log(f"done in {wall:.1f} s")
-    return EvalResult(metrics, rows, files)
+    return EvalResult(metrics, rows, files, per_image)
 
 
 @contextmanager
@@ -283,8 +297,12 @@ def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log)
     return net
 
 
-def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device, rows, metrics, files, out, show):
+def _attack(
+    name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device, rows, metrics, files, out, show, images
+):
     """One attack at every lambda: records loss, MS-SSIM/L2 of its pairs, accuracy; returns its loss curve.
+
+    ``images``: (test index of each attacked image, the per-image dict every metric's image means go to).
 
     ``cfg.attack_impl`` picks the optimiser (batched or the authors' per-image L-BFGS-B; eval.json's
     settings and a sweep's config columns record which); ``cfg.decode_noise_<attack>`` > 0 leaves
@@ -313,6 +331,8 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         for level, value in strength.items():
             _add(rows, metrics, torch.tensor([value]), metric="strength", compared="lbfgsb", attack=name, level=level)
     ii = res.image_index.to(device)
+    test_index, per_image = images
+    row_image = test_index.cpu()[res.image_index.cpu()]  # each row's test-set index
     recxa = _reconstruct(model, res.x_adv)
     images = {"x": x[ii], "xa": res.x_adv, "recx": _reconstruct(model, x)[ii], "recxa": recxa, "xt": xt[ii]}
     correct = None
@@ -322,13 +342,14 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         correct = (pred == src_labels[res.image_index]).double()  # the source label, for both attacks
     for li, level in enumerate(cfg.levels):
         sel = (res.level_index == li).to(device)
-        _add(rows, metrics, res.loss[sel], metric="loss", compared="objective", attack=name, level=level)
+        own = {"images": row_image[sel.cpu()], "per_image": per_image}
+        _add(rows, metrics, res.loss[sel], metric="loss", compared="objective", attack=name, level=level, **own)
         for pair in PAIRS[name]:
             a, b = (images[k][sel] for k in pair.split("_"))
             for metric, fn in IMAGE_METRICS.items():
-                _add(rows, metrics, batched(fn, a, b), metric=metric, compared=pair, attack=name, level=level)
+                _add(rows, metrics, batched(fn, a, b), metric=metric, compared=pair, attack=name, level=level, **own)
         if correct is not None:
-            _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level)
+            _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level, **own)
         if out is not None:
             files.append(_grid(out, name, level, images, sel, cfg.grid_images))
     means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]

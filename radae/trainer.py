@@ -28,6 +28,7 @@ from radae.data import dataset_info, load_dataset
 from radae.models import Autoencoder, create_model
 from radae.names import check_names
 from radae.plots import save_reconstructions, save_samples
+from radae.probe import make_probe, probe_metrics
 from radae.rng import rng_state, set_rng_state
 from radae.runfolder import RunFolder, TrainResult
 from radae.trainsteps import make_optimizer, make_train_step, resolve_step_mode
@@ -197,6 +198,7 @@ def train(
         wall_before = float(state.get("wall_seconds", 0.0))
 
     step_fn = make_train_step(model, optimizer, cfg, device)
+    probe = make_probe(cfg.probe, data, device)  # robustness along training (radae/probe.py)
     n_train, batch = len(data.train), cfg.train.batch_size
     steps = steps_per_epoch(n_train, cfg.train)
     if progress:
@@ -243,6 +245,7 @@ def train(
             "steps": steps,
             "epoch_seconds": seconds,
             "steps_per_second": steps / seconds,
+            **probe_metrics(probe, model, epoch),  # after the epoch's timing: probe_seconds is its own
         }
         folder.save_epoch(
             metrics,

@@ -113,6 +113,38 @@ def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path)
     assert row["mean"] == pytest.approx(m["max_damage_msssim_paper_recx_recxa_l3_mean"])
     doc = json.loads((out / "eval.json").read_text())
     assert doc["metrics"]["fid_classifier_mean"] == pytest.approx(m["fid_classifier_mean"])
+    # Per attacked image: every per-image metric over the same 6 test images, whose mean is the metric's mean
+    # (each image has the same number of random starts).
+    assert set(res.images) >= {"latent_msssim_xt_recxa_l3", "clean_msssim_paper_x_recx", "max_damage_acc_source_l5"}
+    ids = {frozenset(v) for v in res.images.values()}
+    assert len(ids) == 1 and len(next(iter(ids))) == 6
+    for name, values in res.images.items():
+        assert sum(values.values()) / 6 == pytest.approx(m[f"{name}_mean"]), name
+
+
+def test_every_model_is_attacked_on_the_same_images_from_the_same_starts(trained, monkeypatch):
+    """Images, targets and random starts come from eval.seed alone: another model (another training seed)
+    gets the same ones, so configurations and seeds can be compared image by image."""
+    import copy
+
+    import radae.attacks.base as base
+
+    data, model, _ = trained
+    starts = []
+    draw = base.random_start
+    monkeypatch.setattr(base, "random_start", lambda *a, **k: starts.append(draw(*a, **k)) or starts[-1])
+    other = copy.deepcopy(model)  # another model: its weights moved by noise
+    with torch.no_grad():
+        for param in other.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=torch.Generator().manual_seed(7)))
+    cfg = EvalConfig(images=4, trials=2, levels=(1.0, 3.0), attack_steps=2, fid=False, classifier_epochs=0)
+    first = evaluate(model, data, cfg, progress=False)
+    second = evaluate(other, data, cfg, progress=False)
+    assert len(starts) == 4  # two attacks per evaluation
+    assert torch.equal(starts[0], starts[2]) and torch.equal(starts[1], starts[3])
+    assert first.images.keys() == second.images.keys()
+    assert all(first.images[n].keys() == second.images[n].keys() for n in first.images)
+    assert first.metrics["latent_msssim_xt_recxa_l3_mean"] != second.metrics["latent_msssim_xt_recxa_l3_mean"]
 
 
 def test_cli_runs_on_a_checkpoint(trained, tmp_path, capsys):

@@ -220,6 +220,7 @@ def test_train_packed_equals_train_and_keeps_trials_separate(mnist_small, tmp_pa
             for key in keys:
                 assert mine[key] == pytest.approx(ref[key], rel=rel), (m, mine["epoch"], key)
             assert mine["lr"] == ref["lr"]
+            assert 0 <= mine["probe_robustness_paper"] <= 1 and "probe_robustness_paper" in ref  # the probe, per member
         state = load_checkpoint(results[m].checkpoint)
         assert state["epoch"] == 2 and RunConfig.from_dict(state["config"]) == cfgs[m]
         cfg, model = load_model(results[m].checkpoint)

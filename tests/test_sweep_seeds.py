@@ -60,6 +60,10 @@ def test_trial_config_sets_train_seed_base_plus_index():
     assert [cols["seed"] for _, _, cols in cfgs] == [7, 8, 9] and len({cols["config_key"] for _, _, cols in cfgs}) == 1
     cfg, own, cols = trial_config(space, base, params)  # an unseeded trial trains with the base seed
     assert cfg.train.seed == 7 and cols["seed"] == 7 and own == params
+    # every seed and configuration is evaluated alike: the same eval section (eval.seed picks the images
+    # and the attacks' random starts), whatever the training seed or the sampled params
+    other, _, _ = trial_config(space, base, {"loss.alpha": 0.1, "prior.num_modes": 1, SEED_KEY: 2})
+    assert all(c.eval == base.eval for c, _, _ in cfgs) and other.eval == base.eval
 
 
 def test_seeded_grid_runs_every_point_s_times_and_optuna_sees_the_mean(tmp_path):

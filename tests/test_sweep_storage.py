@@ -687,3 +687,49 @@ def test_a_server_stop_and_start_keeps_every_object(tmp_path):
         assert results.read_sweep(settings, "sw-restart").equals(table)
     finally:
         server.stop()
+
+
+def test_per_image_tables_round_trip_beside_the_rows_without_touching_them(s3):
+    from radae.sweep.images import records
+
+    results.write_row(s3, row("t_00001") | {"sweep_id": "sw-img"})
+    values = {"max_damage_msssim_recx_recxa_l3": {7: 0.5, 11: 0.25}, "robustness": {7: 0.6, 11: 0.4}}
+    for trial in ("t_00001", "t_00001", "t_00002"):  # a retried trial writes again: replaced, not doubled
+        uri = results.write_images(s3, "sw-img", trial, records(values, sweep_id="sw-img", trial_id=trial))
+    assert uri == "s3://radae-test/unit/images/sweep=sw-img/trial=t_00002.parquet"
+    df = results.read_images(s3, "sw-img", as_pandas=True)
+    assert len(df) == 8 and sorted(set(df["trial_id"])) == ["t_00001", "t_00002"]
+    own = df[(df["trial_id"] == "t_00001") & (df["name"] == "robustness")]
+    assert dict(zip(own["image"], own["value"], strict=True)) == {7: 0.6, 11: 0.4}
+    assert results.read_sweep(s3, "sw-img").num_rows == 1  # the trial rows' reader sees only its row
+    assert results.read_images(s3, "no-such-sweep").num_rows == 0
+
+
+def test_a_trial_worker_stores_its_members_per_image_values(s3, monkeypatch):
+    """store_images (the worker loop, after evaluation): the member's values land under images/ with its seed columns."""
+    import time
+
+    from radae.config import RunConfig
+    from radae.sweep.trainable import store_images
+    from radae.sweep.trial import Member, SweepContext, TrialJob
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    ctx = SweepContext(
+        sweep_id="sw-worker-img",
+        base=RunConfig(),
+        space={},
+        objective="scalar",
+        fid_weight=FID_WEIGHT,
+        storage=s3.public(),
+        tracking_uri="http://127.0.0.1:1",
+        experiment="x",
+        parent_run_id="p",
+        work_dir="/tmp",
+    )
+    member = Member("t_7-m1", RunConfig(), {}, {"seed": 2, "config_key": "abc", "config_label": "K=10"})
+    job = TrialJob(ctx, "t_7", "packed", (member,), time.time())
+    store_images(job, member, {"robustness": {3: 0.5, 9: 0.7}})
+    df = results.read_images(s3, "sw-worker-img", as_pandas=True)
+    assert sorted(df["image"]) == [3, 9] and set(df["seed"]) == {2} and set(df["trial_id"]) == {"t_7-m1"}
+    store_images(job, member, None)  # nothing evaluated: nothing written, nothing raised

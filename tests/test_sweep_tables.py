@@ -44,10 +44,13 @@ def test_table2_rows_values_and_not_run():
         "radae, MS-SSIM standard (n=2)",
     }
     # K=10, alpha 0.95, seeds 0 and 1: max-damage standard at lambda 3 = base - 0.06, base = 0.3 + 0.1 + 0.19 + 0.005 s
+    # no std recorded: the seed-only bootstrap, whose 2-seed percentiles are the seed means pushed apart by sqrt(2)
     values = [0.3 + 0.1 + 0.19 + 0.005 * s - 0.06 for s in (0, 1)]
-    mean, half = sum(values) / 2, stats.t.ppf(0.975, 1) * stats.tstd(values) / math.sqrt(2)
-    assert k10["radae, MS-SSIM standard (n=2)"]["max-damage λ=3"] == f"{mean:.3f} ± {half:.3f}"
-    assert k10["radae, MS-SSIM paper formula (n=2)"]["max-damage λ=3"] == f"{mean - 0.05:.3f} ± {half:.3f}"
+    mean, half = sum(values) / 2, math.sqrt(2) * 0.0025
+    cell = f"{mean:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
+    assert k10["radae, MS-SSIM standard (n=2)"]["max-damage λ=3"] == cell
+    paper_cell = f"{mean - 0.05:.3f} [{mean - 0.05 - half:.3f}, {mean - 0.05 + half:.3f}]"
+    assert k10["radae, MS-SSIM paper formula (n=2)"]["max-damage λ=3"] == paper_cell
     assert k10["radae, MS-SSIM standard (n=2)"]["FID"].endswith("(classifier)")
     assert k10["paper"]["max-damage λ=3"] == "0.82" and k10["paper"]["FID"] == "39.37 (Inception-v3)"
     k5 = block(t2, "K=5")  # not in the grid (only pruned): not run, the paper's row still shown
@@ -90,7 +93,8 @@ def test_reproduction_command_writes_markdown(tmp_path):
     for heading in ("## Table 1", "## Table 2", "## Table 3", "## Table 4", "## Perturbation visibility", "## Budget"):
         assert heading in text
     assert f"python dashboards/reproduction.py --parquet {rows} --out {out}" in text
-    assert "| epochs | 2 |" in text and "classifier" in text and "Welch" in text
+    assert "| epochs | 2 |" in text and "classifier" in text and "bootstrap over seeds and images" in text
+    assert "these rows carry no per-image values" in text
     # table 2 and the visibility table (3 rows per K each) + the K trend table
     assert text.count("| K=") == 2 * 3 * len(paper.TABLE2_K) + len(paper.TABLE2_K)
     assert "completed: 12, error: 1, pruned: 1" in text
@@ -214,3 +218,52 @@ def test_visibility_and_table4_show_the_paper_beside_radae():
     assert k1["radae, MS-SSIM paper formula (n=2)"]["latent x-x_a λ=1"] == "not recorded"
     assert block(t4, "VAE")["radae, MS-SSIM standard"]["clean x-rec x"] == "not run"
     assert list(dict.fromkeys(t4["model"])) == [row.model for row in paper.TABLE4]
+
+
+def test_reproduction_page_uses_per_image_values_when_given(tmp_path):
+    """--images: the intervals come from the per-image tables (paired by image in differences)."""
+    import numpy as np
+
+    df = make_rows()
+    rng = np.random.default_rng(0)
+    done = df[df["status"] == "completed"]
+    metrics = [c for c in done if c.startswith("metric.") and c.endswith("_mean")] + ["metric.robustness"]
+    images = pd.DataFrame(
+        [
+            {
+                "sweep_id": r["sweep_id"],
+                "trial_id": r["trial_id"],
+                "image": i,
+                "name": m[7:].removesuffix("_mean"),
+                "value": float(np.clip(r[m] + e, 0, 1)) if "fid" not in m else r[m] + e,
+            }
+            for _, r in done.iterrows()
+            for m in metrics
+            for i, e in enumerate(rng.normal(0, 0.05, 4) - 0)
+        ]
+    )
+    rows, imgs, out = tmp_path / "rows.parquet", tmp_path / "images.parquet", tmp_path / "r.md"
+    df.to_parquet(rows)
+    images.to_parquet(imgs)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "dashboards/reproduction.py",
+            "--parquet",
+            str(rows),
+            "--images",
+            str(imgs),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "from the sweeps' per-image values" in text
+    k10 = block(table2(df, images), "K=10")["radae, MS-SSIM standard (n=2)"]["max-damage λ=3"]
+    assert k10 != block(table2(df), "K=10")["radae, MS-SSIM standard (n=2)"]["max-damage λ=3"]

@@ -32,6 +32,7 @@ import torch
 from radae.config import ConfigError, RunConfig
 from radae.fast.packed import PackConfig, PackedModels, check_packable
 from radae.models import create_model
+from radae.probe import RobustnessProbe, make_probe, probe_metrics
 from radae.rng import rng_state, set_rng_state
 from radae.runfolder import RunFolder, RunFolderError, TrainResult
 from radae.trainer import (
@@ -133,6 +134,7 @@ def train_packed(
             flush=True,
         )
     shape = tuple(data.info.image_shape)
+    probe = make_probe(cfgs[0].probe, data, device)  # robustness along training, per member (radae/probe.py)
     graphed: PackedGraph | None = None
     t_run = time.perf_counter() - wall_before
     for epoch in range(start_epoch, t_cfg.epochs + 1):
@@ -155,7 +157,9 @@ def train_packed(
         seconds = time.perf_counter() - t0
         for m, mb in enumerate(members):
             if mb.error is None:
-                _end_epoch(m, mb, pm, models[m], names, train_means[m], val[m], epoch, steps, seconds, shape, t_run)
+                _end_epoch(
+                    m, mb, pm, models[m], names, train_means[m], val[m], epoch, steps, seconds, shape, t_run, probe
+                )
                 if mb.error is None and on_epoch is not None:
                     on_epoch(m, mb.folder.history[-1], str(mb.folder.checkpoint))
         if after_epoch is not None:
@@ -188,6 +192,7 @@ def train_packed(
 def _end_epoch(
     m: int, mb: _Member, pm: PackedModels, model: torch.nn.Module, names: list[str], train_row: torch.Tensor,
     val: dict[str, float], epoch: int, steps: int, seconds: float, shape: tuple[int, ...], t_run: float,
+    probe: RobustnessProbe | None = None,
 ) -> None:  # fmt: skip
     """Member ``m``'s scheduler step, metrics line and checkpoint (or its divergence)."""
     train_vals = train_row.tolist()
@@ -209,6 +214,7 @@ def _end_epoch(
         "epoch_seconds": seconds,
         "steps_per_second": steps / seconds,
         "pack_size": len(pm),
+        **probe_metrics(probe, pm.load_into(m, model), epoch),
     }
     mb.folder.save_epoch(
         metrics,

@@ -86,14 +86,10 @@ def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """``(mean(b) - mean(a), half-width)`` of Welch's interval for a difference of two means::
-
-        se = sqrt(s_a^2 / n_a + s_b^2 / n_b)
-        nu = se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1))   (Welch-Satterthwaite)
-        half = t_{(1+c)/2, nu} * se
-
-    The half-width is NaN when either side has fewer than 2 values (no variance estimate); the
-    difference is NaN when either side is empty.
+    """``(mean(b) - mean(a), half-width)`` of Welch's interval for a difference of two means:
+    ``scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(confidence)`` (Welch-Satterthwaite
+    degrees of freedom). The half-width is NaN when either side has fewer than 2 values (no variance
+    estimate), 0 when both sides are constant; the difference is NaN when either side is empty.
     """
     from scipy import stats
 
@@ -103,12 +99,10 @@ def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float =
     diff = float(b.mean() - a.mean())
     if len(a) < 2 or len(b) < 2:
         return diff, math.nan
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se2 = va + vb
-    if se2 == 0:
+    if a.var() == 0 and b.var() == 0:
         return diff, 0.0
-    nu = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return diff, float(stats.t.ppf((1 + confidence) / 2, nu) * math.sqrt(se2))
+    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(confidence)
+    return diff, float(ci.high - ci.low) / 2
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

@@ -1,12 +1,14 @@
-"""The robustness-gap factor table: what each training factor changes, B - A with a Welch interval, per sweep.
+"""The factor table: what each training factor changes, B - A with a 95% interval over seeds and images, per sweep.
 
 A *factor* is a pair of selections of completed rows, B (the factor switched) and A (the reference),
 each on top of the same fixed point: K 10, alpha 0.95, FGSM training and every other training setting
 at radae's defaults (:func:`radae.sweep.tables.at_defaults`), so a row of another factor's sweep never
 enters a comparison by accident. For each factor and metric the table shows
-``mean(B) - mean(A) ± half-width`` (:func:`radae.sweep.aggregate.welch_difference`, 95%), n of each
-side and the sweep ids behind B, plus B's own max-damage MS-SSIM (paper formula) at lambda 3 and 5
-beside the paper's 0.82 / 0.69 (table 1, robust GMM AE): the gap this table explains.
+``mean(B) - mean(A) [95% interval]`` (:func:`radae.sweep.intervals.difference_interval`: a bootstrap over
+the seeds and the attacked images, paired by image when per-image values are given, else parametric
+from each trial's mean, std and n; clipped to the metric's range of differences), n of each side and
+the sweep ids behind B, plus B's own max-damage MS-SSIM (paper formula) at lambda 3 and 5
+beside the paper's 0.82 / 0.69 (table 1, robust GMM AE), the gap this table explains.
 
 Metrics (higher = more robust unless said): R = ``robustness`` (radae/sweep/objective.py) in the
 standard MS-SSIM and in the paper's formula; MD = max-damage MS-SSIM(recon x, recon x_a), paper
@@ -21,8 +23,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from radae.sweep import paper
-from radae.sweep.aggregate import fmt, welch_difference
+from radae.sweep import intervals, paper
+from radae.sweep.aggregate import fmt
+from radae.sweep.samples import samples
 from radae.sweep.tables import VARIANTS, at_defaults, check_comparable, markdown, select
 
 # The fixed point every factor is measured at (paper table 1's robust GMM AE).
@@ -87,10 +90,10 @@ def _values(rows: pd.DataFrame, metric: str) -> list[float]:
     return rows[metric].astype(float).dropna().tolist() if metric in rows else []
 
 
-def _cell(diff: float, half: float) -> str:
-    if diff != diff:  # NaN: a side has no values
+def _cell(iv: intervals.Interval) -> str:
+    if iv.estimate != iv.estimate:  # NaN: a side has no values
         return "—"
-    return f"{diff:+.3f} ± {half:.3f}" if half == half else f"{diff:+.3f} (no interval)"
+    return intervals.fmt(iv, signed=True) if iv.low == iv.low else f"{iv.estimate:+.3f} (no interval)"
 
 
 def _level(rows: pd.DataFrame) -> str:
@@ -103,20 +106,23 @@ def _level(rows: pd.DataFrame) -> str:
 
 @dataclass(frozen=True)
 class Difference:
-    """One factor's measured effect: per :data:`DIFFERENCES` column, (mean(B) - mean(A), 95% half-width)."""
+    """One factor's measured effect: per :data:`DIFFERENCES` column, mean(B) - mean(A) with its 95% interval."""
 
     factor: Factor
     b: pd.DataFrame
     a: pd.DataFrame
-    effects: dict[str, tuple[float, float]]
+    effects: dict[str, intervals.Interval]
 
     @property
     def sweeps(self) -> list[str]:
         return sorted(set(self.b["sweep_id"].astype(str))) if "sweep_id" in self.b else []
 
 
-def differences(df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS) -> list[Difference]:
-    """Each factor with rows on both sides, its effects B - A (:func:`welch_difference`).
+def differences(
+    df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS, images: pd.DataFrame | None = None
+) -> list[Difference]:
+    """Each factor with rows on both sides, its effects B - A (:func:`radae.sweep.intervals.difference_interval`;
+    ``images``: the sweeps' per-image tables, None: the parametric fallback).
 
     Raises :class:`radae.sweep.tables.NotComparableError` when the rows differ in budget, protocol or FID
     network (a factor measured at another budget is not a difference of that factor)."""
@@ -126,7 +132,10 @@ def differences(df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS) -> list
         b, a = f.rows(df)
         if b.empty or a.empty:
             continue
-        effects = {col: welch_difference(_values(a, m), _values(b, m)) for col, m in DIFFERENCES.items()}
+        effects = {
+            col: intervals.difference_interval(samples(a, m, images), samples(b, m, images), m)
+            for col, m in DIFFERENCES.items()
+        }
         out.append(Difference(f, b, a, effects))
     return out
 
@@ -134,36 +143,46 @@ def differences(df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS) -> list
 LEVEL_COLUMN = f"B: MD paper λ=3 / 5 (paper {PAPER_MD[3]:.2f} / {PAPER_MD[5]:.2f})"
 
 
-def factor_table(df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS) -> pd.DataFrame:
+def factor_table(
+    df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS, images: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per factor with data on both sides: B - A per metric, n, B's MD level and sweeps."""
     records = [
         {
             "factor (B vs A)": d.factor.label,
             "n B / A": f"{len(d.b)} / {len(d.a)}",
-            **{col: _cell(*d.effects[col]) for col in DIFFERENCES},
+            **{col: _cell(d.effects[col]) for col in DIFFERENCES},
             LEVEL_COLUMN: _level(d.b),
             "B's sweeps": ", ".join(d.sweeps),
         }
-        for d in differences(df, factors)
+        for d in differences(df, factors, images)
     ]
     columns = ["factor (B vs A)", "n B / A", *DIFFERENCES, LEVEL_COLUMN, "B's sweeps"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def factor_markdown(df: pd.DataFrame, command: str, figure: str | None = None) -> str:
+def factor_markdown(
+    df: pd.DataFrame, command: str, figure: str | None = None, images: pd.DataFrame | None = None
+) -> str:
     """The generated factor-table block of docs/robustness-gap.md (table, reference level, command, and
     the forest plot at the relative path ``figure`` when given)."""
-    table = factor_table(df)
+    table = factor_table(df, images=images)
     ref = select(df, "rae", at_defaults(REFERENCE))
-    picture = [f"![B - A per factor, 95% Welch intervals]({figure})", ""] if figure else []
+    picture = [f"![B - A per factor, 95% intervals over seeds and images]({figure})", ""] if figure else []
     return "\n".join(
         [
             f"Generated by `{command}` (do not edit by hand: rerun it).",
             "",
             f"Reference A unless the row says otherwise: K 10, alpha 0.95, FGSM, radae's defaults (n = {len(ref)}; "
             f"MD paper λ=3 / 5 {_level(ref)} against the paper's {PAPER_MD[3]:.2f} / {PAPER_MD[5]:.2f}). "
-            "Cells: mean(B) - mean(A) ± 95% Welch half-width. R and MD: higher = more robust; LAT: lower = more "
-            "robust; FID: classifier features, lower = better.",
+            "Cells: mean(B) - mean(A) [95% interval], a bootstrap over the seeds and the attacked images "
+            '(docs/evaluation.md, "Intervals"; '
+            + (
+                "per-image values, paired by image"
+                if images is not None and not images.empty
+                else "parametric from each trial's mean, std and number of images: these rows carry no per-image values"
+            )
+            + "). R and MD: higher = more robust; LAT: lower = more robust; FID: classifier features, lower = better.",
             "",
             *picture,
             markdown(table),

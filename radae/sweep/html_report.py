@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from radae.sweep import paper, tables
+from radae.sweep import curves, paper, tables
 from radae.sweep.aggregate import (
     KEY,
     LABEL,
@@ -533,6 +533,7 @@ MS-SSIMs by the objective's formula; compare it with <code>robustness_paper</cod
 {_table_html(tables.significance(df), "significance")}</section>
 <section id='grids'><h2>Attack grids: best and worst configuration by the headline's objective</h2>
 <p class='note'>Columns: source, clean reconstruction, adversarial input, its reconstruction, (latent attack) target.</p>{grids_html(grids or {}, df)}</section>
+{curves.section_html(df)}
 <section id='trials'><h2>Trials</h2>{trials_html(df, links or {})}</section>"""
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>radae sweep {_e(sweep_id)}</title>"

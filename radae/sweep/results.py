@@ -3,6 +3,11 @@
 Layout (hive-style, so Spark/DuckDB/pyarrow datasets see a ``sweep`` partition column)::
 
     s3://BUCKET/PREFIX/results/sweep=<sweep_id>/trial=<trial_id>.parquet
+    s3://BUCKET/PREFIX/images/sweep=<sweep_id>/trial=<trial_id>.parquet    (per-image values, many rows)
+
+The per-image objects (:func:`write_images`, :func:`read_images`; columns in :mod:`radae.sweep.images`)
+live under their own ``images/`` prefix, so a dataset read of ``results/`` and :func:`read_sweep` see
+only the one-row trial objects, as before.
 
 The key is a pure function of (sweep, trial), and a trial's row is written with one PUT that
 replaces any earlier object, so a retried, restored or repeated sweep overwrites its rows: it
@@ -51,6 +56,72 @@ def sweep_dir(settings: StorageSettings, sweep_id: str) -> str:
 def trial_path(settings: StorageSettings, sweep_id: str, trial_id: str) -> str:
     """Deterministic object path of one trial's row."""
     return f"{sweep_dir(settings, sweep_id)}/trial={check_id('trial id', trial_id)}.parquet"
+
+
+def images_dir(settings: StorageSettings, sweep_id: str) -> str:
+    """``bucket/prefix/images/sweep=<id>``: where the sweep's per-image objects live."""
+    return settings.key("images", f"sweep={check_id('sweep id', sweep_id)}", with_bucket=True)
+
+
+def images_path(settings: StorageSettings, sweep_id: str, trial_id: str) -> str:
+    """Deterministic object path of one trial's per-image table."""
+    return f"{images_dir(settings, sweep_id)}/trial={check_id('trial id', trial_id)}.parquet"
+
+
+def write_images(
+    settings: StorageSettings,
+    sweep_id: str,
+    trial_id: str,
+    records: list[dict[str, Any]],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> str:
+    """Write one trial's per-image rows as one Parquet object (one PUT, replacing an earlier one; retried
+    like :func:`write_row`); returns its ``s3://`` URI."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = images_path(settings, sweep_id, trial_id)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(records), buf)
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
+
+    def put() -> None:
+        with fs.open_output_stream(path) as out:
+            out.write(buf.getvalue())
+
+    s3_call(settings, f"writing s3://{path}", put, error=ResultsError, policy=policy)
+    return f"s3://{path}"
+
+
+def read_images(
+    settings: StorageSettings, sweep_id: str, *, as_pandas: bool = False, policy: RetryPolicy = DEFAULT_POLICY
+):
+    """Every per-image row of ``sweep_id`` as one table (empty when the sweep stored none, e.g. an older sweep)."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
+    base = images_dir(settings, sweep_id)
+
+    def ls() -> list[str]:
+        if fs.get_file_info(base).type == pafs.FileType.NotFound:
+            return []
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+    tables = []
+    for path in s3_call(settings, f"listing s3://{base}/", ls, error=ResultsError, policy=policy):
+        data = s3_call(
+            settings, f"reading s3://{path}", lambda p=path: _fetch(fs, p), error=ResultsError, policy=policy
+        )
+        try:
+            tables.append(pq.read_table(pa.BufferReader(data)))
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultsError(f"per-image object s3://{path} is corrupt or unreadable ({exc})") from exc
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    return table.to_pandas() if as_pandas else table
 
 
 def make_row(

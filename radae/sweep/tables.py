@@ -10,8 +10,9 @@ configuration there is the paper's row and radae's rows in both MS-SSIMs:
   ``pytorch_msssim.msssim``, the one comparable with the paper's numbers);
 - ``MS-SSIM standard``: ``metric.<attack>_msssim_<compared>_l<lambda>_mean``.
 
-Values are mean ± 95% CI half-width over the seeds of a configuration (:mod:`radae.sweep.aggregate`);
-``(n=1)`` marks a single run. A configuration the sweep did not train reads "not run"; a metric the
+Values are ``mean [95% interval]`` over the seeds and the attacked images of a configuration
+(:mod:`radae.sweep.intervals`: a bootstrap over seeds and images, from the sweep's per-image table when
+given, else parametric from each trial's mean, std and n); ``(n=1)`` marks a single run. A configuration the sweep did not train reads "not run"; a metric the
 sweep did not record (older sweeps lack the paper formula) reads "not recorded". FID cells name their
 feature network: radae's ``classifier`` FID and the paper's ``Inception-v3`` FID are different metrics.
 """
@@ -25,9 +26,12 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from radae.config import RunConfig
-from radae.sweep import paper
-from radae.sweep.aggregate import TEST_NAME, compare, completed, fmt, t_half_width, value_text, with_config
+from radae.sweep import intervals, paper
+from radae.sweep.aggregate import KEY as KEY_COLUMN
+from radae.sweep.aggregate import LABEL as LABEL_COLUMN
+from radae.sweep.aggregate import completed, holm, value_text, with_config
 from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
+from radae.sweep.samples import samples
 
 # MS-SSIM variant -> (latent template, max-damage template), metric names without "metric.".
 VARIANTS = {
@@ -101,14 +105,15 @@ def at_defaults(where: Mapping[str, object]) -> dict[str, object]:
     return {**{key: defaults[key] for key in PINNED_TRAINING}, **where}
 
 
-def _stat(rows: pd.DataFrame, column: str, digits: int = 3) -> str:
-    if column not in rows:
+def interval(rows: pd.DataFrame, column: str, images: pd.DataFrame | None = None) -> intervals.Interval:
+    """``column``'s mean over ``rows`` with its 95% interval over seeds and images (:mod:`radae.sweep.intervals`)."""
+    return intervals.mean_interval(samples(rows, column, images), column)
+
+
+def _stat(rows: pd.DataFrame, column: str, digits: int = 3, images: pd.DataFrame | None = None) -> str:
+    if column not in rows or rows[column].astype(float).dropna().empty:
         return NOT_RECORDED
-    values = rows[column].astype(float).dropna()
-    if values.empty:
-        return NOT_RECORDED
-    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-    return fmt(float(values.mean()), t_half_width(std, len(values)), len(values), digits)
+    return intervals.fmt(interval(rows, column, images), digits)
 
 
 def fid_metric(rows: pd.DataFrame) -> str | None:
@@ -116,17 +121,18 @@ def fid_metric(rows: pd.DataFrame) -> str | None:
     return next((c for c in FID_NETWORKS if c in rows and rows[c].notna().any()), None)
 
 
-def radae_cells(rows: pd.DataFrame) -> dict[str, list[str]]:
-    """``{variant: cells in COLUMNS order}`` for matched rows (all "not run" when there are none)."""
+def radae_cells(rows: pd.DataFrame, images: pd.DataFrame | None = None) -> dict[str, list[str]]:
+    """``{variant: cells in COLUMNS order}`` for matched rows (all "not run" when there are none);
+    ``images``: the sweep's per-image table (None: intervals from the rows' means and stds)."""
     out = {}
     fid_col = fid_metric(rows)
     for variant, (latent, damage) in VARIANTS.items():
         if rows.empty:
             out[variant] = [NOT_RUN] * len(COLUMNS)
             continue
-        cells = [_stat(rows, f"metric.{latent.format(level=lv)}") for lv in paper.LEVELS]
-        cells += [_stat(rows, f"metric.{damage.format(level=lv)}") for lv in paper.LEVELS]
-        fid = _stat(rows, fid_col, 2) if fid_col else NOT_RECORDED
+        cells = [_stat(rows, f"metric.{latent.format(level=lv)}", images=images) for lv in paper.LEVELS]
+        cells += [_stat(rows, f"metric.{damage.format(level=lv)}", images=images) for lv in paper.LEVELS]
+        fid = _stat(rows, fid_col, 2, images) if fid_col else NOT_RECORDED
         cells.append(f"{fid} ({FID_NETWORKS[fid_col]})" if fid_col else fid)
         out[variant] = cells
     return out
@@ -138,25 +144,27 @@ def paper_cells(row: paper.PaperRow | None) -> list[str]:
     return [f"{v:.2f}" for v in (*row.latent, *row.max_damage)] + [f"{row.fid:.2f} ({paper.PAPER_FID_NETWORK})"]
 
 
-def _table(entries: Sequence[tuple[str, paper.PaperRow | None, pd.DataFrame]], first: str) -> pd.DataFrame:
+def _table(
+    entries: Sequence[tuple[str, paper.PaperRow | None, pd.DataFrame]], first: str, images: pd.DataFrame | None = None
+) -> pd.DataFrame:
     records = []
     for name, ref, rows in entries:
         source = "paper" if ref is not None else "paper (not available, see note)"
         records.append({first: name, "source": source, **dict(zip(COLUMNS, paper_cells(ref), strict=True))})
         n = len(rows)
-        for variant, cells in radae_cells(rows).items():
+        for variant, cells in radae_cells(rows, images).items():
             label = f"radae, {variant}" + (f" (n={n})" if n else "")
             records.append({first: name, "source": label, **dict(zip(COLUMNS, cells, strict=True))})
     return pd.DataFrame.from_records(records, columns=[first, "source", *COLUMNS])
 
 
-def table1(df: pd.DataFrame) -> pd.DataFrame:
+def table1(df: pd.DataFrame, images: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper table 1: one block per model (paper row, radae in both MS-SSIMs)."""
     entries = []
     for ref in paper.TABLE1:
         model, where = paper.TABLE1_MATCH[ref.model]
         entries.append((ref.model, ref, select(df, model, at_defaults(where))))
-    return _table(entries, "model")
+    return _table(entries, "model", images)
 
 
 def table2_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -191,24 +199,27 @@ def table3_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     ]
 
 
-def table2(df: pd.DataFrame) -> pd.DataFrame:
+def table2(df: pd.DataFrame, images: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper table 2: K in {1, 5, 10, 15, 20, 25} at alpha 0.95 (robust GMM AE)."""
     entries = [
         (label, paper.TABLE2.get(k), rows) for (label, rows), k in zip(table2_rows(df), paper.TABLE2_K, strict=True)
     ]
-    return _table(entries, "K (alpha 0.95)")
+    return _table(entries, "K (alpha 0.95)", images)
 
 
-def table3(df: pd.DataFrame) -> pd.DataFrame:
+def table3(df: pd.DataFrame, images: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper table 3: alpha in {0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0} at K = 10."""
     entries = [
         (label, paper.TABLE3.get(a), rows) for (label, rows), a in zip(table3_rows(df), paper.TABLE3_ALPHA, strict=True)
     ]
-    return _table(entries, "alpha (K 10)")
+    return _table(entries, "alpha (K 10)", images)
 
 
-def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd.DataFrame:
-    """Robustness along one axis of the sensitivity study: per configuration mean ± 95% CI and n, plus
+def trend(
+    df: pd.DataFrame, which: str, metric: str = "metric.robustness", images: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Robustness along one axis of the sensitivity study: per configuration mean [95% interval] over seeds
+    and images (:func:`interval`) and n, plus
     the ordinary least-squares slope of ``metric`` on the axis value over all seeds with its 95% CI
     (scipy.stats.linregress; the CI uses the t quantile with n - 2 degrees of freedom).
 
@@ -220,16 +231,8 @@ def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd
     records, xs, ys = [], [], []
     for (label, rows), x in zip(pairs, values, strict=True):
         vals = rows[metric].astype(float).dropna() if metric in rows else pd.Series(dtype=float)
-        std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
-        records.append(
-            {
-                which: label,
-                "n": len(vals),
-                metric.removeprefix("metric."): fmt(float(vals.mean()), t_half_width(std, len(vals)), len(vals))
-                if len(vals)
-                else NOT_RUN,
-            }
-        )
+        cell = intervals.fmt(interval(rows, metric, images)) if len(vals) else NOT_RUN
+        records.append({which: label, "n": len(vals), metric.removeprefix("metric."): cell})
         xs += [x] * len(vals)
         ys += list(vals)
     table = pd.DataFrame.from_records(records, columns=[which, "n", metric.removeprefix("metric.")])
@@ -240,22 +243,49 @@ def trend(df: pd.DataFrame, which: str, metric: str = "metric.robustness") -> pd
     return table
 
 
-def significance(df: pd.DataFrame, metric: str = "metric.robustness") -> pd.DataFrame:
-    """Pairwise differences of ``metric`` between the configurations (:func:`radae.sweep.aggregate.compare`), formatted."""
-    if metric not in df or completed(df).empty:
-        return pd.DataFrame(
-            columns=["configuration A", "configuration B", "n", "mean A - mean B", "p (Holm)", "significant"]
-        )
-    pairs = compare(df, metric)
-    return pd.DataFrame(
-        {
-            "configuration A": pairs["config_a"],
-            "configuration B": pairs["config_b"],
-            "n": [f"{a} / {b}" for a, b in zip(pairs["n_a"], pairs["n_b"], strict=True)],
-            "mean A - mean B": [f"{d:+.4f}" for d in pairs["diff"]],
-            "p (Holm)": ["n/a" if not math.isfinite(p) else f"{p:.3g}" for p in pairs["p_holm"]],
-            "significant": pairs["significant"],
-        }
+SIGNIFICANCE_COLUMNS = ["configuration A", "configuration B", "n", "mean A - mean B [95%]", "p (Holm)", "significant"]
+TEST_NAME = (
+    "bootstrap over seeds and images (radae/sweep/intervals.py), two-sided p-values Holm-corrected over all "
+    "pairs of configurations, alpha 0.05"
+)
+
+
+def _p_text(p: float) -> str:
+    """A bootstrap p of 0 means below the replicates' resolution, 2 / B."""
+    if not math.isfinite(p):
+        return "n/a"
+    return f"< {2 / intervals.REPLICATES:.2g}" if p == 0 else f"{p:.3g}"
+
+
+def significance(
+    df: pd.DataFrame, metric: str = "metric.robustness", images: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every pair of configurations: mean A - mean B with its 95% bootstrap interval over seeds and images
+    (:func:`radae.sweep.intervals.difference_interval`), the Holm-adjusted bootstrap p and "yes"/"no"
+    (adjusted p < 0.05), "n/a" when a side has fewer than 2 seeds."""
+    rows = with_config(completed(df)) if len(df) else df
+    if metric not in rows or rows.empty:
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
+    groups = [(g[LABEL_COLUMN].iloc[0], samples(g, metric, images)) for _, g in rows.groupby(KEY_COLUMN, sort=False)]
+    pairs = [
+        (la, lb, a, b, intervals.difference_interval(b, a, metric))
+        for i, (la, a) in enumerate(groups)
+        for lb, b in groups[i + 1 :]
+    ]
+    adjusted = holm([iv.p for *_, iv in pairs])
+    return pd.DataFrame.from_records(
+        [
+            {
+                "configuration A": la,
+                "configuration B": lb,
+                "n": f"{a.seeds} / {b.seeds}",
+                "mean A - mean B [95%]": intervals.fmt(iv, 4, signed=True),
+                "p (Holm)": _p_text(ph),
+                "significant": "n/a" if not math.isfinite(ph) else ("yes" if ph < 0.05 else "no"),
+            }
+            for (la, lb, a, b, iv), ph in zip(pairs, adjusted, strict=True)
+        ],
+        columns=SIGNIFICANCE_COLUMNS,
     )
 
 
@@ -272,6 +302,7 @@ LIKE_WITH_LIKE = (
     "config.eval.attack_impl",
     "config.eval.fid_samples",
     "config.eval.fid_runs",
+    "config.eval.seed",  # the attacked images and random starts: intervals pair configurations by image
     "fid_network_sha256",
 )
 
@@ -363,8 +394,11 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
+def reproduction_markdown(df: pd.DataFrame, command: str, images: pd.DataFrame | None = None) -> str:
     """``docs/reproduction.md``: budget, paper tables 1-4 with radae beside the paper, trends, significance.
+
+    ``images``: the sweeps' per-image tables (:mod:`radae.sweep.samples`); None: intervals from the rows'
+    per-trial means and stds (the parametric fallback of :mod:`radae.sweep.intervals`).
 
     Raises :class:`NotComparableError` when the rows (possibly of several sweeps) differ in budget,
     protocol or FID network (:func:`check_comparable`)."""
@@ -394,7 +428,16 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         "- Latent attack: MS-SSIM(x_t, recon x_a), lower = more robust. Max-damage attack: MS-SSIM(recon x, recon x_a), "
         "higher = more robust. λ is the L2 budget of the attack (pixels in [0, 1]).",
-        "- radae's values: mean ± 95% Student-t confidence half-width over the seeds of a configuration; `(n=1)` is one run.",
+        "- radae's values: `mean [95% interval]`, the interval from a bootstrap over the training seeds and the "
+        "attacked images of a configuration (seeds resampled with their spread expanded by sqrt(S/(S-1)), images "
+        "resampled once per replicate, percentiles clipped to the metric's range): "
+        + (
+            "from the sweeps' per-image values."
+            if images is not None and not images.empty
+            else "these rows carry no per-image values, so the image level is drawn from each trial's mean, std "
+            "(over images x starts) and number of images (parametric)."
+        )
+        + ' With 2 seeds the seed level is barely estimated: docs/evaluation.md, "Intervals". `(n=1)` is one run.',
         "- `MS-SSIM paper formula` is the authors' metric (comparable with the paper's rows); `MS-SSIM standard` is "
         "radae's standard MS-SSIM, shown for reference. `not run`: the sweep did not train that configuration; "
         "`not recorded`: the sweep's rows lack that metric.",
@@ -402,7 +445,7 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         "## Table 1: models (MNIST)",
         "",
-        markdown(table1(df)),
+        markdown(table1(df, images)),
         "",
         "radae rows: `model.name` vae / beta-vae / beta-tcvae / lipschitz-vae / se / avae; unimodal robust AE = rae with K=1 at alpha 0.95; "
         "robust GMM AE = rae with K=10 at alpha 0.95; both trained with FGSM (`adv.method fgsm`); the PGD-trained "
@@ -410,11 +453,11 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         "## Table 2: number of modes K (alpha 0.95)",
         "",
-        markdown(table2(df)),
+        markdown(table2(df, images)),
         "",
         "## Table 3: coupling alpha (K = 10)",
         "",
-        markdown(table3(df)),
+        markdown(table3(df, images)),
         "",
         paper.SENSITIVITY_NOTE,
         "",
@@ -422,10 +465,10 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "## Trends",
         "",
         "Robustness R (radae/sweep/objective.py; `robustness` in the standard MS-SSIM, `robustness_paper` in the "
-        "paper's formula; higher = more robust) and classifier FID (lower = better) along each axis, mean ± 95% CI "
-        "over seeds, and the least-squares slope on the axis value over all runs with its 95% CI.",
+        "paper's formula; higher = more robust) and classifier FID (lower = better) along each axis, mean [95% "
+        "interval] over seeds and images, and the least-squares slope on the axis value over all runs with its 95% CI.",
         "",
-        *_trend_section(df),
+        *_trend_section(df, images),
         "## Which differences are significant",
         "",
         f"Robustness R between every pair of configurations of one table: {TEST_NAME}. "
@@ -433,11 +476,11 @@ def reproduction_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         "### Table 2 (K)",
         "",
-        markdown(significance(_concat(table2_rows(df)))),
+        markdown(significance(_concat(table2_rows(df)), images=images)),
         "",
         "### Table 3 (alpha)",
         "",
-        markdown(significance(_concat(table3_rows(df)))),
+        markdown(significance(_concat(table3_rows(df)), images=images)),
         "",
     ]
     return "\n".join(parts)
@@ -452,10 +495,10 @@ def _concat(pairs: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 TREND_METRICS = ("metric.robustness", "metric.robustness_paper", "metric.fid_classifier_mean")
 
 
-def _trend_section(df: pd.DataFrame) -> list[str]:
+def _trend_section(df: pd.DataFrame, images: pd.DataFrame | None = None) -> list[str]:
     out = []
     for which, title in (("K", "K at alpha 0.95"), ("alpha", "alpha at K 10")):
-        tables = [trend(df, which, m) for m in TREND_METRICS if m in df]
+        tables = [trend(df, which, m, images) for m in TREND_METRICS if m in df]
         if not tables:
             continue
         joined = tables[0]

@@ -36,7 +36,7 @@ from radae.checkpoint import load_checkpoint
 from radae.config import apply_overrides
 from radae.data import load_dataset
 from radae.registry import Registry
-from radae.sweep import results
+from radae.sweep import images, results
 from radae.sweep.fidnet import fetch_feature_net, fid_columns, fid_tags
 from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import TrialResources, cap_gpu_memory
@@ -180,6 +180,7 @@ def run_job(job: TrialJob) -> dict[str, Any]:
         finals[k] = outcome.final
         if tracker is not None:
             log_trial_outputs(tracker, job.members[k].run_id, outcome.final, outcome.checkpoint, outs[k])
+            store_images(job, job.members[k], outcome.images)
     final = shape.final_report(finals, errors, objective)
     files = {}
     for k, out in enumerate(outs):
@@ -187,6 +188,15 @@ def run_job(job: TrialJob) -> dict[str, Any]:
         files[f"{shape.folder(k)}eval"] = out / "eval"
     report_with_checkpoint(reporter, final, files)
     return final
+
+
+def store_images(job: TrialJob, member: Member, per_image: dict[str, dict[int, float]] | None) -> None:
+    """Write the member's per-image table beside the sweep's trial rows (:func:`radae.sweep.results.write_images`;
+    nothing when the sweep has no storage, e.g. a worker loop run without a bucket)."""
+    if not per_image or not job.ctx.storage:
+        return
+    rows = images.records(per_image, sweep_id=job.ctx.sweep_id, trial_id=member.trial_id, columns=member.columns)
+    results.write_images(job.ctx.settings(), job.ctx.sweep_id, member.trial_id, rows)
 
 
 # ---- executors: where worker_loop runs ----------------------------------------------------------

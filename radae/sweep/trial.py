@@ -28,6 +28,7 @@ from radae.checkpoint import CheckpointError, load_checkpoint, load_model, write
 from radae.config import RunConfig
 from radae.evaluate import evaluate
 from radae.registry import Registry
+from radae.sweep.images import with_robustness
 from radae.sweep.objective import FINAL_KEY, Objective, level_tag
 from radae.sweep.results import make_row
 from radae.sweep.settings import StorageSettings
@@ -233,11 +234,13 @@ class Startup:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One configuration's end: its final metrics once evaluated, else the error that stopped it."""
+    """One configuration's end: its final metrics once evaluated, else the error that stopped it; ``images``:
+    its per-image values ``{name: {test index: value}}`` (:mod:`radae.sweep.images`, R per image included)."""
 
     final: dict[str, Any] | None
     error: str | None = None
     checkpoint: Path | None = None
+    images: dict[str, dict[int, float]] | None = None
 
 
 def train_and_evaluate(
@@ -286,7 +289,7 @@ def train_and_evaluate(
             "data_seconds": startup.data_seconds,
             FINAL_KEY: 1.0,
         }
-        outcomes.append(Outcome(final, None, result.checkpoint))
+        outcomes.append(Outcome(final, None, result.checkpoint, with_robustness(evaluation.images, cfg.eval.levels)))
     return outcomes
 
 

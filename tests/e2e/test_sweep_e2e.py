@@ -133,6 +133,13 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
             == f"loss.alpha={same[0]['param.loss.alpha']} prior.num_modes={same[0]['param.prior.num_modes']}"
         )
         assert same[0]["metric.score"] != same[1]["metric.score"]  # different seeds, different models
+    # Per-image values beside the rows: every trial attacked the same images (eval.seed, not train.seed).
+    images = results.read_images(settings, sweep, as_pandas=True)
+    assert set(images["trial_id"]) == {r["trial_id"] for r in rows}
+    attacked = images[images["name"] == "max_damage_msssim_paper_recx_recxa_l3"].groupby("trial_id")["image"]
+    assert len({tuple(sorted(v)) for _, v in attacked}) == 1
+    per_trial = images[images["name"] == "robustness"].groupby("trial_id")["value"].mean()
+    assert all(abs(per_trial[r["trial_id"]] - r["metric.robustness"]) < 1e-9 for r in rows)
     # One FID feature network for the whole sweep: stored with its results, the same checksum in every row.
     fid_key = settings.key("fid", f"sweep={sweep}", "mnist", "feature_net.pt")
     stored_net = settings.boto3_client().get_object(Bucket=settings.bucket, Key=fid_key)["Body"].read()
@@ -184,6 +191,8 @@ def test_smoke_sweep_end_to_end(live_stack, measurements):
         assert run.data.params["loss.alpha"] in {str(a) for a, _ in grid} and "eval.fid_samples" in run.data.params
         history = tracker.client.get_metric_history(run.info.run_id, "val_loss")
         assert [m.step for m in history] == [1, 2]
+        probe = tracker.client.get_metric_history(run.info.run_id, "probe_robustness_paper")
+        assert [m.step for m in probe] == [1, 2] and all(0 <= m.value <= 1 for m in probe)  # robustness per epoch
         names = {
             a.path for d in ("checkpoint", "eval", "train") for a in tracker.client.list_artifacts(run.info.run_id, d)
         }
