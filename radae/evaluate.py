@@ -45,6 +45,7 @@ from radae.config import ConfigError, EvalConfig
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 from radae.names import check_section
+from radae.precision import check_precision, network_precision
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
 PAIRS = {
@@ -175,6 +176,7 @@ def evaluate(
     device = torch.device(device)
     log = log or (lambda s: print(f"[eval] {s}", file=sys.stderr, flush=True) if progress else None)
     inception = check_request(data, cfg)
+    check_precision(cfg.precision, device, "eval.precision")
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -222,6 +224,7 @@ def evaluate(
                 device=device,
                 seed=cfg.seed,
                 progress=show(f"{space.metric} runs"),
+                precision=cfg.precision,
             )["runs"]
             metrics["time_fid_s"] = time.perf_counter() - fid_start - metrics["time_fid_features_s"]
             _add(
@@ -296,7 +299,11 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
     if decode_noise > 0:
         model = NoisyDecoding(model, decode_noise, torch.Generator().manual_seed(cfg.seed + 2))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    res = attack.run(model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps"))
+    # eval.precision covers the attack's optimisation only; everything measured below runs in fp32.
+    with network_precision(model, cfg.precision, device):
+        res = attack.run(
+            model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps")
+        )
     ii = res.image_index.to(device)
     recxa = _reconstruct(model, res.x_adv)
     images = {"x": x[ii], "xa": res.x_adv, "recx": _reconstruct(model, x)[ii], "recxa": recxa, "xt": xt[ii]}

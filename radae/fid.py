@@ -37,6 +37,7 @@ import torch
 
 from radae.checkpoint import write_atomic, write_text_atomic
 from radae.classifier import FeatureCNN, train_feature_net
+from radae.precision import autocast, network_precision
 
 FEATURE_NET_VERSION = 1
 EXTRACTOR_NAME = "radae-classifier"
@@ -130,7 +131,7 @@ def _extractor_class():
             return None
 
         def forward(self, x):
-            return (self.net.features(_to_net_input(x, self.net.image_shape[0])),)
+            return (self.net.features(_to_net_input(x, self.net.image_shape[0])).float(),)
 
     return ClassifierFeatureExtractor
 
@@ -284,7 +285,9 @@ def _fid_direct(space: FeatureSpace, fake: torch.Tensor, real: torch.Tensor, dev
     def feats(images: torch.Tensor) -> torch.Tensor:
         ds = ImageTensorDataset(images).images
         chunks = [ds[i : i + 500].to(device) for i in range(0, len(ds), 500)]
-        return torch.cat([net.features(_to_net_input(c.expand(-1, 3, -1, -1), net.image_shape[0])) for c in chunks])
+        return torch.cat(
+            [net.features(_to_net_input(c.expand(-1, 3, -1, -1), net.image_shape[0])).float() for c in chunks]
+        )
 
     return frechet_distance(*gaussian_statistics(feats(fake)), *gaussian_statistics(feats(real)))
 
@@ -299,8 +302,12 @@ def compute_fid(
     device: torch.device,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "fp32",
 ) -> dict[str, float | list[float]]:
     """FID of ``runs`` sets of ``samples`` generated images against ``real`` (uint8 validation images).
+
+    ``precision`` (:mod:`radae.precision`): the decoder's and the feature network's forwards; the
+    images are quantised to uint8 and the feature statistics computed in float64 either way.
 
     Returns ``{"mean", "std", "runs"}`` (std over runs, ddof 0; 0 for one run).
     """
@@ -312,8 +319,10 @@ def compute_fid(
         fid_fn = _fid_direct
     values = []
     for run in range(runs):
-        fake = generate(model, samples, device=device, seed=seed + run)
-        values.append(fid_fn(space, fake, real, device))
+        with network_precision(model, precision, device):
+            fake = generate(model, samples, device=device, seed=seed + run)
+        with autocast(precision, device):
+            values.append(fid_fn(space, fake, real, device))
         if progress is not None:
             progress(run + 1, runs)
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
