@@ -205,28 +205,27 @@ def evaluate(
                     name, model, x, xt, src_labels, latent_clf, cfg, device, rows, metrics, files, grid_dir, show
                 )
         if cfg.fid:
-            fid_start = time.perf_counter()
-            space = inception or feature_net
-            if isinstance(space, (str, os.PathLike)):
-                space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
-            if space is None:
-                space = classifier_space(data, cfg, log)
-            metrics["time_fid_features_s"] = time.perf_counter() - fid_start
+            with _timed(metrics, "fid_features"):
+                space = inception or feature_net
+                if isinstance(space, (str, os.PathLike)):
+                    space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
+                if space is None:
+                    space = classifier_space(data, cfg, log)
             log(
                 f"{space.metric}: {cfg.fid_runs} runs of {cfg.fid_samples} samples vs {len(data.val)} validation images"
             )
-            runs = fid.compute_fid(
-                model,
-                data.val.images,
-                space,
-                samples=cfg.fid_samples,
-                runs=cfg.fid_runs,
-                device=device,
-                seed=cfg.seed,
-                progress=show(f"{space.metric} runs"),
-                precision=cfg.precision,
-            )["runs"]
-            metrics["time_fid_s"] = time.perf_counter() - fid_start - metrics["time_fid_features_s"]
+            with _timed(metrics, "fid"):
+                runs = fid.compute_fid(
+                    model,
+                    data.val.images,
+                    space,
+                    samples=cfg.fid_samples,
+                    runs=cfg.fid_runs,
+                    device=device,
+                    seed=cfg.seed,
+                    progress=show(f"{space.metric} runs"),
+                    precision=cfg.precision,
+                )["runs"]
             _add(
                 rows,
                 metrics,
@@ -249,12 +248,14 @@ def evaluate(
 
 @contextmanager
 def _timed(metrics: dict[str, float], stage: str):
-    """Record the wall time of a stage as ``time_<stage>_s``."""
-    begin = time.perf_counter()
+    """Record the wall time of a stage as ``time_<stage>_s`` and this process's CPU time as ``time_<stage>_cpu_s``
+    (the CPU time is what a shared machine's load does not inflate)."""
+    begin, cpu_begin = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         metrics[f"time_{stage}_s"] = time.perf_counter() - begin
+        metrics[f"time_{stage}_cpu_s"] = time.process_time() - cpu_begin
 
 
 def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log):
@@ -312,6 +313,16 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
         with torch.no_grad():
             pred = clf.predict(latent_clf, clf.encode_all(model, res.x_adv)).cpu()
         correct = (pred == src_labels[res.image_index]).double()  # the source label, for both attacks
+    with _timed(metrics, f"metrics_{name}"):
+        _measure(name, res, images, correct, cfg, rows, metrics, files, out)
+    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
+    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
+    return list(cfg.levels), means, stds
+
+
+def _measure(name, res, images, correct, cfg: EvalConfig, rows, metrics, files, out) -> None:
+    """MS-SSIM, L2 and accuracy of one attack's named pairs at every lambda (and its grid figures)."""
+    device = images["x"].device
     for li, level in enumerate(cfg.levels):
         sel = (res.level_index == li).to(device)
         _add(rows, metrics, res.loss[sel], metric="loss", compared="objective", attack=name, level=level)
@@ -323,9 +334,6 @@ def _attack(name, model, x, xt, src_labels, latent_clf, cfg: EvalConfig, device,
             _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level)
         if out is not None:
             files.append(_grid(out, name, level, images, sel, cfg.grid_images))
-    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
-    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
-    return list(cfg.levels), means, stds
 
 
 def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k: int) -> str:
