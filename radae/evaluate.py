@@ -225,6 +225,7 @@ def evaluate(
                     seed=cfg.seed,
                     progress=show(f"{space.metric} runs"),
                     precision=cfg.precision,
+                    stats_cache=cfg.feature_cache,
                 )["runs"]
             _add(
                 rows,
