@@ -71,3 +71,24 @@ def test_quick_benchmark_runs_and_its_output_parses(tmp_path):
             assert r[note].startswith("skipped"), r[note]
         else:
             assert r[key] > 0, key
+
+
+@pytest.mark.slow
+def test_eval_cost_compares_base_and_checkout_on_the_same_numbers(tmp_path):
+    """benchmarks/eval_cost.py --quick: both versions run, every stage is timed, the metrics agree."""
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "eval_cost.py"), "--base", "b294246", "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    if proc.returncode != 0 and "unknown revision" in proc.stderr + proc.stdout:
+        pytest.skip("the base commit is not in this clone's history")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for label in ("before", "after"):
+        assert r[label]["total"] > 0 and r[label]["fid"] > 0 and r[label]["attack_latent"] > 0
+    # The faster projection and the cached FID reference change no number beyond rounding
+    # (FID: before went through torch-fidelity, within 1e-3 of radae's own features).
+    before, after = r["fid_before_after"]
+    assert after == pytest.approx(before, rel=1e-3)
+    assert r["largest_metric_difference"]["abs"] < 1e-4, r["largest_metric_difference"]
