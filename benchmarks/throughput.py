@@ -4,6 +4,7 @@
     python benchmarks/throughput.py --pack 32,128   # several pack sizes, each its own row (c)
     python benchmarks/throughput.py --quick         # CPU smoke run in about a minute (CI)
     python benchmarks/throughput.py --json out.json # also write the table as JSON
+    python benchmarks/throughput.py --eval-breakdown # also each evaluation stage, fp32 and bf16
 
 Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 losses):
 
@@ -17,6 +18,9 @@ Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 los
   alpha and modes) at once with torch.func.vmap, the whole pack step as one CUDA graph on GPU
   (``PackedGraph``), eager on CPU; throughput counted in model-steps/s. ``--pack 32,128`` times
   one row per size (JSON ``packed``); the top-level ``pack_size``/``packed_*`` keys are the largest.
+
+- (b) with ``train.precision bf16`` where the device has native bfloat16 (same rounds), and its
+  ratio to (b).
 
 Also: the PGD/FGSM cost ratio of (b), peak memory (``torch.cuda.max_memory_allocated`` on GPU,
 ``ru_maxrss`` of the process on CPU), the time of the MNIST evaluation protocol (100 images x 10
