@@ -4,6 +4,7 @@
     python benchmarks/throughput.py --pack 32,128   # several pack sizes, each its own row (c)
     python benchmarks/throughput.py --quick         # CPU smoke run in about a minute (CI)
     python benchmarks/throughput.py --json out.json # also write the table as JSON
+    python benchmarks/throughput.py --eval-breakdown # also each evaluation stage, fp32 and bf16
 
 Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 losses):
 
@@ -17,6 +18,9 @@ Rows (model: the MNIST MLP autoencoder, batch 100, FGSM training step, eq. 9 los
   alpha and modes) at once with torch.func.vmap, the whole pack step as one CUDA graph on GPU
   (``PackedGraph``), eager on CPU; throughput counted in model-steps/s. ``--pack 32,128`` times
   one row per size (JSON ``packed``); the top-level ``pack_size``/``packed_*`` keys are the largest.
+
+- (b) with ``train.precision bf16`` where the device has native bfloat16 (same rounds), and its
+  ratio to (b).
 
 Also: the PGD/FGSM cost ratio of (b), peak memory (``torch.cuda.max_memory_allocated`` on GPU,
 ``ru_maxrss`` of the process on CPU), the time of the MNIST evaluation protocol (100 images x 10
@@ -47,6 +51,7 @@ from radae.data import DatasetInfo, Split, Splits, load_dataset
 from radae.fast import PackConfig, PackedGraph, PackedModels
 from radae.losses import adversarial_ks_loss, coupled_cov_loss
 from radae.models import create_model
+from radae.precision import bf16_supported
 from radae.prior import GMMPrior
 from radae.trainsteps import make_optimizer, make_train_step
 
@@ -252,6 +257,50 @@ def time_fid(cfg: RunConfig, data: Splits, device: torch.device, quick: bool) ->
     return time.perf_counter() - t0, f"{n} samples vs {len(data.val)} validation images ({space.metric})"
 
 
+# The evaluation's stages as radae.evaluate times them (time_<stage>_cpu_s); the attack stages include
+# their metrics stage (MS-SSIM, L2 and accuracy of the named pairs).
+EVAL_STAGES = (
+    "classifier",
+    "attack_latent",
+    "metrics_latent",
+    "attack_max_damage",
+    "metrics_max_damage",
+    "fid_features",
+    "fid",
+)
+
+
+def evaluation_breakdown(
+    cfg: RunConfig, data: Splits, device: torch.device, quick: bool, precisions: list[str]
+) -> dict[str, Any]:
+    """Process CPU time of each stage of the full evaluation protocol (latent classifier, both attacks,
+    their MS-SSIM/L2 metrics, FID features and FID), once per ``eval.precision``, same model and protocol.
+
+    The FID feature network is built (or found in its cache) before the clock starts, as a sweep does."""
+    from radae.evaluate import classifier_space, evaluate  # noqa: PLC0415  (optional module, as time_evaluation)
+
+    ev: dict[str, Any] = {"eval.images": 100, "eval.trials": 10, "eval.levels": (1.0, 3.0, 5.0)}
+    if quick:
+        ev = {"eval.images": 4, "eval.trials": 2, "eval.attack_steps": 10, "eval.fid_samples": 500}
+        ev |= {"eval.fid_runs": 1, "eval.classifier_epochs": 1, "eval.feature_epochs": 1}
+    cfg = apply_overrides(cfg, ev)
+    space = classifier_space(data, cfg.eval, log=lambda s: None)
+    torch.manual_seed(0)
+    model = create_model(cfg, data.info.image_shape).to(device).eval()
+    out: dict[str, Any] = {}
+    for precision in precisions:
+        e = apply_overrides(cfg, {"eval.precision": precision}).eval
+        metrics = evaluate(model, data, e, device=device, progress=False, feature_net=space).metrics
+        out[precision] = {stage: metrics.get(f"time_{stage}_cpu_s") for stage in EVAL_STAGES}
+        out[precision]["total"] = metrics["eval_cpu_s"]
+    e = cfg.eval
+    out["protocol"] = (
+        f"{e.images} images x {e.trials} trials x {len(e.levels)} lambdas x 2 attacks, {e.attack_steps} steps; "
+        f"latent MLP {e.classifier_epochs} epochs; FID {e.fid_runs} x {e.fid_samples} samples"
+    )
+    return out
+
+
 # main ----------------------------------------------------------------------------------------
 
 
@@ -271,6 +320,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         **{f"packed_x{size}": packed_runner(cfg, data, device, batch, size) for size in packs},
         "radae_pgd": radae_runner(apply_overrides(cfg, {"adv.method": "pgd"}), data, device, batch),
     }
+    bf16 = bf16_supported(device)
+    if bf16:  # the same step with train.precision bf16, timed in the same alternating rounds
+        runners["radae_bf16"] = radae_runner(apply_overrides(cfg, {"train.precision": "bf16"}), data, device, batch)
     for run in runners.values():  # warm-up: allocator, graph capture, lazy state
         run(2)
     rates: dict[str, list[float]] = {name: [] for name in runners}
@@ -286,6 +338,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pack = max(packs)
     eval_s, eval_note = time_evaluation(cfg, data, device, args.quick)
     fid_s, fid_note = time_fid(cfg, data, device, args.quick)
+    breakdown = None
+    if args.eval_breakdown:
+        breakdown = evaluation_breakdown(cfg, data, device, args.quick, ["fp32", "bf16"] if bf16 else ["fp32"])
     return {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -305,6 +360,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_radae_over_plain": med["radae"] / med["plain"],
         "ratio_packed_over_plain": med[f"packed_x{pack}"] * pack / med["plain"],
         "pgd_over_fgsm_cost": med["radae"] / med["radae_pgd"],
+        "radae_bf16_steps_per_s": med["radae_bf16"] if bf16 else None,
+        "ratio_bf16_over_fp32": med["radae_bf16"] / med["radae"] if bf16 else None,
+        "bf16": "train.precision bf16" if bf16 else f"skipped: no native bfloat16 on {device}",
+        "rounds_steps_per_s": rates,
+        "eval_breakdown": breakdown,
         "peak_memory_mb": peak_memory_mb(device),
         "eval_protocol_s": eval_s,
         "eval_protocol": eval_note,
@@ -335,10 +395,26 @@ def print_table(r: dict[str, Any]) -> None:
             for p in r["packed"]
         ),
         f"{'PGD/FGSM cost ratio (radae step)':<48}{fmt(r['pgd_over_fgsm_cost'], 'x'):>16}",
+        f"{'(b) radae step, train.precision bf16, steps/s':<48}{fmt(r['radae_bf16_steps_per_s']):>16}   {r['bf16']}",
+        f"{'(b) bf16 / (b) fp32':<48}{fmt(r['ratio_bf16_over_fp32'], 'x'):>16}",
         f"{'peak memory, MiB':<48}{fmt(r['peak_memory_mb']):>16}",
         f"{'evaluation protocol, s':<48}{fmt(r['eval_protocol_s']):>16}   {r['eval_protocol']}",
         f"{'FID, s':<48}{fmt(r['fid_s']):>16}   {r['fid']}",
     ]
+    b = r.get("eval_breakdown")
+    if b:
+        precisions = [p for p in ("fp32", "bf16") if p in b]
+        lines += [
+            "",
+            f"evaluation, process CPU s ({b['protocol']})",
+            f"{'stage':<48}" + "".join(f"{p:>12}" for p in precisions),
+        ]
+        for stage in (*EVAL_STAGES, "total"):
+            cells = "".join(f"{fmt(b[p][stage]):>12}" for p in precisions)
+            ratio = ""
+            if "bf16" in b and b["fp32"][stage] and b["bf16"][stage]:
+                ratio = f"   fp32/bf16 {b['fp32'][stage] / b['bf16'][stage]:.2f}x"
+            lines.append(f"{stage:<48}{cells}{ratio}")
     print("\n".join(lines), flush=True)
 
 
@@ -367,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--json", default=None, help="write the results as JSON to this file")
+    parser.add_argument(
+        "--eval-breakdown",
+        action="store_true",
+        help="also time every stage of the full evaluation protocol (with FID and the latent MLP) in fp32 and bf16",
+    )
     args = parser.parse_args(argv)
     if args.pack is None:
         args.pack = [32, 128] if torch.cuda.is_available() and args.device != "cpu" else [4]

@@ -167,6 +167,13 @@ class TrainConfig:
     seed: int = field(default=0, metadata=_help("seed of every random stream (data order, noise, attacks)"))
     device: str = field(default="auto", metadata=_help("cpu, cuda, cuda:N or auto (cuda when available)"))
     step_mode: str = field(default="auto", metadata=_help("training step: eager, graph (CUDA graph) or auto"))
+    precision: str = field(
+        default="fp32",
+        metadata=_help(
+            "network forward passes in training and validation: fp32, or bf16 (autocast; losses stay fp32; "
+            "needs avx512_bf16/amx_bf16 or a bf16 GPU)"
+        ),
+    )
     out_dir: str | None = field(default=None, metadata=_help("output folder (default runs/<dataset>-<model>)"))
 
     def __post_init__(self) -> None:
@@ -228,6 +235,13 @@ class EvalConfig:
     classifier_batch_size: int = field(default=100, metadata=_help("downstream latent MLP: batch size"))
     classifier_hidden: int = field(default=256, metadata=_help("downstream latent MLP: hidden units"))
     grid_images: int = field(default=8, metadata=_help("source images shown in each attack grid figure"))
+    precision: str = field(
+        default="fp32",
+        metadata=_help(
+            "network forwards of the attacks' optimisation and of FID (sampling, features): fp32 or bf16; "
+            "reconstructions, MS-SSIM, L2, accuracies and FID statistics stay fp32"
+        ),
+    )
     attack_impl: str = field(
         default="batched",
         metadata=_help(

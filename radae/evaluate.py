@@ -51,6 +51,7 @@ from radae.data import DataError, load_dataset
 from radae.eval_plots import level_tag
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 from radae.names import check_section
+from radae.precision import check_precision, network_precision
 from radae.trainer import resolve_device
 
 # Which image pairs each attack reports (method.md's list); "xt" exists only for the latent attack.
@@ -172,6 +173,7 @@ def evaluate(
     device = torch.device(device)
     log = log or (lambda s: print(f"[eval] {s}", file=sys.stderr, flush=True) if progress else None)
     inception = check_request(data, cfg)
+    check_precision(cfg.precision, device, "eval.precision")
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -223,27 +225,28 @@ def evaluate(
                     (idx, per_image),
                 )
         if cfg.fid:
-            fid_start = time.perf_counter()
-            space = inception or feature_net
-            if isinstance(space, (str, os.PathLike)):
-                space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
-            if space is None:
-                space = classifier_space(data, cfg, log)
-            metrics["time_fid_features_s"] = time.perf_counter() - fid_start
+            with _timed(metrics, "fid_features"):
+                space = inception or feature_net
+                if isinstance(space, (str, os.PathLike)):
+                    space = fid.FeatureSpace("fid_classifier", fid.EXTRACTOR_NAME, "features", str(space))
+                if space is None:
+                    space = classifier_space(data, cfg, log)
             log(
                 f"{space.metric}: {cfg.fid_runs} runs of {cfg.fid_samples} samples vs {len(data.val)} validation images"
             )
-            runs = fid.compute_fid(
-                model,
-                data.val.images,
-                space,
-                samples=cfg.fid_samples,
-                runs=cfg.fid_runs,
-                device=device,
-                seed=cfg.seed,
-                progress=show(f"{space.metric} runs"),
-            )["runs"]
-            metrics["time_fid_s"] = time.perf_counter() - fid_start - metrics["time_fid_features_s"]
+            with _timed(metrics, "fid"):
+                runs = fid.compute_fid(
+                    model,
+                    data.val.images,
+                    space,
+                    samples=cfg.fid_samples,
+                    runs=cfg.fid_runs,
+                    device=device,
+                    seed=cfg.seed,
+                    progress=show(f"{space.metric} runs"),
+                    precision=cfg.precision,
+                    stats_cache=cfg.feature_cache,
+                )["runs"]
             _add(
                 rows,
                 metrics,
@@ -266,12 +269,14 @@ def evaluate(
 
 @contextmanager
 def _timed(metrics: dict[str, float], stage: str):
-    """Record the wall time of a stage as ``time_<stage>_s``."""
-    begin = time.perf_counter()
+    """Record the wall time of a stage as ``time_<stage>_s`` and this process's CPU time as ``time_<stage>_cpu_s``
+    (the CPU time is what a shared machine's load does not inflate)."""
+    begin, cpu_begin = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         metrics[f"time_{stage}_s"] = time.perf_counter() - begin
+        metrics[f"time_{stage}_cpu_s"] = time.process_time() - cpu_begin
 
 
 def _latent_classifier(model, data, cfg: EvalConfig, device, rows, metrics, log):
@@ -321,7 +326,11 @@ def _attack(
     if decode_noise > 0:
         model = NoisyDecoding(model, decode_noise, torch.Generator().manual_seed(cfg.seed + 2))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    res = attack.run(model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps"))
+    # eval.precision covers the attack's optimisation only; everything measured below runs in fp32.
+    with network_precision(model, cfg.precision, device):
+        res = attack.run(
+            model, x, cfg.levels, cfg.trials, targets=xt, generator=gen, progress=show(f"{name} attack steps")
+        )
     if cfg.strength_probe_images > 0 and isinstance(attack, Attack):
         # The batched attack's first-restart starts, redrawn from the same seed (Attack.run draws them first).
         first = random_start(x[res.image_index], res.level.to(device), torch.Generator().manual_seed(cfg.seed + 1))
@@ -340,6 +349,19 @@ def _attack(
         with torch.no_grad():
             pred = clf.predict(latent_clf, clf.encode_all(model, res.x_adv)).cpu()
         correct = (pred == src_labels[res.image_index]).double()  # the source label, for both attacks
+    with _timed(metrics, f"metrics_{name}"):
+        _measure(name, res, images, correct, cfg, rows, metrics, files, out, (row_image, per_image))
+    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
+    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
+    return list(cfg.levels), means, stds
+
+
+def _measure(name, res, images, correct, cfg: EvalConfig, rows, metrics, files, out, per_image_of) -> None:
+    """MS-SSIM, L2 and accuracy of one attack's named pairs at every lambda (and its grid figures).
+
+    ``per_image_of``: (each row's test-set index, the per-image dict every metric's image means go to)."""
+    device = images["x"].device
+    row_image, per_image = per_image_of
     for li, level in enumerate(cfg.levels):
         sel = (res.level_index == li).to(device)
         own = {"images": row_image[sel.cpu()], "per_image": per_image}
@@ -352,9 +374,6 @@ def _attack(
             _add(rows, metrics, correct[sel.cpu()], metric="acc", compared="source", attack=name, level=level, **own)
         if out is not None:
             files.append(_grid(out, name, level, images, sel, cfg.grid_images))
-    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
-    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
-    return list(cfg.levels), means, stds
 
 
 def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k: int) -> str:

@@ -37,8 +37,10 @@ import torch
 
 from radae.checkpoint import write_atomic, write_text_atomic
 from radae.classifier import FeatureCNN, train_feature_net
+from radae.precision import autocast, network_precision
 
 FEATURE_NET_VERSION = 1
+STATS_VERSION = 1  # of the cached reference statistics (reference_statistics)
 EXTRACTOR_NAME = "radae-classifier"
 
 
@@ -130,7 +132,7 @@ def _extractor_class():
             return None
 
         def forward(self, x):
-            return (self.net.features(_to_net_input(x, self.net.image_shape[0])),)
+            return (self.net.features(_to_net_input(x, self.net.image_shape[0])).float(),)
 
     return ClassifierFeatureExtractor
 
@@ -275,18 +277,66 @@ def _fid_torch_fidelity(space: FeatureSpace, fake: torch.Tensor, real: torch.Ten
 
 
 @torch.no_grad()
-def _fid_direct(space: FeatureSpace, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> float:
-    """The same FID without torch-fidelity (classifier features only)."""
+def classifier_features(space: FeatureSpace, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Float32 features (N, F) of ``images`` (uint8 or floats in [0, 1]) under the classifier feature network."""
     if space.metric != "fid_classifier":
         raise FIDError(f"{space.metric} needs torch-fidelity, which is not installed")
     net = load_feature_net(space.weights_path, device)
+    ds = ImageTensorDataset(images).images
+    chunks = [ds[i : i + 500].to(device) for i in range(0, len(ds), 500)]
+    return torch.cat([net.features(_to_net_input(c.expand(-1, 3, -1, -1), net.image_shape[0])).float() for c in chunks])
 
-    def feats(images: torch.Tensor) -> torch.Tensor:
-        ds = ImageTensorDataset(images).images
-        chunks = [ds[i : i + 500].to(device) for i in range(0, len(ds), 500)]
-        return torch.cat([net.features(_to_net_input(c.expand(-1, 3, -1, -1), net.image_shape[0])) for c in chunks])
 
-    return frechet_distance(*gaussian_statistics(feats(fake)), *gaussian_statistics(feats(real)))
+def _fid_direct(space: FeatureSpace, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> float:
+    """The same FID without torch-fidelity (classifier features only)."""
+    fake_stats = gaussian_statistics(classifier_features(space, fake, device))
+    return frechet_distance(*fake_stats, *gaussian_statistics(classifier_features(space, real, device)))
+
+
+def reference_statistics(
+    space: FeatureSpace,
+    real: torch.Tensor,
+    device: torch.device,
+    *,
+    precision: str = "fp32",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the classifier features of ``real`` (the validation images), cached on disk.
+
+    They depend only on the feature network, the images and ``precision``, not on the model being
+    scored, so a sweep computes them once per machine instead of once per FID run of every trial.
+    The file ``<cache>/stats/<key>.npz`` is keyed by the sha256 of the network file and of the
+    images; it stores both checksums and the precision and is used only when all three match (a
+    corrupt or mismatched file is recomputed, with a warning).
+    """
+    net_sha = file_sha256(space.weights_path)
+    images = real.cpu().contiguous()
+    image_sha = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+    ident = {"version": STATS_VERSION, "net": net_sha, "images": image_sha, "shape": list(images.shape)}
+    ident["precision"] = precision
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+    folder = (Path(cache_dir) if cache_dir is not None else feature_cache_dir()) / "stats"
+    path = folder / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as stored:
+                if json.loads(str(stored["ident"])) == ident:
+                    return stored["mu"], stored["sigma"]
+        except Exception:  # truncated or not an npz: recompute below
+            pass
+        warnings.warn(f"FID reference statistics {path} do not match their checksums; recomputing", stacklevel=2)
+    with autocast(precision, device):
+        mu, sigma = gaussian_statistics(classifier_features(space, images, device))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(
+        path, lambda tmp: _save_npz(tmp, mu=mu, sigma=sigma, ident=np.array(json.dumps(ident, sort_keys=True)))
+    )
+    return mu, sigma
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle: np.savez would append .npz to a path
+        np.savez(handle, **arrays)
 
 
 def compute_fid(
@@ -299,21 +349,35 @@ def compute_fid(
     device: torch.device,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "fp32",
+    stats_cache: str | os.PathLike[str] | None = None,
 ) -> dict[str, float | list[float]]:
     """FID of ``runs`` sets of ``samples`` generated images against ``real`` (uint8 validation images).
 
+    ``fid_classifier``: radae's own feature extraction (:func:`classifier_features`, equal to
+    torch-fidelity's with the same extractor to ~1e-3) against :func:`reference_statistics` of
+    ``real``, computed once and cached under ``stats_cache`` (default: the feature cache);
+    ``fid_inception``: torch-fidelity per run.
+
+    ``precision`` (:mod:`radae.precision`): the decoder's and the feature network's forwards; the
+    images are quantised to uint8 and the feature statistics computed in float64 either way.
+
     Returns ``{"mean", "std", "runs"}`` (std over runs, ddof 0; 0 for one run).
     """
-    try:
-        import torch_fidelity  # noqa: F401
-
-        fid_fn = _fid_torch_fidelity
-    except ImportError:
-        fid_fn = _fid_direct
+    reference = None
+    if space.metric == "fid_classifier":  # radae's own features: the validation statistics once (cached)
+        reference = reference_statistics(space, real, device, precision=precision, cache_dir=stats_cache)
     values = []
     for run in range(runs):
-        fake = generate(model, samples, device=device, seed=seed + run)
-        values.append(fid_fn(space, fake, real, device))
+        with network_precision(model, precision, device):
+            fake = generate(model, samples, device=device, seed=seed + run)
+        with autocast(precision, device):
+            if reference is not None:
+                values.append(
+                    frechet_distance(*gaussian_statistics(classifier_features(space, fake, device)), *reference)
+                )
+            else:
+                values.append(_fid_torch_fidelity(space, fake, real, device))
         if progress is not None:
             progress(run + 1, runs)
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}

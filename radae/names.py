@@ -30,6 +30,7 @@ from radae.losses import KS_WEIGHTINGS
 from radae.models import MODELS, NETWORKS
 from radae.models.baselines import LIKELIHOODS
 from radae.perturb import PERTURBATIONS
+from radae.precision import PRECISIONS
 from radae.prior import PLACEMENTS
 from radae.registry import Registry
 from radae.trainsteps import STEP_MODES
@@ -44,6 +45,8 @@ NAMED_FIELDS: dict[str, tuple[Registry, tuple[str, ...]]] = {
     "loss.ks_weighting": (KS_WEIGHTINGS, ()),
     "adv.method": (PERTURBATIONS, ()),
     "train.step_mode": (STEP_MODES, ("auto",)),
+    "train.precision": (PRECISIONS, ()),
+    "eval.precision": (PRECISIONS, ()),
     "eval.attack_impl": (ATTACK_IMPLS, ()),
     "baseline.likelihood": (LIKELIHOODS, ()),
 }

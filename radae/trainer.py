@@ -28,6 +28,7 @@ from radae.data import dataset_info, load_dataset
 from radae.models import Autoencoder, create_model
 from radae.names import check_names
 from radae.plots import save_reconstructions, save_samples
+from radae.precision import check_precision, network_precision
 from radae.probe import make_probe, probe_metrics
 from radae.rng import rng_state, set_rng_state
 from radae.runfolder import RunFolder, TrainResult
@@ -56,6 +57,7 @@ def validate(cfg: RunConfig) -> torch.device:
     check_names(cfg)
     device = resolve_device(cfg.train.device)
     resolve_step_mode(cfg.train.step_mode, device)
+    check_precision(cfg.train.precision, device, "train.precision")
     return device
 
 
@@ -227,7 +229,8 @@ def train(
                         f"stopped without writing a checkpoint (the last good one, if any, is {folder.checkpoint})"
                     )
         train_means = torch.stack(rows).mean(dim=0).tolist()
-        val = evaluate_objective(model, data.val, batch, validation_seed(seed))
+        with network_precision(model, cfg.train.precision, device):
+            val = evaluate_objective(model, data.val, batch, validation_seed(seed))
         bad_val = [k for k, v in val.items() if not math.isfinite(v)]
         if bad_val:
             raise TrainingDiverged(

@@ -51,6 +51,7 @@ import torch
 
 from radae.config import ConfigError, RunConfig
 from radae.models import Autoencoder
+from radae.precision import network_precision
 from radae.registry import Registry
 
 Step = Callable[[torch.Tensor, "torch.Generator | None"], dict[str, torch.Tensor]]
@@ -105,8 +106,21 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Adam:
 def make_train_step(
     model: Autoencoder, optimizer: torch.optim.Optimizer, cfg: RunConfig, device: torch.device | str
 ) -> Step:
-    """The step of ``cfg.train.step_mode`` (``auto``: graph on CUDA, else eager): ``step(x, generator) -> dict``."""
-    return STEP_MODES.get(resolve_step_mode(cfg.train.step_mode, torch.device(device)))(model, optimizer)
+    """The step of ``cfg.train.step_mode`` (``auto``: graph on CUDA, else eager): ``step(x, generator) -> dict``.
+
+    With ``train.precision`` bf16 every call runs inside :func:`radae.precision.network_precision`
+    (the networks' forwards under autocast, losses and Adam in float32); a graph step captures
+    the autocast kernels on its first call.
+    """
+    step = STEP_MODES.get(resolve_step_mode(cfg.train.step_mode, torch.device(device)))(model, optimizer)
+    if cfg.train.precision == "fp32":
+        return step
+
+    def step_at_precision(x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        with network_precision(model, cfg.train.precision, device):
+            return step(x, generator)
+
+    return step_at_precision
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

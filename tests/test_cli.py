@@ -24,6 +24,8 @@ STRING_VALUES = {
     "adv.method": "pgd",
     "train.device": "cpu",
     "train.step_mode": "eager",
+    "train.precision": "bf16",
+    "eval.precision": "bf16",
     "baseline.likelihood": "gaussian",
     "baseline.se_perturbation": "random",
     "loss.ks_weighting": "separate",

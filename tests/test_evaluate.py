@@ -10,6 +10,7 @@ import torch
 
 from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
 from radae.evaluate import PAIRS, evaluate, main, pick_images
+from radae.precision import bf16_supported
 
 MNIST_DIR = "/work/shared/data/mnist"
 
@@ -238,3 +239,23 @@ def test_library_rejects_bad_requests_before_work(trained):
         EvalConfig(levels=(1.0, 0.0))
     with pytest.raises(ConfigError, match="eval.attack_impl 'lbfgs' is unknown"):
         evaluate(model, data, EvalConfig(attack_impl="lbfgs"), progress=False)
+
+
+@pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="no bf16 on this CPU")
+def test_bf16_evaluation_keeps_measurements_in_fp32_and_close_to_fp32(trained, tmp_path):
+    data, model, _ = trained
+    small = SMALL | {"classifier_epochs": 0, "feature_cache": str(tmp_path / "features")}
+    fp32 = evaluate(model, data, EvalConfig(**small), device="cpu", progress=False).metrics
+    bf16 = evaluate(model, data, EvalConfig(**small, precision="bf16"), device="cpu", progress=False).metrics
+    # Clean reconstructions and their metrics are outside eval.precision: bit-identical.
+    assert bf16["clean_msssim_x_recx_mean"] == fp32["clean_msssim_x_recx_mean"]
+    assert bf16["clean_l2_x_recx_mean"] == fp32["clean_l2_x_recx_mean"]
+    # The attacks optimise through bf16 networks: other optima, the same robustness within a few %.
+    changed = 0
+    for lv in ("l1", "l3", "l5"):
+        for key in ("latent_msssim_xt_recxa", "max_damage_msssim_recx_recxa", "latent_l2_x_xa"):
+            a, b = fp32[f"{key}_{lv}_mean"], bf16[f"{key}_{lv}_mean"]
+            changed += a != b
+            assert b == pytest.approx(a, rel=0.1, abs=0.02), (key, lv)
+    assert changed  # bf16 really ran
+    assert bf16["fid_classifier_mean"] == pytest.approx(fp32["fid_classifier_mean"], rel=0.1)

@@ -213,3 +213,41 @@ def test_checked_feature_space_verifies_the_checksum_before_use(tmp_path):
     garbage.write_bytes(b"not a network")
     with pytest.raises(FIDError, match="garbage.pt does not load"):  # right checksum, not a network
         checked_feature_space(garbage, file_sha256(garbage))
+
+
+def test_reference_statistics_are_computed_once_and_checked(mnist_space, tmp_path, monkeypatch):
+    from radae import fid
+
+    data, space, _ = mnist_space
+    real, cpu = data.val.images[:1000], torch.device("cpu")
+    mu, sigma = fid.reference_statistics(space, real, cpu, cache_dir=tmp_path)
+    direct = fid.gaussian_statistics(fid.classifier_features(space, real, cpu))
+    assert np.allclose(mu, direct[0]) and np.allclose(sigma, direct[1])
+    (path,) = (tmp_path / "stats").iterdir()
+    calls = []
+    monkeypatch.setattr(fid, "classifier_features", lambda *a: calls.append(a) or torch.zeros(3, 128))
+    again = fid.reference_statistics(space, real, cpu, cache_dir=tmp_path)
+    assert not calls and np.array_equal(again[0], mu)  # read from the file, not recomputed
+    # other images (or another network or precision) are another key: computed, not served stale
+    fid.reference_statistics(space, real[:500], cpu, cache_dir=tmp_path)
+    assert len(calls) == 1
+    path.write_bytes(path.read_bytes()[:-20])  # corrupt: recomputed, with a warning
+    with pytest.warns(UserWarning, match="do not match their checksums"):
+        fid.reference_statistics(space, real, cpu, cache_dir=tmp_path)
+    assert len(calls) == 2
+
+
+def test_compute_fid_with_cached_reference_equals_torch_fidelity(mnist_space, tmp_path):
+    data, space, _ = mnist_space
+    cpu = torch.device("cpu")
+
+    class Replay:
+        def sample(self, n, generator):
+            return data.test.get(torch.randint(len(data.test), (n,), generator=generator))
+
+    real = data.val.images[:1000]
+    out = compute_fid(Replay(), real, space, samples=500, runs=2, device=cpu, stats_cache=tmp_path)
+    for run, value in enumerate(out["runs"]):
+        fake = torch.cat([Replay().sample(500, torch.Generator().manual_seed(run))])
+        fake = (fake.clamp(0, 1) * 255).round().to(torch.uint8)
+        assert value == pytest.approx(_fid_torch_fidelity(space, fake, real, cpu), rel=1e-3)

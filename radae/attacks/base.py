@@ -60,32 +60,47 @@ def project_l2_box(delta: torch.Tensor, x: torch.Tensor, radius: torch.Tensor, m
     set no longer changes (a handful of iterations). A final rescale by min(1, r / ||d||), which
     stays in the box, absorbs rounding. delta, x: (R, ...); radius: (R,).
     """
-    lo, hi = -x, 1.0 - x
     shape = (-1,) + (1,) * (delta.dim() - 1)
-    full = torch.minimum(torch.maximum(delta, lo), hi)
-    outside = (full.flatten(1).norm(dim=1) > radius).nonzero().flatten()
-    if len(outside) == 0:
+    full = torch.minimum(torch.maximum(delta, -x), 1.0 - x)
+    rows = (full.flatten(1).norm(dim=1) > radius).nonzero().flatten()
+    if len(rows) == 0:
         return full
-    v = delta[outside].flatten(1)
-    v2 = v * v
-    b2 = torch.where(v > 0, hi[outside].flatten(1), lo[outside].flatten(1)).pow(2)
-    r2 = radius[outside].pow(2)
+    every = len(rows) == len(delta)  # the usual case: no gather or scatter of the rows
+    d0 = delta if every else delta[rows]
+    xr = x if every else x[rows]
+    v, xs = d0.flatten(1), xr.flatten(1)
+    # Per coordinate: v_i^2 and b_i^2 side by side, so one batched mat-vec with the saturation mask
+    # gives both sums of an iteration; coordinate i is saturated at t^2 once t^2 >= b_i^2 / v_i^2.
+    vb = torch.empty((len(rows), 2, v.shape[1]), dtype=v.dtype, device=v.device)
+    torch.mul(v, v, out=vb[:, 0])
+    torch.where(v > 0, 1.0 - xs, xs, out=vb[:, 1])
+    vb[:, 1].square_()
+    saturates_at = vb[:, 1] / vb[:, 0]
+    v2_total = vb[:, 0].sum(dim=1)
+    r2 = radius[rows].square()
     t2 = torch.ones_like(r2)
+    active = torch.arange(len(rows), device=v.device)  # rows whose t^2 still moves
+    mask = torch.empty_like(saturates_at)
     for _ in range(max_iters):
-        saturated = b2 <= t2.unsqueeze(1) * v2
-        s_free = torch.where(saturated, 0.0, v2).sum(dim=1)
-        p_sat = torch.where(saturated, b2, 0.0).sum(dim=1)
+        old = t2[active]
+        torch.le(saturates_at, old.unsqueeze(1), out=mask)
+        sat_v2, p_sat = torch.bmm(vb, mask.unsqueeze(2)).squeeze(2).unbind(dim=1)
+        s_free = v2_total - sat_v2
         new = ((r2 - p_sat).clamp_min(0) / s_free.clamp_min(1e-30)).clamp(max=1.0)
-        done = bool(((new - t2).abs() <= 1e-7 * t2).all())
-        t2 = new
-        if done:
+        t2[active] = new
+        moving = ((new - old).abs() > 1e-7 * old).nonzero().flatten()
+        if len(moving) == 0:
             break
-    d = torch.minimum(torch.maximum(t2.sqrt().view(shape) * delta[outside], lo[outside]), hi[outside])
+        if len(moving) < len(active):  # converged rows drop out of the iteration
+            active, vb, saturates_at = active[moving], vb[moving], saturates_at[moving]
+            v2_total, r2, mask = v2_total[moving], r2[moving], mask[moving]
+    d = torch.minimum(torch.maximum(t2.sqrt().view(shape) * d0, -xr), 1.0 - xr)
     # (1 - 1e-6): rounding can never leave a row outside its ball.
-    d = d * (radius[outside] * (1 - 1e-6) / d.flatten(1).norm(dim=1).clamp_min(1e-30)).clamp(max=1.0).view(shape)
-    out = full.clone()
-    out[outside] = d
-    return out
+    d = d * (radius[rows] * (1 - 1e-6) / d.flatten(1).norm(dim=1).clamp_min(1e-30)).clamp(max=1.0).view(shape)
+    if every:
+        return d
+    full[rows] = d
+    return full
 
 
 def random_start(x: torch.Tensor, radius: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -69,6 +69,11 @@ def check_packable(cfgs: list[RunConfig]) -> None:
     first = cfgs[0].flat()
     for i, cfg in enumerate(cfgs):
         flat = check_names(cfg).flat()
+        if flat["train.precision"] != "fp32":
+            raise ConfigError(
+                f"train.precision {flat['train.precision']!r} is not supported by packed training (member {i}): "
+                "the vmapped step runs in fp32 only; train such configs one per process (pack_size 1) or use fp32"
+            )
         if flat["model.name"] != "rae":
             raise ConfigError(f"model.name must be rae to pack trials, got {flat['model.name']!r} (member {i})")
         for key in SHARED_FIELDS:
