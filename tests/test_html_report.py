@@ -154,3 +154,21 @@ def test_headline_metrics_for_the_parent_run():
         )
         == {}
     )
+
+
+def test_weak_attack_banner_names_only_trials_whose_attack_was_weaker():
+    import pandas as pd
+
+    from radae.sweep.html_report import weak_attack_banner
+
+    df = pd.DataFrame(
+        {
+            "trial_id": ["t_1", "t_2"],
+            "metric.max_damage_strength_lbfgsb_l5_mean": [0.97, 1.02],
+            "metric.latent_strength_lbfgsb_l5_mean": [1.0, 1.01],
+        }
+    )
+    banner = weak_attack_banner(df)
+    assert "t_1" in banner and "max_damage_strength_lbfgsb_l5 0.970" in banner and "t_2" not in banner
+    assert weak_attack_banner(df.assign(**{"metric.max_damage_strength_lbfgsb_l5_mean": [1.0, 1.1]})) == ""
+    assert weak_attack_banner(pd.DataFrame({"trial_id": ["t_1"]})) == ""

@@ -139,6 +139,25 @@ def smoke_banner(df: pd.DataFrame) -> str:
     )
 
 
+def weak_attack_banner(df: pd.DataFrame) -> str:
+    """A banner naming every trial whose batched attack was weaker than per-image L-BFGS-B on its strength probe
+    (a ``metric.<attack>_strength_lbfgsb_l*_mean`` below 1): its robustness numbers read too high."""
+    columns = [c for c in df if c.startswith("metric.") and "_strength_lbfgsb_" in c and c.endswith("_mean")]
+    weak = []
+    for _, row in df.iterrows():
+        low = {c[7:].removesuffix("_mean"): float(row[c]) for c in columns if pd.notna(row[c]) and float(row[c]) < 1}
+        if low:
+            cells = ", ".join(f"{name} {value:.3f}" for name, value in sorted(low.items()))
+            weak.append(f"<li>{_e(str(row.get('trial_id', '?')))}: {_e(cells)}</li>")
+    if not weak:
+        return ""
+    return (
+        "<div id='weak-attack-banner' class='banner'><b>Attack weaker than per-image L-BFGS-B</b> "
+        "(strength &lt; 1 on the evaluation's probe: these trials' robustness may read too high):"
+        f"<ul>{''.join(weak)}</ul></div>"
+    )
+
+
 def covered(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """(the paper table's entries the sweep trained, the names of those it did not): an entry is
     covered when one of its radae rows has a value other than "not run"."""
@@ -517,7 +536,7 @@ def build_page(
     if optuna_url:
         where.append(f"<a id='optuna-link' href='{_e(optuna_url)}'>optuna-dashboard: this sweep's study</a>")
     body = f"""<h1>Sweep {_e(sweep_id)}</h1>
-{smoke_banner(df)}{budget_html(df)}
+{smoke_banner(df)}{weak_attack_banner(df)}{budget_html(df)}
 <p class='note'>Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}{" by <code>" + _e(command) + "</code>" if command else ""}. {" · ".join(where)}</p>
 <section id='headline'><h2>Headline</h2>{headline(df)}
 <p class='note'>Best = best mean over the seeds of a configuration (± 95% Student-t CI half-width).</p></section>
