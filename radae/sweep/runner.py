@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from radae.sweep import results
+from radae.sweep import console, results
 from radae.sweep.definition import SweepDefinition
 from radae.sweep.fidnet import fid_columns, publish_feature_nets
-from radae.sweep.html_report import render_sweep
+from radae.sweep.html_report import headline_metrics, render_sweep
 from radae.sweep.lease import DriverLease, LeaseError
 from radae.sweep.objective import FINAL_KEY
 from radae.sweep.options import SweepOptions
@@ -117,9 +117,6 @@ def _rows_callback(ctx: SweepContext):
 
 def _console_callback(ctx: SweepContext):
     from ray.tune import Callback
-
-    from radae.sweep import console
-    from radae.sweep.seeds import SEED_KEY
 
     def members(trial: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """(row id, searched params with the seed index as ``seed``, last metrics) per configuration."""
@@ -356,7 +353,6 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
     table = results.read_sweep(opts.storage, opts.sweep_id)
     errors = [r for r in grid if r.error is not None]
     tracker.log_metrics(parent, {"trials": table.num_rows, "errored": len(errors)})
-    from radae.sweep.html_report import headline_metrics  # plotly and pandas only once the sweep is done
 
     tracker.log_metrics(parent, headline_metrics(table.to_pandas()))  # the parent's row is not empty
     publish_report(opts.storage, opts.sweep_id, table, tracker, parent)
