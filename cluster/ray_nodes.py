@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         **{param: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, param in PORT_PARAMS.items()},
     }
     cluster = Cluster(initialize_head=True, head_node_args=head_args, shutdown_at_exit=True)
+    # `ray start` records the head's address in <temp dir>/ray_current_cluster; Cluster does not. A job's
+    # supervisor resolves its driver's RAY_ADDRESS ("auto") from that file, and without it fell back to any
+    # Ray cluster running on the host: another stack's, whose token this one's drivers do not hold.
+    Path(args.temp_dir, "ray_current_cluster").write_text(cluster.address)
     nodes = [{"name": "head", "node_id": cluster.head_node.node_id, "head": True}]
     workers = []
     for i in range(2, args.nodes + 1):
