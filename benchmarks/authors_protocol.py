@@ -7,7 +7,7 @@ The authors' released scripts print, per lambda, the mean over L-BFGS-B restarts
 image, with latent noise on (:mod:`radae.authors_protocol`). This repeats that whole protocol on
 ``--draws`` independent images per checkpoint (draws of all checkpoints pooled) and prints, per attack
 and lambda: the distribution of the printed number (mean, sd, 5/50/95% quantiles), the paper's value
-for the model of table 2's row K (:mod:`radae.sweep.paper`, the appendix's table 2 at alpha 0.95;
+for the model of table 2's row K (:mod:`radae.analysis.paper`, the appendix's table 2 at alpha 0.95;
 K 10 is table 1's robust GMM AE) and its percentile among the draws (share of draws at or below it,
 exact 95% Clopper-Pearson interval), and the perturbation's MS-SSIM(x, x_a) and L2 beside the paper's
 MS-SSIM(x, x_a) column. All MS-SSIMs are the paper's formula.
@@ -21,11 +21,11 @@ import sys
 
 import torch
 
+from radae.analysis import paper
 from radae.authors_protocol import ProtocolSettings, draw_distribution, percentile, summary
 from radae.checkpoint import load_model
 from radae.data import load_dataset
 from radae.evaluate import frozen, pick_images
-from radae.sweep import paper
 
 PAIR = {"latent": "msssim_paper_xt_recxa", "max_damage": "msssim_paper_recx_recxa"}
 BETTER = {"latent": "lower = more robust", "max_damage": "higher = more robust"}
@@ -115,7 +115,8 @@ def main() -> None:
             print(line, flush=True)
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            # The attacks' rows carry different pairs: every column any row has, blank where a row lacks it.
+            writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
             writer.writeheader()
             writer.writerows(rows)
     if args.plot:

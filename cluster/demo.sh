@@ -28,13 +28,13 @@ mkdir -p "$OUT"
 "$PY" dashboards/sweep_report.py "$SWEEP" --out "$OUT/report.html" --optuna-url "$RADAE_OPTUNA_DASHBOARD"
 COMPARE=$("$PY" - "$SWEEP" <<'PYEOF'
 import os, sys
-from radae.sweep.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
+from radae.store.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 t = Tracker(os.environ["MLFLOW_TRACKING_URI"])
 (run,) = t.client.search_runs([t.experiment_id], f"tags.`{SWEEP_TAG}` = '{sys.argv[1]}' and tags.`{ROLE_TAG}` = 'sweep'")
 print(f"{os.environ['MLFLOW_TRACKING_URI']}/{run.data.tags[COMPARE_URL_TAG]}")
 PYEOF
 )
-STUDY=$("$PY" -c 'import os, sys; from radae.sweep.searcher import study_page; print(study_page(os.environ["RADAE_OPTUNA_DASHBOARD"], os.environ["RADAE_OPTUNA_DB"], sys.argv[1]))' "$SWEEP")
+STUDY=$("$PY" -c 'import os, sys; from radae.store.studies import study_page; print(study_page(os.environ["RADAE_OPTUNA_DASHBOARD"], os.environ["RADAE_OPTUNA_DB"], sys.argv[1]))' "$SWEEP")
 echo
 echo "demo sweep $SWEEP done in $(( $(date +%s) - t0 )) s"
 echo "  report (open in a browser, no network needed): $OUT/report.html"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from radae.sweep.settings import StorageSettings
+from radae.store.settings import StorageSettings
 
 # The components' port flags besides -s3.port and the admin pair (each gets a free loopback port).
 PORT_FLAGS = (

@@ -23,11 +23,11 @@ every bucket object again (rows, reports, checkpoints, MLflow artifacts), consis
 Optuna databases kept in the state dir. An access key and secret are generated at each start; the S3 server
 accepts only them. They live only in ``<state-dir>/identities.json`` (the server's, mode 600),
 ``<state-dir>/env`` (mode 600) and the services' environment: ``RADAE_S3_*`` for the Ray head and its jobs
-(read by :class:`radae.sweep.settings.StorageSettings`), ``AWS_*`` only for the MLflow server, which writes
+(read by :class:`radae.store.settings.StorageSettings`), ``AWS_*`` only for the MLflow server, which writes
 artifacts to S3 itself.
 
 Loopback only (``python -m cluster.stack sockets`` lists every listening socket of the stack's
-process trees, read from the kernel's tables by :mod:`radae.sweep.procfs`). ``ray start
+process trees, read from the kernel's tables by :mod:`radae.store.procfs`). ``ray start
 --node-ip-address=127.0.0.1`` is not enough in Ray 2.60: the CLI replaces a loopback address by the machine's address (``services.resolve_ip_for_localhost``), and
 the GCS, raylet, workers and agents then bind ``*`` or that address. With
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's single-node mode, the macOS/Windows default) the node
@@ -63,9 +63,9 @@ from pathlib import Path
 from typing import Any
 
 from cluster import seaweed
-from radae.sweep import procfs
-from radae.sweep.procfs import start_time
-from radae.sweep.settings import ENV, StorageSettings
+from radae.store import procfs
+from radae.store.procfs import start_time
+from radae.store.settings import ENV, StorageSettings
 
 RAY_PORT_FLAGS = (
     "--port",

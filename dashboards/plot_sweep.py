@@ -4,14 +4,15 @@
     python dashboards/plot_sweep.py alpha-modes-20261125-101500 --out runs/report
     python dashboards/plot_sweep.py --parquet rows.parquet --out runs/report   # a table copied elsewhere
 
-Writes pareto.csv, pareto.parquet, pareto.png and sensitivity.png (radae/sweep/report.py) and
+Writes pareto.csv, pareto.parquet, pareto.png and sensitivity.png (radae/analysis/report.py) and
 prints the Pareto front.
 """
 
 import argparse
 import sys
 
-from radae.sweep.report import FID, ROBUST, export_report, load_table, pareto_table
+from radae.analysis.report import FID, ROBUST, export_report, pareto_table
+from radae.analysis.sources import load_table
 
 
 def main(argv=None) -> int:

@@ -7,9 +7,9 @@
     python dashboards/reproduction.py --parquet rows.parquet --images images.parquet  # per-image values too
 
 Rows of several sweeps share the page only when they have one budget, protocol and FID network
-(radae.sweep.tables.check_comparable); otherwise it stops and names the column that differs.
+(radae.analysis.tables.check_comparable); otherwise it stops and names the column that differs.
 
-Values are mean [95% interval] over seeds and images (radae/sweep/intervals.py: from the per-image
+Values are mean [95% interval] over seeds and images (radae/analysis/intervals.py: from the per-image
 tables of the sweep ids or --images files, else parametric from each trial's mean and std), in both
 MS-SSIMs (the paper's formula and the standard one); missing configurations read "not run"; every FID names its feature network.
 The page records the budget (epochs, device, seeds, wall time) and the command that regenerates it.
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from radae.sweep.images import load_images
-from radae.sweep.report import load_table
-from radae.sweep.tables import reproduction_markdown
+from radae.analysis.sources import load_images, load_table
+from radae.analysis.tables import reproduction_markdown
 
 
 def main(argv=None) -> int:
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
     p.add_argument(
-        "--images", action="append", default=[], help="per-image values (Parquet, radae.sweep.images) (repeatable)"
+        "--images", action="append", default=[], help="per-image values (Parquet, radae.store.images) (repeatable)"
     )
     p.add_argument(
         "--out", default="docs/reproduction.md", help="Markdown file to write (default docs/reproduction.md)"

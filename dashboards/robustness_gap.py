@@ -5,11 +5,11 @@
     source .stack/env; python dashboards/robustness_gap.py gap-eps-20261201 ...   # rows from S3
     python dashboards/robustness_gap.py --parquet rows.parquet --images images.parquet  # per-image values too
 
-Sweep ids read their per-image tables from the bucket too (radae.sweep.results.read_images); without
-per-image values the intervals are the parametric fallback of radae.sweep.intervals.
+Sweep ids read their per-image tables from the bucket too (radae.store.results.read_images); without
+per-image values the intervals are the parametric fallback of radae.analysis.intervals.
 
 The block between ``<!-- factor-table:start -->`` and ``<!-- factor-table:end -->`` is replaced
-(radae.sweep.factors.factor_markdown); the rest of the page is prose and stays. Rows of several sweeps
+(radae.analysis.factors.factor_markdown); the rest of the page is prose and stays. Rows of several sweeps
 share the table only when their budget, protocol and FID network agree; otherwise it exits 2 naming
 the column.
 """
@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from radae.sweep.factors import differences, factor_markdown
-from radae.sweep.images import load_images
-from radae.sweep.report import load_table
+from radae.analysis.factors import differences, factor_markdown
+from radae.analysis.sources import load_images, load_table
 
 START, END = "<!-- factor-table:start -->", "<!-- factor-table:end -->"
-# Panels of the forest plot: columns of radae.sweep.factors.DIFFERENCES.
+# Panels of the forest plot: columns of radae.analysis.factors.DIFFERENCES.
 PANELS = ("R paper formula", "MD paper λ=3", "MD paper λ=5")
 
 
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("sweep_id", nargs="*", help="sweep id(s) (rows read from $RADAE_S3_* storage)")
     p.add_argument("--parquet", action="append", default=[], help="read rows from this Parquet file (repeatable)")
     p.add_argument(
-        "--images", action="append", default=[], help="per-image values (Parquet, radae.sweep.images) (repeatable)"
+        "--images", action="append", default=[], help="per-image values (Parquet, radae.store.images) (repeatable)"
     )
     p.add_argument("--page", default="docs/robustness-gap.md", help="page whose factor-table block is rewritten")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""A stored sweep as one self-contained HTML page (radae/sweep/html_report.py): open it from disk, no network.
+"""A stored sweep as one self-contained HTML page (radae/analysis/html_report.py): open it from disk, no network.
 
     source .stack/env
     python dashboards/sweep_report.py alpha-modes-20261125-101500                  # rows from S3, runs from MLflow
@@ -19,10 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from radae.sweep.html_report import render_sweep
-from radae.sweep.options import default_of
-from radae.sweep.report import load_table
-from radae.sweep.searcher import study_page
+from radae.analysis.html_report import render_sweep
+from radae.analysis.sources import DEFAULT_EXPERIMENT, DEFAULT_STUDY_DB, load_table, open_tracker, study_link
 
 
 def main(argv=None) -> int:
@@ -38,7 +36,7 @@ def main(argv=None) -> int:
         help="MLflow server for run links and attack grids (default $MLFLOW_TRACKING_URI; '' for none)",
     )
     p.add_argument(
-        "--experiment", default=default_of("experiment"), help="MLflow experiment of the sweep (default %(default)s)"
+        "--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment of the sweep (default %(default)s)"
     )
     p.add_argument(
         "--optuna-url",
@@ -47,7 +45,7 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--study-db",
-        default=os.environ.get("RADAE_OPTUNA_DB") or default_of("study_db"),
+        default=os.environ.get("RADAE_OPTUNA_DB") or DEFAULT_STUDY_DB,
         help="Optuna SQLite file holding the sweep's study (default $RADAE_OPTUNA_DB, else %(default)s)",
     )
     args = p.parse_args(argv)
@@ -60,21 +58,11 @@ def main(argv=None) -> int:
     sweep_id = args.sweep_id or (
         str(df["sweep_id"].iloc[0]) if "sweep_id" in df and len(df) else Path(args.parquet).stem
     )
-    tracker = None
-    if args.mlflow_uri:
-        try:
-            from radae.sweep.tracking import Tracker
-
-            tracker = Tracker(args.mlflow_uri, args.experiment)
-        except Exception as exc:  # noqa: BLE001 - the page is still useful without runs
-            print(
-                f"warning: MLflow at {args.mlflow_uri} not reachable ({exc}); no run links or grids from it",
-                file=sys.stderr,
-            )
+    tracker = open_tracker(args.mlflow_uri, args.experiment)
     command = "python dashboards/sweep_report.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
-    optuna_url = study_page(args.optuna_url, args.study_db, sweep_id) if args.optuna_url else None
+    optuna_url = study_link(args.optuna_url, args.study_db, sweep_id)
     page, counts = render_sweep(
         df, sweep_id, mlflow_uri=args.mlflow_uri, tracker=tracker, optuna_url=optuna_url, command=command
     )

@@ -1,7 +1,8 @@
 """radae: robust deterministic autoencoders with a Gaussian-mixture prior.
 
-The core (this package's top level) runs with torch alone; ``radae.sweep`` wraps it with Ray,
-MLflow and S3 and is imported only by the sweep scripts.
+The core (this package's top level and its model, data, attack and fast-path packages) runs with
+torch alone. Three packages wrap it: ``radae.sweep`` runs sweeps on Ray, ``radae.store`` keeps their
+results (S3, MLflow, Optuna) and ``radae.analysis`` says what they mean (docs/architecture.md).
 """
 
 __version__ = "0.1.0"

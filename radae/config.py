@@ -429,7 +429,7 @@ class RunConfig:
     @property
     def placement(self) -> str:
         """The mode placement actually used: ``auto`` becomes onehot when K <= D, else spread."""
-        # lazy: radae.prior loads torch; reports read configs without it (radae.sweep.tables)
+        # lazy: radae.prior loads torch; reports read configs without it (radae.analysis.tables)
         from radae.prior import resolve_placement
 
         return resolve_placement(self.prior.placement, self.prior.num_modes, self.model.latent_dim)

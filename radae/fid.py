@@ -12,7 +12,7 @@ Feature spaces (method.md, "Evaluation"), reported under different names so they
   trained by radae on the dataset's training split, once per dataset: cached in
   ``$XDG_CACHE_HOME/radae/features/<dataset>-<key>.pt`` (key = hash of the training data and
   settings) beside a ``.sha256`` checksum; a cache that fails its checksum is rebuilt with a warning.
-  A sweep builds it once and hands every trial the same file (:mod:`radae.sweep.fidnet`), which
+  A sweep builds it once and hands every trial the same file (:mod:`radae.store.fidnet`), which
   :func:`checked_feature_space` checks against its sha256 before use.
 
 Both go through ``torch_fidelity.calculate_metrics`` (the classifier registered as the feature

@@ -13,7 +13,7 @@ Metrics (added to the epoch's ``metrics.jsonl`` line, hence to MLflow and the sw
     probe_clean_msssim_paper_x_recx            MS-SSIM(x, rec x), clean reconstruction (higher = better)
     probe_latent_msssim_paper_xt_recxa_l<lam>  MS-SSIM(x_t, rec x_a), latent attack (lower = more robust)
     probe_max_damage_msssim_paper_recx_recxa_l<lam>  MS-SSIM(rec x, rec x_a) (higher = more robust)
-    probe_robustness_paper, probe_robustness   R of radae/sweep/objective.py over probe.levels, paper's
+    probe_robustness_paper, probe_robustness   R of radae/objective.py over probe.levels, paper's
                                                and standard MS-SSIM: mean over lambda of
                                                (maxdamage + 1 - latent) / 2 (higher = more robust)
     probe_seconds, probe_cpu_seconds           the probe's wall and process CPU time

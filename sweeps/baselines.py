@@ -15,7 +15,7 @@ every radae sweep (:func:`radae.sweep.trial.trial_row`: ``config.*`` from ``cfg.
 ``param.model.name``, ``metric.*`` = the final metrics every sweep trial gets from
 :func:`radae.sweep.trial.train_and_evaluate`: the evaluation metrics, ``robustness``, ``fid``, ``score``,
 ``epochs_trained``, the timings and ``evaluated``), at ``OUT/results/sweep=<id>/trial=<model>.parquet`` (the S3 layout, locally) or, with
-``--s3``, through :func:`radae.sweep.results.write_row`. The Lipschitz-VAE row also carries its
+``--s3``, through :func:`radae.store.results.write_row`. The Lipschitz-VAE row also carries its
 certified bound on the max-damage L2 at each lambda (``certified_maxdmg_l2_recx_recxa_l<lambda>``).
 
 It ends by printing a table laid out like the paper's: models as rows; latent-attack MS-SSIM
@@ -35,10 +35,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from radae.sweep import paper
+from radae.analysis import paper
 
 DEFINITION = Path(__file__).with_suffix(".yaml")
-# The paper's MNIST row per model name (appendix table 1, radae.sweep.paper): the baselines and, for
+# The paper's MNIST row per model name (appendix table 1, radae.analysis.paper): the baselines and, for
 # rae, the robust GMM AE at K 10, alpha 0.95.
 PAPER_MNIST = {
     **{model: row for row in paper.TABLE1 for model, where in [paper.TABLE1_MATCH[row.model]] if not where},
@@ -99,7 +99,7 @@ def write_local(out: Path, row: Mapping[str, Any]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from radae.sweep.settings import scrub
+    from radae.store.settings import scrub
 
     path = out / "results" / f"sweep={row['sweep_id']}" / f"trial={row['trial_id']}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def _fmt(value: Any) -> str:
 
 def format_table(rows: Sequence[Mapping[str, Any]], levels: Sequence[float]) -> str:
     """Paper-style table: models x (latent MS-SSIM per lambda, max-damage MS-SSIM per lambda, FID)."""
-    from radae.sweep.objective import FID_KEYS, LATENT_KEY, MAXDAMAGE_KEY, level_tag
+    from radae.objective import FID_KEYS, LATENT_KEY, MAXDAMAGE_KEY, level_tag
 
     tags = [level_tag(lv) for lv in levels]
     fid_key = next((k for k in FID_KEYS if any(f"metric.{k}" in r for r in rows)), FID_KEYS[-1])
@@ -157,14 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radae.cli import set_overrides
     from radae.config import ConfigError
     from radae.data import DataError, load_dataset
-    from radae.sweep import results
+    from radae.store import results
+    from radae.store.fidnet import fid_columns
+    from radae.store.preflight import check_storage
+    from radae.store.settings import SettingsError, StorageSettings, scrub
     from radae.sweep.cli import option_values
     from radae.sweep.definition import DefinitionError, load_definition
-    from radae.sweep.fidnet import fid_columns
     from radae.sweep.options import default_of
-    from radae.sweep.preflight import check_storage
     from radae.sweep.seeds import seed_columns
-    from radae.sweep.settings import SettingsError, StorageSettings, scrub
     from radae.sweep.trial import Member, trial_row
     from radae.trainer import resolve_device
 

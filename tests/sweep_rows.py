@@ -1,4 +1,4 @@
-"""A small sweep table in the row schema of radae/sweep/results.py, for report and table tests.
+"""A small sweep table in the row schema of radae/store/results.py, for report and table tests.
 
 The values are made up but shaped like a real alpha/modes sweep (K x alpha x seeds), so the
 tables, statistics and pages can be checked against numbers known in advance.

@@ -1,8 +1,14 @@
 """The import graph of radae/, read statically (ast) from every module, function-level imports included.
 
 Imports must point one way: no cycles among radae's modules, no module importing another's private
-(leading underscore) name, and the core (radae/ outside radae/sweep/) never importing the sweep layer
-nor, at module level, an orchestration library (style rule 12). An edge goes to the most specific
+(leading underscore) name, and the layers only downwards, function-level imports counted too::
+
+    radae.sweep     (running a sweep)       -> store, analysis, core
+    radae.analysis  (what results mean)     -> store, core          never sweep
+    radae.store     (where results live)    -> core                 never sweep nor analysis
+    core            (everything else)       -> core                 and no orchestration library at module level
+
+``dashboards/`` import the analysis and the core only. No package holds more than a third of radae's lines. An edge goes to the most specific
 radae module an import names (``from radae.fast.packed import X`` -> ``radae.fast.packed``;
 ``from radae.fast import packed`` -> ``radae.fast.packed``); the parent packages Python initialises
 on the way are not edges, so a package's ``__init__`` may re-export its submodules.
@@ -21,7 +27,16 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "radae"
+DASHBOARDS = ROOT.parent / "dashboards"
 SWEEP = "radae.sweep"
+LAYERS = {"radae.sweep": "sweep", "radae.store": "store", "radae.analysis": "analysis"}
+ALLOWED = {  # layer -> the layers it may import
+    "core": {"core"},
+    "store": {"core", "store"},
+    "analysis": {"core", "store", "analysis"},
+    "sweep": {"core", "store", "analysis", "sweep"},
+    "dashboards": {"core", "analysis"},
+}
 ORCHESTRATION = ("ray", "mlflow", "boto3", "optuna")
 
 
@@ -98,8 +113,48 @@ def imports() -> tuple[Import, ...]:
     return tuple(imp for importer, path in modules().items() for imp in imports_of(importer, path.read_text()))
 
 
+def layer_of(module: str) -> str:
+    """``sweep``, ``store`` or ``analysis`` for a module of those packages, else ``core``."""
+    for package, layer in LAYERS.items():
+        if module == package or module.startswith(package + "."):
+            return layer
+    return "core"
+
+
 def is_core(module: str) -> bool:
-    return module != SWEEP and not module.startswith(SWEEP + ".")
+    return layer_of(module) == "core"
+
+
+def upward_imports(found: tuple[Import, ...] | list[Import] | None = None, importer_layer=layer_of) -> list[str]:
+    """Imports of a radae module from a layer the importer's layer may not import (:data:`ALLOWED`)."""
+    return [
+        f"{imp} ({importer_layer(imp.importer)} -> {layer_of(imp.target)})"
+        for imp in (imports() if found is None else found)
+        if imp.target.startswith("radae") and layer_of(imp.target) not in ALLOWED[importer_layer(imp.importer)]
+    ]
+
+
+def dashboard_imports() -> list[Import]:
+    """Every import of the dashboards' scripts (importer ``dashboards.<name>``)."""
+    return [
+        imp
+        for path in sorted(DASHBOARDS.glob("*.py"))
+        for imp in imports_of(f"dashboards.{path.stem}", path.read_text())
+    ]
+
+
+def package_lines() -> dict[str, int]:
+    """Lines of each package under radae/ (all its modules, subpackages included) and of radae/ as a whole."""
+    lines = {"radae": 0}
+    for name, path in modules().items():
+        n = len(path.read_text().splitlines())
+        lines["radae"] += n
+        parts = name.split(".")
+        for i in range(2, len(parts) + (path.name == "__init__.py")):
+            package = ".".join(parts[:i])
+            if (ROOT.parent / Path(*parts[:i]) / "__init__.py").is_file():
+                lines[package] = lines.get(package, 0) + n
+    return lines
 
 
 def graph_of(selected: set[str]) -> dict[str, set[str]]:
@@ -242,6 +297,37 @@ def test_core_imports_no_sweep_module_and_no_orchestration_library_at_module_lev
     assert sweep == []
     orchestration = [str(i) for i in imports() if i.importer in CORE and i.module_level and i.target in ORCHESTRATION]
     assert orchestration == []
+
+
+def test_layers_import_only_downwards_counting_function_level_imports():
+    assert upward_imports() == []
+
+
+def test_dashboards_use_the_analysis_and_the_core_only():
+    found = dashboard_imports()
+    assert any(i.target.startswith("radae.analysis") for i in found)  # the scan sees them
+    assert upward_imports(found, importer_layer=lambda _: "dashboards") == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    source = "from radae.sweep.options import default_of\n\ndef f():\n    from radae.analysis import tables\n"
+    store = imports_of("radae.store.results", source)
+    assert upward_imports(store) == [
+        "radae.store.results:1 imports radae.sweep.options.default_of (store -> sweep)",
+        "radae.store.results:4 imports radae.analysis.tables (store -> analysis)",
+    ]
+    assert upward_imports(imports_of("radae.analysis.report", source)) == [
+        "radae.analysis.report:1 imports radae.sweep.options.default_of (analysis -> sweep)"
+    ]
+    assert upward_imports(imports_of("radae.sweep.runner", source)) == []
+
+
+def test_no_package_holds_more_than_a_third_of_radae():
+    lines = package_lines()
+    assert {"radae.sweep", "radae.store", "radae.analysis", "radae.attacks"} <= set(lines)
+    assert lines["radae"] > 10_000
+    too_big = {p: n for p, n in lines.items() if p != "radae" and n > lines["radae"] / 3}
+    assert too_big == {}, f"{too_big} of {lines['radae']} lines"
 
 
 def test_sweep_import_graph_has_no_cycles_and_no_private_imports():

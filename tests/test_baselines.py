@@ -242,7 +242,7 @@ SWEEP_SCRIPT = Path(__file__).parents[1] / "sweeps" / "baselines.py"
 def test_sweep_table_lays_out_models_by_levels():
     format_table = runpy.run_path(str(SWEEP_SCRIPT))["format_table"]
 
-    from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
+    from radae.objective import LATENT_KEY, MAXDAMAGE_KEY
 
     metrics = {f"metric.{LATENT_KEY.format(level=t)}": 0.1 * t for t in (1, 3, 5)}
     metrics |= {f"metric.{MAXDAMAGE_KEY.format(level=t)}": 1 - 0.1 * t for t in (1, 3, 5)}
@@ -266,7 +266,7 @@ def test_sweep_table_lays_out_models_by_levels():
 
 
 def test_sweep_table_has_the_paper_row_of_every_model():
-    """Every model of the grid has its row of the appendix's table 1 (radae.sweep.paper) beside it."""
+    """Every model of the grid has its row of the appendix's table 1 (radae.analysis.paper) beside it."""
     paper_rows = runpy.run_path(str(SWEEP_SCRIPT))["PAPER_MNIST"]
     assert set(paper_rows) == {"rae", *BASELINES}
     assert paper_rows["se"].fid == 47.34 and paper_rows["rae"].max_damage == (0.92, 0.82, 0.69)

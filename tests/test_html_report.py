@@ -1,4 +1,4 @@
-"""The sweep report page's text (radae/sweep/html_report.py): budget, smoke banner, paper tables, directions."""
+"""The sweep report page's text (radae/analysis/html_report.py): budget, smoke banner, paper tables, directions."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 from browser import Elements
 from sweep_rows import make_rows
 
-from radae.sweep.html_report import (
+from radae.analysis.html_report import (
     best_and_worst,
     build_page,
     grids_html,
@@ -159,7 +159,7 @@ def test_headline_metrics_for_the_parent_run():
 def test_weak_attack_banner_names_only_trials_whose_attack_was_weaker():
     import pandas as pd
 
-    from radae.sweep.html_report import weak_attack_banner
+    from radae.analysis.html_report import weak_attack_banner
 
     df = pd.DataFrame(
         {

@@ -1,7 +1,7 @@
 """The MLflow link radae shows opens the sweep's trials as a flat list, sorted by the objective, in chromium.
 
 A real MLflow server (SQLite, loopback), a parent run with four trial runs (2 configurations x 2
-seeds) logged by :class:`radae.sweep.tracking.Tracker`, and the compare view the sweep stores. The
+seeds) logged by :class:`radae.store.tracking.Tracker`, and the compare view the sweep stores. The
 page is rendered headless with the network cut and only what is visible without any click is checked:
 every trial by its name (seed included), best score first, the score column filled, and no collapsed
 parent row in front. The screenshot stays in runs/browser/mlflow-compare.png.
@@ -14,8 +14,8 @@ import pytest
 from browser import CHROMIUM, Elements, dump_dom, screenshot
 from test_sweep_retry import mlflow_server  # noqa: F401  (the real MLflow server fixture)
 
-from radae.sweep.html_report import headline_metrics, render_sweep
-from radae.sweep.tracking import Tracker, compare_url, compared_metrics
+from radae.analysis.html_report import headline_metrics, render_sweep
+from radae.store.tracking import Tracker, compare_url, compared_metrics
 
 ARTIFACTS = Path(__file__).parents[1] / "runs" / "browser"
 pytestmark = [

@@ -17,8 +17,9 @@ import pytest
 from browser import CHROMIUM, Elements, dump_dom, screenshot
 
 from cluster.stack import free_port, stop_service
-from radae.sweep.objective import make_objective
-from radae.sweep.searcher import build_searcher, study_page
+from radae.objective import make_objective
+from radae.store.studies import study_page
+from radae.sweep.searcher import build_searcher
 from radae.sweep.space import SearchSpace
 
 ARTIFACTS = Path(__file__).parents[1] / "runs" / "browser"

@@ -1,4 +1,4 @@
-"""The paper's reference numbers (radae/sweep/paper.py) against the appendix's MNIST tables 1-4.
+"""The paper's reference numbers (radae/analysis/paper.py) against the appendix's MNIST tables 1-4.
 
 The transcription is checked twice: a few cells read by hand off the appendix (always run), and every
 cell against the Markdown copy of tables 1-4 in the development machines' method notes (skipped where
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from radae.sweep import paper
+from radae.analysis import paper
 
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "method.md"
 

@@ -1,4 +1,4 @@
-"""The one /proc reader (radae.sweep.procfs): process table, process trees, socket table; and the
+"""The one /proc reader (radae.store.procfs): process table, process trees, socket table; and the
 cluster tooling stays out of the library."""
 
 import ast
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from radae.sweep import procfs
+from radae.store import procfs
 
 ROOT = Path(__file__).parents[1]
 
@@ -72,4 +72,4 @@ def test_proc_is_read_in_one_module():
         p.relative_to(ROOT).as_posix() for p in _sources("radae") + _sources("cluster") if '"/proc' in p.read_text()
     ]
     # radae/precision.py reads /proc/cpuinfo (CPU flags), not the process or socket tables.
-    assert readers == ["radae/precision.py", "radae/sweep/procfs.py"]
+    assert readers == ["radae/precision.py", "radae/store/procfs.py"]

@@ -1,4 +1,4 @@
-"""The sweep report page (radae/sweep/html_report.py) opened from disk in headless chromium, network cut.
+"""The sweep report page (radae/analysis/html_report.py) opened from disk in headless chromium, network cut.
 
 Checks what a reader relies on: the paper tables with their rows, one sensitivity plot per
 searched parameter rendered by plotly (so plotly.js came from the page itself), the Pareto plot,
@@ -15,8 +15,8 @@ import torch
 from browser import CHROMIUM, Elements, dump_dom, screenshot
 from sweep_rows import make_rows
 
+from radae.analysis.html_report import attack_grids, best_and_worst, build_page, run_links
 from radae.eval_plots import attack_grid
-from radae.sweep.html_report import attack_grids, best_and_worst, build_page, run_links
 
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "runs" / "browser"

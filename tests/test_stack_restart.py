@@ -8,8 +8,8 @@ import pytest
 
 from cluster import seaweed, stack
 from cluster.stack import free_port, group_alive, stop_service
-from radae.sweep.preflight import check_storage
-from radae.sweep.settings import StorageSettings
+from radae.store.preflight import check_storage
+from radae.store.settings import StorageSettings
 
 
 @pytest.fixture

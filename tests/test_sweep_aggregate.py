@@ -1,4 +1,4 @@
-"""Per-configuration statistics and significance (radae/sweep/aggregate.py) on hand-made tables."""
+"""Per-configuration statistics and significance (radae/analysis/aggregate.py) on hand-made tables."""
 
 import math
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from radae.sweep.aggregate import compare, fmt, holm, summarize, with_config
+from radae.analysis.aggregate import compare, fmt, holm, summarize, with_config
 
 # t quantiles t_{0.975, df} from tables: df 1 -> 12.7062, df 2 -> 4.3027.
 T975 = {1: 12.706204736174698, 2: 4.302652729749464}

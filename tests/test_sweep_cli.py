@@ -10,10 +10,10 @@ import pytest
 
 from cluster.stack import free_port
 from radae.data.idx import write_idx
+from radae.store.settings import SettingsError
 from radae.sweep.cli import build_parser, main, options_table, parse_options, pin_data_dir
 from radae.sweep.definition import load_definition
 from radae.sweep.options import SweepOptions, flag_of, option_fields
-from radae.sweep.settings import SettingsError
 
 ROOT = Path(__file__).parents[1]
 DEFINITION = ROOT / "sweeps" / "alpha_modes.yaml"

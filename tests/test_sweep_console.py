@@ -3,8 +3,8 @@
 from types import SimpleNamespace
 
 from radae.config import RunConfig
+from radae.objective import FID_WEIGHT
 from radae.sweep import console
-from radae.sweep.objective import FID_WEIGHT
 from radae.sweep.runner import _console_callback
 from radae.sweep.trial import SweepContext
 

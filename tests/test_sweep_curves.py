@@ -1,11 +1,11 @@
-"""Robustness and clean reconstruction against epochs per configuration (radae/sweep/curves.py)."""
+"""Robustness and clean reconstruction against epochs per configuration (radae/analysis/curves.py)."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from radae.sweep.curves import curves_figure, load_curves, mean_curves, section_html
+from radae.analysis.curves import curves_figure, load_curves, mean_curves, section_html
 
 
 def rows_with_runs(tmp_path, with_probe=True):

@@ -1,4 +1,4 @@
-"""The robustness-gap factor table (radae/sweep/factors.py, dashboards/robustness_gap.py) and Welch's interval."""
+"""The robustness-gap factor table (radae/analysis/factors.py, dashboards/robustness_gap.py) and Welch's interval."""
 
 import os
 import subprocess
@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from sweep_rows import make_rows
 
-from radae.sweep.aggregate import welch_difference
-from radae.sweep.factors import factor_table
-from radae.sweep.tables import budget, table1, table3
+from radae.analysis.aggregate import welch_difference
+from radae.analysis.factors import factor_table
+from radae.analysis.tables import budget, table1, table3
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

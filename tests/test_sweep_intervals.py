@@ -1,4 +1,4 @@
-"""Intervals over seeds and images (radae/sweep/intervals.py, radae/sweep/samples.py, radae/sweep/images.py)."""
+"""Intervals over seeds and images (radae/analysis/intervals.py, radae/analysis/samples.py, radae/store/images.py)."""
 
 import math
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radae.sweep import intervals
-from radae.sweep.images import records, with_robustness
-from radae.sweep.intervals import Samples, difference_interval, mean_interval, metric_range
-from radae.sweep.samples import samples
+from radae.analysis import intervals
+from radae.analysis.intervals import Samples, difference_interval, mean_interval, metric_range
+from radae.analysis.samples import samples
+from radae.store.images import records, with_robustness
 
 
 def crossed(rng, seeds, images, *, mean=0.5, seed_sd=0.05, image_sd=0.2, noise_sd=0.05, image_effect=None):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from radae.sweep.objective import (
+from radae.objective import (
     FID_KEYS,
     LATENT_KEY,
     LATENT_PAPER_KEY,
@@ -105,7 +105,7 @@ def test_pareto_front():
 def test_report_exports_the_pareto_front(tmp_path):
     import pyarrow as pa
 
-    from radae.sweep.report import export_report, pareto_table
+    from radae.analysis.report import export_report, pareto_table
 
     rows = [
         {

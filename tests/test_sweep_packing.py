@@ -8,11 +8,12 @@ import optuna
 import pytest
 import torch
 
+from radae.objective import FID_WEIGHT, FINAL_KEY, make_objective
+from radae.store.studies import load_study
 from radae.sweep.cli import main
 from radae.sweep.definition import DefinitionError, parse_definition, with_resources
-from radae.sweep.objective import FID_WEIGHT, FINAL_KEY, make_objective
 from radae.sweep.packing import ResourceError, TrialResources, cap_gpu_memory, member_ids, member_metric
-from radae.sweep.searcher import OptunaSearcher, build_searcher, load_study
+from radae.sweep.searcher import OptunaSearcher, build_searcher
 from radae.sweep.space import SearchSpace
 
 DEFINITION = Path(__file__).parents[1] / "sweeps" / "alpha_modes.yaml"

@@ -1,4 +1,4 @@
-"""Retries that name the outage (radae.sweep.retry): the generic loop on a real loopback port, and the MLflow
+"""Retries that name the outage (radae.store.retry): the generic loop on a real loopback port, and the MLflow
 client against a closed port and a real MLflow server behind a loopback proxy that goes away and comes back.
 (The S3 side, on a real SeaweedFS server, is in test_sweep_storage.py.)"""
 
@@ -18,8 +18,8 @@ import pytest
 from tcp_proxy import TcpProxy
 
 from cluster.stack import free_port
-from radae.sweep.retry import Outage, RetryPolicy, call
-from radae.sweep.tracking import Tracker, TrackingError
+from radae.store.retry import Outage, RetryPolicy, call
+from radae.store.tracking import Tracker, TrackingError
 
 
 class Away(RuntimeError):
@@ -38,7 +38,7 @@ def test_call_names_each_failure_and_the_recovery(caplog):
     threading.Timer(1.0, open_port).start()
     outage = Outage("Test service", f"tcp://127.0.0.1:{port}")
     try:
-        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"):
+        with caplog.at_level(logging.WARNING, logger="radae.store.retry"):
             conn = call(
                 lambda: socket.create_connection(("127.0.0.1", port), timeout=1),
                 outage=outage,
@@ -71,7 +71,7 @@ def test_call_names_each_failure_and_the_recovery(caplog):
 
 def test_tracker_on_a_closed_port_names_the_server(caplog):
     uri = f"http://127.0.0.1:{free_port()}"
-    with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(TrackingError) as err:
+    with caplog.at_level(logging.WARNING, logger="radae.store.retry"), pytest.raises(TrackingError) as err:
         Tracker(uri, "unit", policy=RetryPolicy(3, 0.1, 0.1))
     assert f"MLflow tracking server {uri} unreachable calling get_experiment_by_name for " in str(err.value)
     assert "(3 attempts): MlflowException:" in str(err.value) and "--resume finds its MLflow run again" in str(
@@ -131,7 +131,7 @@ def test_tracking_survives_a_server_outage_and_logs_nothing_twice(mlflow_server,
         tracker.log_metrics(run, {"val_loss": 2.0}, step=1)
         proxy.down()
         threading.Timer(2.0, proxy.back_up).start()
-        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"):
+        with caplog.at_level(logging.WARNING, logger="radae.store.retry"):
             tracker.log_metrics(run, {"val_loss": 1.5}, step=2)
             tracker.end(run)
         assert proxy.refused >= 1 and "Max retries exceeded" not in caplog.text  # urllib3's wrapper dropped

@@ -3,8 +3,9 @@
 import optuna
 import pytest
 
-from radae.sweep.objective import FINAL_KEY, make_objective
-from radae.sweep.searcher import build_searcher, load_study
+from radae.objective import FINAL_KEY, make_objective
+from radae.store.studies import load_study
+from radae.sweep.searcher import build_searcher
 from radae.sweep.space import SearchSpace
 
 SPACE = SearchSpace.from_dict(

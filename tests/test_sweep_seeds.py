@@ -6,10 +6,11 @@ import optuna
 import pytest
 
 from radae.config import RunConfig
+from radae.objective import FINAL_KEY, make_objective
+from radae.store.studies import load_study
 from radae.sweep.definition import DefinitionError, parse_definition, with_seeds
-from radae.sweep.objective import FINAL_KEY, make_objective
 from radae.sweep.packing import PACK_KEY, member_metric
-from radae.sweep.searcher import OptunaSearcher, build_searcher, load_study
+from radae.sweep.searcher import OptunaSearcher, build_searcher
 from radae.sweep.seeds import SEED_KEY, config_key, config_label, seed_columns, trial_config
 from radae.sweep.space import SearchSpace
 

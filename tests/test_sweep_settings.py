@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from radae.sweep.settings import MASK, SettingsError, StorageSettings, scrub
+from radae.store.settings import MASK, SettingsError, StorageSettings, scrub
 
 ENV = {
     "RADAE_S3_ENDPOINT": "http://127.0.0.1:9999",

@@ -17,10 +17,10 @@ import pytest
 
 from cluster import seaweed
 from cluster.stack import free_port
-from radae.sweep import results
-from radae.sweep.objective import FID_WEIGHT
-from radae.sweep.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
-from radae.sweep.settings import StorageSettings
+from radae.objective import FID_WEIGHT
+from radae.store import results
+from radae.store.preflight import PreflightError, check_mlflow, check_ray, check_storage, preflight
+from radae.store.settings import StorageSettings
 
 KEY, SECRET = "radaetestkey01", "test-secret-Zq8Rw1XyVb6"
 
@@ -230,7 +230,7 @@ def test_one_fid_network_per_sweep_stored_reused_fetched_and_checked(s3, tmp_pat
     """The driver builds the sweep's FID network once (real MNIST), a second driver reuses it, trials fetch it checked."""
     from radae.config import RunConfig, apply_overrides
     from radae.fid import FIDError, file_sha256
-    from radae.sweep import fidnet
+    from radae.store import fidnet
     from radae.sweep.space import SearchSpace
 
     mnist = Path("/work/shared/data/mnist")
@@ -395,9 +395,9 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
     file; a lease whose PID is gone or whose heartbeat is stale is taken over."""
     import ray
 
-    from radae.sweep import procfs
+    from radae.store import procfs
+    from radae.store.lease import DriverLease, LeaseError, lease_path
     from radae.sweep.definition import load_definition
-    from radae.sweep.lease import DriverLease, LeaseError, lease_path
     from radae.sweep.options import SweepOptions
     from radae.sweep.runner import SweepError, run_sweep
 
@@ -453,8 +453,8 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_overwrites_nothing(s3
 
 RACER = """
 import json, sys, time
-from radae.sweep.lease import DriverLease, LeaseError
-from radae.sweep.settings import StorageSettings
+from radae.store.lease import DriverLease, LeaseError
+from radae.store.settings import StorageSettings
 
 settings = StorageSettings.from_env(bucket=sys.argv[1], endpoint=sys.argv[2], prefix=sys.argv[3])
 lease = DriverLease(settings, sys.argv[4], period=0.5)
@@ -490,7 +490,7 @@ def test_two_drivers_racing_for_a_free_or_a_dead_lease_exactly_one_wins(s3):
     """Conditional writes on the real server: two driver processes starting in the same instant on a free
     lease (If-None-Match) and on a dead driver's lease (If-Match on its ETag); each time exactly one holds the
     sweep, the other is refused naming the winner, and the winner's release leaves no lease behind."""
-    from radae.sweep.lease import DriverLease, lease_path
+    from radae.store.lease import DriverLease, lease_path
 
     for round_ in range(2):
         outcomes = race(s3, f"sw-race-{round_}")
@@ -515,10 +515,10 @@ def test_a_driver_whose_lease_was_taken_over_neither_renews_nor_deletes_it(s3, c
     our heartbeat fails its condition, logs the loss and stops; release leaves the other's lease in place."""
     import logging
 
-    from radae.sweep.lease import DriverLease
+    from radae.store.lease import DriverLease
 
     lease = DriverLease(s3, "sw-lost", period=0.2)
-    with caplog.at_level(logging.ERROR, logger="radae.sweep.lease"):
+    with caplog.at_level(logging.ERROR, logger="radae.store.lease"):
         lease.acquire()
         other = {**lease.record, "token": "another-driver", "heartbeat": time.time()}
         s3.boto3_client().put_object(Bucket=s3.bucket, Key=lease.key, Body=json.dumps(other).encode())
@@ -539,7 +539,7 @@ def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
 
     from tcp_proxy import TcpProxy
 
-    from radae.sweep.retry import RetryPolicy
+    from radae.store.retry import RetryPolicy
 
     proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
     try:
@@ -547,7 +547,7 @@ def test_row_writes_retry_with_backoff_while_the_endpoint_is_away(s3, caplog):
         results.write_row(via, {**row("t_00008"), "sweep_id": "sw-outage"})  # through the proxy while it is up
         proxy.down()
         threading.Timer(2.0, proxy.back_up).start()
-        with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"):
+        with caplog.at_level(logging.WARNING, logger="radae.store.retry"):
             uri = results.write_row(via, {**row("t_00009"), "sweep_id": "sw-outage"}, policy=RetryPolicy(10, 0.5, 1.0))
         key = uri.removeprefix("s3://")
         assert proxy.refused >= 1, (proxy.refused, proxy.relayed, caplog.text)
@@ -567,11 +567,11 @@ def test_an_endpoint_that_stays_away_fails_the_write_naming_it(s3, caplog):
     import dataclasses
     import logging
 
-    from radae.sweep.retry import RetryPolicy
+    from radae.store.retry import RetryPolicy
 
     closed = dataclasses.replace(s3, endpoint=f"http://127.0.0.1:{free_port()}")
     key = results.trial_path(closed, "sw-away", "t_00001")
-    with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(results.ResultsError) as err:
+    with caplog.at_level(logging.WARNING, logger="radae.store.retry"), pytest.raises(results.ResultsError) as err:
         results.write_row(closed, {**row("t_00001"), "sweep_id": "sw-away"}, policy=RetryPolicy(3, 0.1, 0.2))
     assert f"S3 endpoint {closed.endpoint} unreachable writing s3://{key} for " in str(err.value)
     assert "(3 attempts): OSError:" in str(err.value) and "Could not connect" in str(err.value)
@@ -588,7 +588,7 @@ def test_a_refusal_is_not_retried(s3, caplog):
 
     missing = dataclasses.replace(s3, bucket="radae-no-such-bucket")
     t0 = time.time()
-    with caplog.at_level(logging.WARNING, logger="radae.sweep.retry"), pytest.raises(OSError, match="(?i)bucket"):
+    with caplog.at_level(logging.WARNING, logger="radae.store.retry"), pytest.raises(OSError, match="(?i)bucket"):
         results.write_row(missing, row("t_00001"))
     assert "unreachable" not in caplog.text and time.time() - t0 < 10
 
@@ -601,13 +601,13 @@ def test_the_lease_heartbeat_names_an_outage_and_its_end(s3, caplog):
 
     from tcp_proxy import TcpProxy
 
-    from radae.sweep.lease import DriverLease
+    from radae.store.lease import DriverLease
 
     proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
     try:
         via = dataclasses.replace(s3, endpoint=proxy.endpoint)
         with (
-            caplog.at_level(logging.WARNING, logger="radae.sweep.retry"),
+            caplog.at_level(logging.WARNING, logger="radae.store.retry"),
             DriverLease(via, "sw-beat", period=0.3) as lease,
         ):
             proxy.down()
@@ -690,7 +690,7 @@ def test_a_server_stop_and_start_keeps_every_object(tmp_path):
 
 
 def test_per_image_tables_round_trip_beside_the_rows_without_touching_them(s3):
-    from radae.sweep.images import records
+    from radae.store.images import records
 
     results.write_row(s3, row("t_00001") | {"sweep_id": "sw-img"})
     values = {"max_damage_msssim_recx_recxa_l3": {7: 0.5, 11: 0.25}, "robustness": {7: 0.6, 11: 0.4}}

@@ -1,4 +1,4 @@
-"""Paper-format tables and docs/reproduction.md from a sweep table (radae/sweep/tables.py, dashboards/reproduction.py)."""
+"""Paper-format tables and docs/reproduction.md from a sweep table (radae/analysis/tables.py, dashboards/reproduction.py)."""
 
 import math
 import os
@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from sweep_rows import make_rows
 
-from radae.sweep import paper
-from radae.sweep.tables import (
+from radae.analysis import paper
+from radae.analysis.tables import (
     NotComparableError,
     check_comparable,
     select,

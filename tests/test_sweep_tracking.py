@@ -3,7 +3,7 @@
 import pytest
 
 from radae.config import RunConfig
-from radae.sweep.tracking import PARENT_TAG, ROLE_TAG, TRIAL_TAG, Tracker
+from radae.store.tracking import PARENT_TAG, ROLE_TAG, TRIAL_TAG, Tracker
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_parent_and_nested_runs_are_found_again(tracker, tmp_path, monkeypatch):
 
 def test_retry_completes_params_of_a_run_created_before_a_crash(tracker):
     """A trial killed between creating its run and logging its params gets them on the retry."""
-    from radae.sweep.tracking import SWEEP_TAG
+    from radae.store.tracking import SWEEP_TAG
 
     parent = tracker.parent_run("sw-crash", {})
     tags = {SWEEP_TAG: "sw-crash", TRIAL_TAG: "t1", ROLE_TAG: "trial", PARENT_TAG: parent}
@@ -63,7 +63,7 @@ def test_runs_table_set_up_for_comparing(tracker):
     """The experiment opens on its runs, trials are named by their values, the compare view lists the columns."""
     import json
 
-    from radae.sweep.tracking import KIND, KIND_TAG, VIEW_TAG_PREFIX, compare_url, compared_metrics, run_label
+    from radae.store.tracking import KIND, KIND_TAG, VIEW_TAG_PREFIX, compare_url, compared_metrics, run_label
 
     assert tracker.client.get_experiment(tracker.experiment_id).tags[KIND_TAG] == KIND
     assert run_label({"prior.num_modes": 10, "loss.alpha": 0.95, "seed": 0}) == "K=10 alpha=0.95 seed=0"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from radae.config import RunConfig, apply_overrides
+from radae.objective import FID_WEIGHT, FINAL_KEY, make_objective
 from radae.runfolder import TrainResult
-from radae.sweep.objective import FID_WEIGHT, FINAL_KEY, make_objective
 from radae.sweep.shapes import PackedShape, TrialShape, shape_of
 from radae.sweep.trial import FINAL_METRICS, DiskFullError, Member, Outcome, train_and_evaluate, trial_row
 
@@ -197,7 +197,7 @@ def test_the_worker_loop_reports_packed_members_and_resumes_them(mnist, tmp_path
     with both checkpoints, then every member's final metrics; restored from its epoch-1 checkpoint it resumes there."""
     import time
 
-    from radae.sweep.tracking import Tracker
+    from radae.store.tracking import Tracker
     from radae.sweep.trainable import worker_loop
     from radae.sweep.trial import REPORTERS, SweepContext, TrialJob
 

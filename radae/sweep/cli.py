@@ -25,11 +25,11 @@ from typing import Any
 from radae.cli import Parser, add_field_argument, type_name
 from radae.config import ConfigError, coerce
 from radae.data import DataError
-from radae.sweep import results
+from radae.store import results
+from radae.store.preflight import PreflightError, data_folder
+from radae.store.settings import SettingsError, scrub
 from radae.sweep.definition import DefinitionError, load_definition, with_objective, with_resources, with_seeds
 from radae.sweep.options import GROUPS, SweepOptions, flag_of, option_fields, option_types, shown_default
-from radae.sweep.preflight import PreflightError, data_folder
-from radae.sweep.settings import SettingsError, scrub
 from radae.sweep.space import SpaceError
 from radae.sweep.trainable import EXECUTORS
 
@@ -99,7 +99,7 @@ def options_table() -> str:
 
 
 def pin_data_dir(opts: SweepOptions, defn: Any, overrides: dict[str, str]) -> SweepOptions:
-    """``opts`` with ``data_dir`` set to the folder every trial reads (:func:`radae.sweep.preflight.data_folder`):
+    """``opts`` with ``data_dir`` set to the folder every trial reads (:func:`radae.store.preflight.data_folder`):
     a folder the user named is checked (DataError before any work), one the search finds is pinned."""
     searched = defn.space.params.get("data.name")
     folder = data_folder(defn.base_config(overrides), getattr(searched, "values", ()))

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from radae.sweep.objective import FINAL_KEY
+from radae.objective import FINAL_KEY
 
 # Final metrics shown, in order: (result key, label, format).
 SHOWN = (("score", "score", "{:.4f}"), ("robustness", "R", "{:.4f}"), ("fid", "FID", "{:.2f}"))

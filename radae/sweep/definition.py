@@ -29,7 +29,7 @@ from typing import Any
 
 from radae.config import ConfigError, RunConfig, apply_overrides
 from radae.names import check_names
-from radae.sweep.objective import FID_WEIGHT, OBJECTIVES, Objective, make_objective
+from radae.objective import FID_WEIGHT, OBJECTIVES, Objective, make_objective
 from radae.sweep.packing import RESOURCE_KEYS, ResourceError, TrialResources, validate_packing
 from radae.sweep.seeds import SEED_FIELD, check_seeds
 from radae.sweep.space import SearchSpace, SpaceError

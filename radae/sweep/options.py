@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from radae.cli import set_overrides
+from radae.objective import OBJECTIVES
+from radae.store.settings import SettingsError, StorageSettings
+from radae.store.studies import DEFAULT_STUDY_DB
+from radae.store.tracking import DEFAULT_EXPERIMENT
 from radae.sweep.definition import SweepDefinition
-from radae.sweep.objective import OBJECTIVES
 from radae.sweep.packing import NOISE_MODES, TrialResources
-from radae.sweep.settings import SettingsError, StorageSettings
-from radae.sweep.tracking import DEFAULT_EXPERIMENT
 
 GROUPS = ("sweep", "trials", "services")
 GPU_CHOICES = {"auto": None, "yes": True, "no": False}
@@ -149,7 +150,7 @@ class SweepOptions:
         None, "key prefix in the bucket", "services", shown=f"$RADAE_S3_PREFIX, else {StorageSettings.prefix}"
     )
     study_db: str = option(
-        "~/.radae/optuna.db",
+        DEFAULT_STUDY_DB,
         "Optuna SQLite file (absolute path: jobs run in a temporary working dir)",
         "services",
         env="RADAE_OPTUNA_DB",

@@ -11,7 +11,7 @@ concurrency defaults to ``floor(cluster GPUs / gpus_per_trial)``, and with ``pac
 definition's ``num_samples`` configurations run in ``ceil(num_samples / pack_size)`` Tune trials.
 With ``seeds: S`` every configuration trains S times (``num_samples * S`` configurations-seeds,
 :mod:`radae.sweep.seeds`). Before any trial, the driver stores the sweep's FID feature network
-(:mod:`radae.sweep.fidnet`).
+(:mod:`radae.store.fidnet`).
 """
 
 from __future__ import annotations
@@ -22,21 +22,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from radae.sweep import console, results
+from radae.analysis.html_report import headline_metrics, render_sweep
+from radae.analysis.report import export_report
+from radae.objective import FINAL_KEY
+from radae.store import results
+from radae.store.fidnet import fid_columns, publish_feature_nets
+from radae.store.lease import DriverLease, LeaseError
+from radae.store.preflight import preflight
+from radae.store.settings import StorageSettings
+from radae.store.tracking import TRIAL_TAG, Tracker, compared_metrics
+from radae.sweep import console
 from radae.sweep.definition import SweepDefinition
-from radae.sweep.fidnet import fid_columns, publish_feature_nets
-from radae.sweep.html_report import headline_metrics, render_sweep
-from radae.sweep.lease import DriverLease, LeaseError
-from radae.sweep.objective import FINAL_KEY
 from radae.sweep.options import SweepOptions
-from radae.sweep.preflight import preflight
-from radae.sweep.report import export_report
 from radae.sweep.searcher import build_searcher
 from radae.sweep.seeds import SEED_KEY, trial_config
-from radae.sweep.settings import StorageSettings
 from radae.sweep.shapes import shape_of
 from radae.sweep.space import SPECS, SearchSpace
-from radae.sweep.tracking import TRIAL_TAG, Tracker, compared_metrics
 from radae.sweep.trainable import run_trial
 from radae.sweep.trial import SweepContext, numeric
 
@@ -362,7 +363,7 @@ def _run_leased(defn: SweepDefinition, opts: SweepOptions):
 
 def publish_report(storage: StorageSettings, sweep_id: str, table: Any, tracker: Any, parent: str) -> list[str]:
     """Pareto front, sensitivity plots and the HTML report page (``report.html``,
-    :mod:`radae.sweep.html_report`; the MLflow UI shows it inline) to ``reports/sweep=<id>/`` in the
+    :mod:`radae.analysis.html_report`; the MLflow UI shows it inline) to ``reports/sweep=<id>/`` in the
     bucket and the parent run's ``report/``."""
     import tempfile
 

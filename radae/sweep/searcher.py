@@ -40,7 +40,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from radae.sweep.objective import FINAL_KEY, Objective
+from radae.objective import FINAL_KEY, Objective
+from radae.store.studies import study_storage
 from radae.sweep.packing import PACK_KEY, member_metric, shared_keys
 from radae.sweep.seeds import SEED_KEY
 from radae.sweep.space import SearchSpace
@@ -209,15 +210,6 @@ class OptunaSearcher(Searcher):
             self.set_state(pickle.load(src))  # noqa: S301 - the file is this searcher's own checkpoint
 
 
-def study_storage(path: str | Path):
-    """Optuna RDB storage in the SQLite file ``path`` (optuna-dashboard opens the same file)."""
-    import optuna
-
-    path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{path}")
-
-
 def build_searcher(
     space: SearchSpace,
     objective: Objective,
@@ -270,21 +262,3 @@ def set_metric_names(study: Any, objective: Objective) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.set_metric_names(list(objective.metrics))
-
-
-def study_page(dashboard: str, study_db: str | Path, study_name: str) -> str:
-    """optuna-dashboard's page of study ``study_name`` (``<dashboard>/dashboard/studies/<id>``), the id
-    read from the study file; the dashboard's study list when the file does not hold the study."""
-    base = dashboard.rstrip("/")
-    if Path(study_db).expanduser().is_file():
-        try:
-            return f"{base}/dashboard/studies/{study_storage(Path(study_db).expanduser()).get_study_id_from_name(study_name)}"
-        except KeyError:  # optuna's error for a study the file does not hold
-            pass
-    return f"{base}/dashboard"
-
-
-def load_study(study_db: str | Path, study_name: str):
-    import optuna
-
-    return optuna.load_study(study_name=study_name, storage=study_storage(study_db))

@@ -32,8 +32,8 @@ from typing import Any
 
 from radae.config import RunConfig
 from radae.fast import PackConfig, train_packed
+from radae.objective import FINAL_KEY, Objective
 from radae.registry import Registry
-from radae.sweep.objective import FINAL_KEY, Objective
 from radae.sweep.packing import PACK_KEY, member_ids, member_metric
 from radae.sweep.trial import numeric
 from radae.train import train

@@ -35,15 +35,15 @@ from typing import Any
 from radae.checkpoint import load_checkpoint
 from radae.config import apply_overrides
 from radae.data import load_dataset
+from radae.objective import FINAL_KEY, make_objective
 from radae.registry import Registry
-from radae.sweep import images, results
-from radae.sweep.fidnet import fetch_feature_net, fid_columns, fid_tags
-from radae.sweep.objective import FINAL_KEY, make_objective
+from radae.store import images, results
+from radae.store.fidnet import fetch_feature_net, fid_columns, fid_tags
+from radae.store.tracking import Tracker
 from radae.sweep.packing import TrialResources, cap_gpu_memory
 from radae.sweep.seeds import seed_tags, trial_config
 from radae.sweep.shapes import SHAPES, TrialShape, shape_of
 from radae.sweep.space import SearchSpace
-from radae.sweep.tracking import Tracker
 from radae.sweep.trial import (
     CHECKPOINT_FILE,
     REPORTERS,
@@ -191,7 +191,7 @@ def run_job(job: TrialJob) -> dict[str, Any]:
 
 
 def store_images(job: TrialJob, member: Member, per_image: dict[str, dict[int, float]] | None) -> None:
-    """Write the member's per-image table beside the sweep's trial rows (:func:`radae.sweep.results.write_images`;
+    """Write the member's per-image table beside the sweep's trial rows (:func:`radae.store.results.write_images`;
     nothing when the sweep has no storage, e.g. a worker loop run without a bucket)."""
     if not per_image or not job.ctx.storage:
         return

@@ -27,11 +27,11 @@ from typing import Any
 from radae.checkpoint import CheckpointError, load_checkpoint, load_model, write_atomic, write_text_atomic
 from radae.config import RunConfig
 from radae.evaluate import evaluate
+from radae.objective import FINAL_KEY, Objective, level_tag
 from radae.registry import Registry
-from radae.sweep.images import with_robustness
-from radae.sweep.objective import FINAL_KEY, Objective, level_tag
-from radae.sweep.results import make_row
-from radae.sweep.settings import StorageSettings
+from radae.store.images import with_robustness
+from radae.store.results import make_row
+from radae.store.settings import StorageSettings
 
 REPORTERS: Registry = Registry("reporter")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -75,7 +75,7 @@ class SweepContext:
     threads: int = 1
     gpus_per_trial: float = 1.0
     pack_noise: str = "member"  # a pack's noise streams (radae.fast.PackConfig.noise)
-    # dataset name -> the sweep's stored FID feature network ({"key", "sha256"}, radae.sweep.fidnet)
+    # dataset name -> the sweep's stored FID feature network ({"key", "sha256"}, radae.store.fidnet)
     fid_networks: dict[str, Any] = field(default_factory=dict)
     smoke_test: bool = False  # --smoke-test: every row says so (the report shows a banner)
 
@@ -235,7 +235,7 @@ class Startup:
 @dataclass(frozen=True)
 class Outcome:
     """One configuration's end: its final metrics once evaluated, else the error that stopped it; ``images``:
-    its per-image values ``{name: {test index: value}}`` (:mod:`radae.sweep.images`, R per image included)."""
+    its per-image values ``{name: {test index: value}}`` (:mod:`radae.store.images`, R per image included)."""
 
     final: dict[str, Any] | None
     error: str | None = None
@@ -329,7 +329,7 @@ def trial_row(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Parquet row of one configuration (status completed, or error with ``error``); ``final``: its
-    final metrics (empty when it never got any). Columns: :func:`radae.sweep.results.make_row`."""
+    final metrics (empty when it never got any). Columns: :func:`radae.store.results.make_row`."""
     finished = time.time()
     metrics, train_times = split_times(final)
     return make_row(

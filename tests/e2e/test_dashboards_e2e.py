@@ -17,7 +17,7 @@ import pytest
 from browser import CHROMIUM, Elements, dump_dom, screenshot
 
 from cluster.stack import free_port, stop_service
-from radae.sweep.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
+from radae.store.tracking import COMPARE_URL_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 
 from .conftest import ROOT
 from .test_sweep_e2e import settings_of, submit, wait_for

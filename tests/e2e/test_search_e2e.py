@@ -20,10 +20,10 @@ import uuid
 import optuna
 import pytest
 
-from radae.sweep import results
+from radae.store import results
+from radae.store.studies import load_study
+from radae.store.tracking import TRIAL_TAG, Tracker
 from radae.sweep.definition import load_definition
-from radae.sweep.searcher import load_study
-from radae.sweep.tracking import TRIAL_TAG, Tracker
 
 from .conftest import ROOT
 from .test_sweep_e2e import raw_objects, settings_of, submit

@@ -15,9 +15,9 @@ import uuid
 import pytest
 
 from cluster import stack
-from radae.sweep import results
-from radae.sweep.settings import StorageSettings
-from radae.sweep.tracking import Tracker
+from radae.store import results
+from radae.store.settings import StorageSettings
+from radae.store.tracking import Tracker
 
 from .conftest import assert_stopped, live_env, mnist_dir, stack_descendants
 from .test_sweep_e2e import progress, raw_objects, submit, wait_for

@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cluster import stack
-from radae.sweep.settings import StorageSettings
+from radae.store.settings import StorageSettings
 
 pytestmark = pytest.mark.e2e
 RAY = str(Path(sys.executable).parent / "ray")

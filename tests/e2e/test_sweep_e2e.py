@@ -22,11 +22,11 @@ import optuna
 import pytest
 
 from cluster import stack
-from radae.sweep import results
+from radae.store import results
+from radae.store.settings import StorageSettings
+from radae.store.studies import load_study
+from radae.store.tracking import PARENT_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 from radae.sweep.definition import load_definition
-from radae.sweep.searcher import load_study
-from radae.sweep.settings import StorageSettings
-from radae.sweep.tracking import PARENT_TAG, ROLE_TAG, SWEEP_TAG, Tracker
 
 from .conftest import ROOT, mnist_dir
 

@@ -26,9 +26,9 @@ import pytest
 from tcp_proxy import TcpProxy
 
 from cluster import stack
-from radae.sweep import results
-from radae.sweep.searcher import load_study
-from radae.sweep.tracking import Tracker
+from radae.store import results
+from radae.store.studies import load_study
+from radae.store.tracking import Tracker
 
 from .conftest import ROOT
 from .test_sweep_e2e import progress, raw_objects, settings_of, sweep_args, wait_for

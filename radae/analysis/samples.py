@@ -1,12 +1,12 @@
-"""A configuration's values for :mod:`radae.sweep.intervals`: per seed x image when the sweep stored them,
+"""A configuration's values for :mod:`radae.analysis.intervals`: per seed x image when the sweep stored them,
 else per seed mean, std and n from its trial rows.
 
-Per-image tables (:mod:`radae.sweep.images`) are long: one row per trial, image and
+Per-image tables (:mod:`radae.store.images`) are long: one row per trial, image and
 metric, columns ``sweep_id``, ``trial_id``, ``image`` (test-set index), ``name`` (the flat metric name
 without ``_mean``, e.g. ``max_damage_msssim_paper_recx_recxa_l3`` or ``robustness``) and ``value``
 (the mean over the image's random starts). A metric uses them when every trial row of the
 configuration has the metric for the same images; otherwise it falls back to the rows' ``_mean`` /
-``_std`` columns (:class:`radae.sweep.intervals.Samples`, parametric).
+``_std`` columns (:class:`radae.analysis.intervals.Samples`, parametric).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import math
 
 import pandas as pd
 
-from radae.sweep.intervals import Samples
-from radae.sweep.objective import LATENT_KEY, LATENT_PAPER_KEY, MAXDAMAGE_KEY, MAXDAMAGE_PAPER_KEY, level_tag
+from radae.analysis.intervals import Samples
+from radae.objective import LATENT_KEY, LATENT_PAPER_KEY, MAXDAMAGE_KEY, MAXDAMAGE_PAPER_KEY, level_tag
 
 # Derived metrics without a recorded std: the (latent, max-damage) templates their std bound comes from.
 DERIVED = {

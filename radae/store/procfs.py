@@ -3,7 +3,7 @@
 Processes: ``/proc/<pid>/stat`` gives each process's state, parent, process group, start time
 and resident pages (proc(5); the command name in parentheses may itself hold spaces or ``)``,
 so fields are counted after the last ``)``). :func:`start_time` tells a live PID apart from a
-later process reusing it (the sweep driver's lease, :mod:`radae.sweep.lease`); :func:`processes`
+later process reusing it (the sweep driver's lease, :mod:`radae.store.lease`); :func:`processes`
 and :func:`descendants` follow a process tree across process groups and sessions (the local
 stack's tooling, ``cluster/stack.py``).
 

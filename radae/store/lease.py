@@ -36,11 +36,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from radae.sweep.procfs import start_time
-from radae.sweep.results import check_id
-from radae.sweep.retry import describe
-from radae.sweep.s3fs import boto3_transient, s3_call, s3_outage
-from radae.sweep.settings import StorageSettings
+from radae.store.procfs import start_time
+from radae.store.results import check_id
+from radae.store.retry import describe
+from radae.store.s3fs import boto3_transient, s3_call, s3_outage
+from radae.store.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 # Answers of a conditional write that lost: the object changed (412), or another conditional write on the

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from radae.sweep.s3fs import SettingsS3FileSystem
+from radae.store.s3fs import SettingsS3FileSystem
 
 # Environment variable names (RADAE_S3_* win over the AWS_* fallbacks).
 ENV = {
@@ -43,7 +43,7 @@ MASK = "***"
 # own uploads (checkpoints, experiment state) rely on these.
 S3_MAX_ATTEMPTS = 10
 # The sweep's own S3 calls (rows, lease) make one attempt per request and retry themselves,
-# naming the outage (radae.sweep.retry).
+# naming the outage (radae.store.retry).
 S3_OWN_ATTEMPTS = 1
 # Keys whose values are secrets wherever they appear (env dumps, configs, kwargs).
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|access_key|credential|aws_access_key_id)", re.I)
@@ -130,11 +130,11 @@ class StorageSettings:
     def pyarrow_fs(self, max_attempts: int | None = None):
         """``pyarrow.fs.S3FileSystem`` for this endpoint (paths are ``bucket/key``, no scheme); each request
         tried ``max_attempts`` times (default :data:`S3_MAX_ATTEMPTS`; the sweep's own calls pass
-        :data:`S3_OWN_ATTEMPTS` and retry through :func:`radae.sweep.s3fs.s3_call`).
+        :data:`S3_OWN_ATTEMPTS` and retry through :func:`radae.store.s3fs.s3_call`).
 
         Its pickle (Ray's experiment state, every trial and Train worker) holds the public settings
         only; unpickled, it reads the credentials from that process's environment
-        (:class:`radae.sweep.s3fs.SettingsS3FileSystem`).
+        (:class:`radae.store.s3fs.SettingsS3FileSystem`).
         """
         return SettingsS3FileSystem(self, max_attempts)
 

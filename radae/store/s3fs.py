@@ -6,11 +6,11 @@ it writes to the bucket, and ships it to every trial and Train worker. A plain
 :class:`SettingsS3FileSystem` pickles only the public storage settings (endpoint, bucket, prefix,
 region) and its number of attempts per request; wherever it is unpickled it reads the credentials
 again from that process's environment (``RADAE_S3_*``, else ``AWS_*``;
-:meth:`radae.sweep.settings.StorageSettings.from_env`).
+:meth:`radae.store.settings.StorageSettings.from_env`).
 
 :func:`s3_call` runs one of the sweep's own S3 operations (rows, the driver lease) on a filesystem
-of :data:`~radae.sweep.settings.S3_OWN_ATTEMPTS` attempts per request, retrying it with backoff
-(:mod:`radae.sweep.retry`) and logging ``S3 endpoint <url> unreachable <what>: ...; retry k/n in s``
+of :data:`~radae.store.settings.S3_OWN_ATTEMPTS` attempts per request, retrying it with backoff
+(:mod:`radae.store.retry`) and logging ``S3 endpoint <url> unreachable <what>: ...; retry k/n in s``
 and ``S3 endpoint <url> reachable again after N s``.
 """
 
@@ -29,7 +29,7 @@ from botocore.exceptions import (
 )
 from pyarrow import fs
 
-from radae.sweep.retry import DEFAULT_POLICY, Outage, RetryPolicy, call, outage_of
+from radae.store.retry import DEFAULT_POLICY, Outage, RetryPolicy, call, outage_of
 
 T = TypeVar("T")
 # pyarrow's messages of S3 failures worth retrying: no connection, reset, timeout, throttling, 5xx.
@@ -41,12 +41,12 @@ _TRANSIENT = re.compile(
 
 
 class SettingsS3FileSystem(fs.S3FileSystem):
-    """``S3FileSystem`` of a :class:`~radae.sweep.settings.StorageSettings`; pickles without secrets."""
+    """``S3FileSystem`` of a :class:`~radae.store.settings.StorageSettings`; pickles without secrets."""
 
     def __init__(self, settings: Any, max_attempts: int | None = None) -> None:
         super().__init__(**settings.pyarrow_kwargs(max_attempts))
         # The settings' class travels by reference (its module path), so this module needs no import
-        # of radae.sweep.settings, which imports it: no cycle.
+        # of radae.store.settings, which imports it: no cycle.
         self._settings_type = type(settings)
         self._public = settings.public()
         self._max_attempts = max_attempts
@@ -81,7 +81,7 @@ def boto3_transient(exc: BaseException) -> bool:
 
 
 def s3_outage(settings: Any) -> Outage:
-    """This process's :class:`~radae.sweep.retry.Outage` of the settings' S3 endpoint."""
+    """This process's :class:`~radae.store.retry.Outage` of the settings' S3 endpoint."""
     return outage_of("S3 endpoint", settings.endpoint or "aws")
 
 

@@ -3,7 +3,7 @@
     export_report(table, out_dir)  ->  pareto.csv, pareto.parquet, pareto.png, sensitivity.png
 
 ``pareto.*`` hold the completed trials that no other trial beats in both robustness (higher) and
-FID (lower), :func:`radae.sweep.objective.pareto_front`; ``pareto.png`` shows each configuration's
+FID (lower), :func:`radae.objective.pareto_front`; ``pareto.png`` shows each configuration's
 mean over seeds with 95% interval whiskers (clipped to the metric's range, :func:`metric_bounds`),
 labelled, the front of those means dotted and the single runs faint; ``sensitivity.png`` plots robustness and FID against each searched parameter
 (for the alpha/modes study: the paper's tables 2 and 3 as curves). :func:`run_sweep` uploads the
@@ -17,10 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from radae.sweep.aggregate import LABEL, summarize
-from radae.sweep.objective import pareto_front
-from radae.sweep.results import read_sweep
-from radae.sweep.settings import StorageSettings
+from radae.analysis.aggregate import LABEL, summarize
+from radae.objective import pareto_front
 
 ROBUST, FID = "metric.robustness", "metric.fid"
 
@@ -34,24 +32,6 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     if name.startswith("fid"):
         return 0.0, math.inf
     return -math.inf, math.inf
-
-
-def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
-    """A sweep's rows as a pandas DataFrame: from ``parquet`` (a copied table), else from the bucket of
-    ``$RADAE_S3_*`` (:func:`radae.sweep.results.read_sweep`). Raises ValueError naming what is missing."""
-    if parquet:
-        import pyarrow.parquet as pq
-
-        if not Path(parquet).is_file():
-            raise ValueError(f"--parquet {parquet}: no such file")
-        return pq.read_table(parquet).to_pandas()
-    if not sweep_id:
-        raise ValueError("give a sweep id or --parquet FILE")
-
-    df = read_sweep(StorageSettings.from_env(), sweep_id, as_pandas=True)
-    if df.empty:
-        raise ValueError(f"no rows for sweep {sweep_id!r} in the bucket of $RADAE_S3_ENDPOINT")
-    return df
 
 
 def completed(table: Any):

@@ -31,8 +31,8 @@ from radae.checkpoint import write_atomic
 from radae.config import apply_overrides
 from radae.data import load_dataset
 from radae.evaluate import classifier_space
-from radae.sweep.results import check_id
-from radae.sweep.settings import StorageSettings
+from radae.store.results import check_id
+from radae.store.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 FILE = "feature_net.pt"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from radae.sweep.aggregate import LABEL, completed, with_config
+from radae.analysis.aggregate import LABEL, completed, with_config
 
 # Panel title -> per-epoch metric of radae/probe.py.
 PANELS = {

@@ -5,14 +5,14 @@ Layout (hive-style, so Spark/DuckDB/pyarrow datasets see a ``sweep`` partition c
     s3://BUCKET/PREFIX/results/sweep=<sweep_id>/trial=<trial_id>.parquet
     s3://BUCKET/PREFIX/images/sweep=<sweep_id>/trial=<trial_id>.parquet    (per-image values, many rows)
 
-The per-image objects (:func:`write_images`, :func:`read_images`; columns in :mod:`radae.sweep.images`)
+The per-image objects (:func:`write_images`, :func:`read_images`; columns in :mod:`radae.store.images`)
 live under their own ``images/`` prefix, so a dataset read of ``results/`` and :func:`read_sweep` see
 only the one-row trial objects, as before.
 
 The key is a pure function of (sweep, trial), and a trial's row is written with one PUT that
 replaces any earlier object, so a retried, restored or repeated sweep overwrites its rows: it
-never duplicates or loses one. Every row is passed through :func:`radae.sweep.settings.scrub`.
-Reads and writes retry with backoff while the S3 endpoint is away, naming it (:mod:`radae.sweep.retry`).
+never duplicates or loses one. Every row is passed through :func:`radae.store.settings.scrub`.
+Reads and writes retry with backoff while the S3 endpoint is away, naming it (:mod:`radae.store.retry`).
 
 Row columns: ``sweep_id``, ``trial_id``, ``status`` (completed, pruned, error), timings
 (``started_at``, ``finished_at`` in Unix seconds, ``train_seconds``, ``eval_seconds``,
@@ -30,9 +30,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy
-from radae.sweep.s3fs import s3_call
-from radae.sweep.settings import S3_OWN_ATTEMPTS, StorageSettings, scrub
+from radae.store.retry import DEFAULT_POLICY, RetryPolicy
+from radae.store.s3fs import s3_call
+from radae.store.settings import S3_OWN_ATTEMPTS, StorageSettings, scrub
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -154,7 +154,7 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any], *, policy: Retr
     """Write ``row`` (scrubbed) as the trial's Parquet object; returns its ``s3://`` URI.
 
     While the S3 endpoint is away the PUT is retried with backoff (``policy``), each failed attempt
-    and the recovery logged (:func:`radae.sweep.s3fs.s3_call`); :class:`ResultsError` naming the
+    and the recovery logged (:func:`radae.store.s3fs.s3_call`); :class:`ResultsError` naming the
     endpoint and the object once it gives up. The same key each time: a retry never duplicates the row.
     """
     import pyarrow as pa

@@ -11,7 +11,7 @@ configuration there is the paper's row and radae's rows in both MS-SSIMs:
 - ``MS-SSIM standard``: ``metric.<attack>_msssim_<compared>_l<lambda>_mean``.
 
 Values are ``mean [95% interval]`` over the seeds and the attacked images of a configuration
-(:mod:`radae.sweep.intervals`: a bootstrap over seeds and images, from the sweep's per-image table when
+(:mod:`radae.analysis.intervals`: a bootstrap over seeds and images, from the sweep's per-image table when
 given, else parametric from each trial's mean, std and n); ``(n=1)`` marks a single run. A configuration the sweep did not train reads "not run"; a metric the
 sweep did not record (older sweeps lack the paper formula) reads "not recorded". FID cells name their
 feature network: radae's ``classifier`` FID and the paper's ``Inception-v3`` FID are different metrics.
@@ -25,13 +25,13 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from radae.analysis import intervals, paper
+from radae.analysis.aggregate import KEY as KEY_COLUMN
+from radae.analysis.aggregate import LABEL as LABEL_COLUMN
+from radae.analysis.aggregate import completed, holm, value_text, with_config
+from radae.analysis.samples import samples
 from radae.config import RunConfig
-from radae.sweep import intervals, paper
-from radae.sweep.aggregate import KEY as KEY_COLUMN
-from radae.sweep.aggregate import LABEL as LABEL_COLUMN
-from radae.sweep.aggregate import completed, holm, value_text, with_config
-from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY
-from radae.sweep.samples import samples
+from radae.objective import LATENT_KEY, MAXDAMAGE_KEY
 
 # MS-SSIM variant -> (latent template, max-damage template), metric names without "metric.".
 VARIANTS = {
@@ -86,7 +86,7 @@ def select(df: pd.DataFrame, model: str | None, where: Mapping[str, object]) -> 
 
 # Training settings radae's rows of tables 1-3 are taken at: RunConfig's defaults. The robustness-gap factor
 # sweeps (sweeps/robustness_gap_factors.yaml) change one of them at K 10 / 25, alpha 0.95; pinning them
-# keeps those rows out of the paper's tables (radae.sweep.factors compares them instead).
+# keeps those rows out of the paper's tables (radae.analysis.factors compares them instead).
 PINNED_TRAINING = (
     "prior.placement",
     "adv.eps",
@@ -106,7 +106,7 @@ def at_defaults(where: Mapping[str, object]) -> dict[str, object]:
 
 
 def interval(rows: pd.DataFrame, column: str, images: pd.DataFrame | None = None) -> intervals.Interval:
-    """``column``'s mean over ``rows`` with its 95% interval over seeds and images (:mod:`radae.sweep.intervals`)."""
+    """``column``'s mean over ``rows`` with its 95% interval over seeds and images (:mod:`radae.analysis.intervals`)."""
     return intervals.mean_interval(samples(rows, column, images), column)
 
 
@@ -245,7 +245,7 @@ def trend(
 
 SIGNIFICANCE_COLUMNS = ["configuration A", "configuration B", "n", "mean A - mean B [95%]", "p (Holm)", "significant"]
 TEST_NAME = (
-    "bootstrap over seeds and images (radae/sweep/intervals.py), two-sided p-values Holm-corrected over all "
+    "bootstrap over seeds and images (radae/analysis/intervals.py), two-sided p-values Holm-corrected over all "
     "pairs of configurations, alpha 0.05"
 )
 
@@ -261,7 +261,7 @@ def significance(
     df: pd.DataFrame, metric: str = "metric.robustness", images: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Every pair of configurations: mean A - mean B with its 95% bootstrap interval over seeds and images
-    (:func:`radae.sweep.intervals.difference_interval`), the Holm-adjusted bootstrap p and "yes"/"no"
+    (:func:`radae.analysis.intervals.difference_interval`), the Holm-adjusted bootstrap p and "yes"/"no"
     (adjusted p < 0.05), "n/a" when a side has fewer than 2 seeds."""
     rows = with_config(completed(df)) if len(df) else df
     if metric not in rows or rows.empty:
@@ -397,8 +397,8 @@ def markdown(table: pd.DataFrame) -> str:
 def reproduction_markdown(df: pd.DataFrame, command: str, images: pd.DataFrame | None = None) -> str:
     """``docs/reproduction.md``: budget, paper tables 1-4 with radae beside the paper, trends, significance.
 
-    ``images``: the sweeps' per-image tables (:mod:`radae.sweep.samples`); None: intervals from the rows'
-    per-trial means and stds (the parametric fallback of :mod:`radae.sweep.intervals`).
+    ``images``: the sweeps' per-image tables (:mod:`radae.analysis.samples`); None: intervals from the rows'
+    per-trial means and stds (the parametric fallback of :mod:`radae.analysis.intervals`).
 
     Raises :class:`NotComparableError` when the rows (possibly of several sweeps) differ in budget,
     protocol or FID network (:func:`check_comparable`)."""
@@ -464,7 +464,7 @@ def reproduction_markdown(df: pd.DataFrame, command: str, images: pd.DataFrame |
         *_visibility_and_decoder_section(df),
         "## Trends",
         "",
-        "Robustness R (radae/sweep/objective.py; `robustness` in the standard MS-SSIM, `robustness_paper` in the "
+        "Robustness R (radae/objective.py; `robustness` in the standard MS-SSIM, `robustness_paper` in the "
         "paper's formula; higher = more robust) and classifier FID (lower = better) along each axis, mean [95% "
         "interval] over seeds and images, and the least-squares slope on the axis value over all runs with its 95% CI.",
         "",

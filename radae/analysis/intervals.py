@@ -31,7 +31,7 @@ and std over images x starts of each metric. There the image level is parametric
 
 with the same seed resampling and expansion, I = ``config.eval.images`` and sd the recorded std (over
 images x starts, so at least the std of the per-image means: the image term is conservative). For R
-(radae/sweep/objective.py), which has no recorded std, sd is bounded by the mean over lambda of
+(radae/objective.py), which has no recorded std, sd is bounded by the mean over lambda of
 (sd_maxdamage + sd_latent) / 2 (the std of a sum is at most the sum of the stds); FID's level is its
 ``eval.fid_runs`` runs. A difference cannot be paired here (the image noise of both sides is
 independent), which widens it. The clip to the range is what keeps these intervals inside [0, 1].

@@ -5,8 +5,8 @@
 Plots are Plotly figures (plotly, pinned in requirements.txt): interactive (hover a point to see its
 trial and configuration), and the page embeds plotly.js itself, so it opens from disk or inside
 the MLflow UI without any network. Images (the trials' attack grids) are embedded as base64 PNGs.
-Statistics come from :mod:`radae.sweep.aggregate`, tables from :mod:`radae.sweep.tables`, the
-Pareto front from :func:`radae.sweep.objective.pareto_front` over configuration means. Intervals are
+Statistics come from :mod:`radae.analysis.aggregate`, tables from :mod:`radae.analysis.tables`, the
+Pareto front from :func:`radae.objective.pareto_front` over configuration means. Intervals are
 drawn clipped to their metric's range (:func:`metric_bounds`); a numeric sensitivity axis spans the
 values the sweep ran (:func:`axis_range`), and the paper's references are drawn only inside it.
 
@@ -33,8 +33,8 @@ from typing import Any
 
 import pandas as pd
 
-from radae.sweep import curves, paper, tables
-from radae.sweep.aggregate import (
+from radae.analysis import curves, paper, tables
+from radae.analysis.aggregate import (
     KEY,
     LABEL,
     TEST_NAME,
@@ -46,8 +46,8 @@ from radae.sweep.aggregate import (
     value_text,
     with_config,
 )
-from radae.sweep.objective import pareto_front
-from radae.sweep.report import FID, ROBUST, metric_bounds
+from radae.analysis.report import FID, ROBUST, metric_bounds
+from radae.objective import pareto_front
 
 ROBUST_PAPER, SCORE = "metric.robustness_paper", "metric.score"
 # Objective metric -> (label, better): the headline's "best configuration per objective".
@@ -200,7 +200,7 @@ SLICES = {
 
 
 def paper_robustness(row: paper.PaperRow) -> float:
-    """R of radae/sweep/objective.py from a paper row: mean over lambda of (max-damage + 1 - latent) / 2."""
+    """R of radae/objective.py from a paper row: mean over lambda of (max-damage + 1 - latent) / 2."""
     return sum((d + 1 - lat) / 2 for d, lat in zip(row.max_damage, row.latent, strict=True)) / len(row.latent)
 
 
@@ -250,7 +250,7 @@ def whiskers(mean: pd.Series, low: pd.Series, high: pd.Series, metric: str) -> d
 
 
 def config_means(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """One row per configuration: mean, interval and n of ``metrics`` (:func:`radae.sweep.aggregate.summarize`)."""
+    """One row per configuration: mean, interval and n of ``metrics`` (:func:`radae.analysis.aggregate.summarize`)."""
     rows = completed(df).dropna(subset=metrics)
     return summarize(rows, metrics) if len(rows) else pd.DataFrame()
 
@@ -622,8 +622,8 @@ def run_links(df: pd.DataFrame, mlflow_uri: str | None, tracker: Any = None) -> 
             if isinstance(r, str) and r:
                 ids[str(t)] = (str(e), r)
     if tracker is not None and "sweep_id" in df and len(df):
-        # lazy: radae.sweep.tracking imports mlflow; a report from Parquet rows needs it only for run links
-        from radae.sweep.tracking import TRIAL_TAG
+        # lazy: radae.store.tracking imports mlflow; a report from Parquet rows needs it only for run links
+        from radae.store.tracking import TRIAL_TAG
 
         for run in tracker.trial_runs(str(df["sweep_id"].iloc[0])):
             ids.setdefault(run.data.tags.get(TRIAL_TAG, ""), (run.info.experiment_id, run.info.run_id))
@@ -642,13 +642,13 @@ def render_sweep(
     command: str | None = None,
 ) -> tuple[str, dict[str, int]]:
     """The page of a sweep with its run links and attack grids looked up (``tracker``: a
-    :class:`radae.sweep.tracking.Tracker`, or None); returns (html, counts of links and grids)."""
+    :class:`radae.store.tracking.Tracker`, or None); returns (html, counts of links and grids)."""
     links, run_ids = run_links(df, mlflow_uri, tracker)
     grids = attack_grids(df, run_ids, tracker)
     mlflow_url = None
     if tracker is not None and (mlflow_uri or "").startswith("http"):
-        # lazy: radae.sweep.tracking imports mlflow; a report from Parquet rows needs it only for run links
-        from radae.sweep.tracking import WORKFLOW, compare_url
+        # lazy: radae.store.tracking imports mlflow; a report from Parquet rows needs it only for run links
+        from radae.store.tracking import WORKFLOW, compare_url
 
         # the sweep's trials as a flat list sorted by the objective; else the experiment's runs page
         mlflow_url = compare_url(tracker, sweep_id) or (

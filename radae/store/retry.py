@@ -1,7 +1,7 @@
 """Bounded retries with backoff around calls to a service (S3 endpoint, MLflow server) that name the outage.
 
 The clients' own retries (pyarrow's AWS SDK, MLflow's HTTP session) absorb an outage silently; the
-sweep's own calls use clients with those cut down (:data:`radae.sweep.settings.S3_OWN_ATTEMPTS`,
+sweep's own calls use clients with those cut down (:data:`radae.store.settings.S3_OWN_ATTEMPTS`,
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``) and go through :func:`call`, which logs each failed attempt and
 the recovery as warnings from this code (trial processes have no logging set up, so warnings reach
 the job output through Python's last-resort handler)::

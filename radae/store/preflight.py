@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from radae.config import RunConfig
 from radae.data.sources import resolve_folder
-from radae.sweep.settings import StorageSettings, scrub
+from radae.store.settings import StorageSettings, scrub
 
 
 class PreflightError(RuntimeError):

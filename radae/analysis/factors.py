@@ -2,15 +2,15 @@
 
 A *factor* is a pair of selections of completed rows, B (the factor switched) and A (the reference),
 each on top of the same fixed point: K 10, alpha 0.95, FGSM training and every other training setting
-at radae's defaults (:func:`radae.sweep.tables.at_defaults`), so a row of another factor's sweep never
+at radae's defaults (:func:`radae.analysis.tables.at_defaults`), so a row of another factor's sweep never
 enters a comparison by accident. For each factor and metric the table shows
-``mean(B) - mean(A) [95% interval]`` (:func:`radae.sweep.intervals.difference_interval`: a bootstrap over
+``mean(B) - mean(A) [95% interval]`` (:func:`radae.analysis.intervals.difference_interval`: a bootstrap over
 the seeds and the attacked images, paired by image when per-image values are given, else parametric
 from each trial's mean, std and n; clipped to the metric's range of differences), n of each side and
 the sweep ids behind B, plus B's own max-damage MS-SSIM (paper formula) at lambda 3 and 5
 beside the paper's 0.82 / 0.69 (table 1, robust GMM AE), the gap this table explains.
 
-Metrics (higher = more robust unless said): R = ``robustness`` (radae/sweep/objective.py) in the
+Metrics (higher = more robust unless said): R = ``robustness`` (radae/objective.py) in the
 standard MS-SSIM and in the paper's formula; MD = max-damage MS-SSIM(recon x, recon x_a), paper
 formula; LAT = latent MS-SSIM(x_t, recon x_a), paper formula, lower = more robust; FID on radae's
 classifier features, lower = better (not the paper's Inception FID).
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from radae.sweep import intervals, paper
-from radae.sweep.aggregate import fmt
-from radae.sweep.samples import samples
-from radae.sweep.tables import VARIANTS, at_defaults, check_comparable, markdown, select
+from radae.analysis import intervals, paper
+from radae.analysis.aggregate import fmt
+from radae.analysis.samples import samples
+from radae.analysis.tables import VARIANTS, at_defaults, check_comparable, markdown, select
 
 # The fixed point every factor is measured at (paper table 1's robust GMM AE).
 REFERENCE = {"prior.num_modes": 10, "loss.alpha": 0.95, "adv.method": "fgsm"}
@@ -73,7 +73,7 @@ FACTORS = (
     Factor("K 25 sobol-doubling vs K 25 auto", {**K25, "prior.placement": "sobol-doubling"}, K25),
 )
 
-# The paper-formula metric names of the paper's tables (radae.sweep.tables.VARIANTS), "metric." prefixed.
+# The paper-formula metric names of the paper's tables (radae.analysis.tables.VARIANTS), "metric." prefixed.
 _LATENT, _DAMAGE = (f"metric.{name}" for name in VARIANTS["MS-SSIM paper formula"])
 # Column -> metric (B - A cells).
 DIFFERENCES = {
@@ -121,10 +121,10 @@ class Difference:
 def differences(
     df: pd.DataFrame, factors: tuple[Factor, ...] = FACTORS, images: pd.DataFrame | None = None
 ) -> list[Difference]:
-    """Each factor with rows on both sides, its effects B - A (:func:`radae.sweep.intervals.difference_interval`;
+    """Each factor with rows on both sides, its effects B - A (:func:`radae.analysis.intervals.difference_interval`;
     ``images``: the sweeps' per-image tables, None: the parametric fallback).
 
-    Raises :class:`radae.sweep.tables.NotComparableError` when the rows differ in budget, protocol or FID
+    Raises :class:`radae.analysis.tables.NotComparableError` when the rows differ in budget, protocol or FID
     network (a factor measured at another budget is not a difference of that factor)."""
     check_comparable(df)
     out = []

@@ -58,9 +58,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from radae.sweep.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
-from radae.sweep.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
-from radae.sweep.settings import scrub
+from radae.objective import LATENT_KEY, MAXDAMAGE_KEY, level_tag
+from radae.store.retry import DEFAULT_POLICY, RetryPolicy, call, chain, outage_of
+from radae.store.settings import scrub
 
 # The MLflow experiment of sweeps unless --experiment names another (SweepOptions.experiment).
 DEFAULT_EXPERIMENT = "radae-sweeps"
