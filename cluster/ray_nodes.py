@@ -8,13 +8,16 @@ Ray's single-host mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which keeps eve
 starts the head on the stack's ports (the head's flags of ``ray start``), adds the other nodes
 with their own CPUs, a resource ``node<i>`` and a temp dir ``<temp-dir>/n<i>`` each, writes ``<state-dir>/nodes.json`` (node id
 and raylet PID of every node), prints ``Ray runtime started.`` and waits; SIGTERM shuts the nodes
-down. ``RAY_TMPDIR`` is set to the stack's temp dir first, so Ray's "current cluster" address file
+down. Every node but the head gets a cache of its own (``XDG_CACHE_HOME=<temp-dir>/n<i>/cache``, its
+processes inherit it), as a separate machine has: what its trials need that is not in the job's working
+dir (the sweep's FID network) must come from S3, not from the head's files. ``RAY_TMPDIR`` is set to the stack's temp dir first, so Ray's "current cluster" address file
 goes there, not to ``/tmp/ray``, where other clusters' bare ``ray.init()`` would find it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +37,21 @@ PORT_PARAMS = {
     "--runtime-env-agent-port": "runtime_env_agent_port",
 }
 STARTED = "Ray runtime started."
+
+
+@contextlib.contextmanager
+def environ(**values: str):
+    """This process's environment with ``values`` set, restored on exit (for the processes started inside)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(2, args.nodes + 1):
         # A temp dir of its own (inside the head's, removed with it): sharing the head's session folder, a
         # node's loss took the job's working dir (runtime_resources) from under the head's driver.
-        node = cluster.add_node(
-            num_cpus=args.num_cpus,
-            resources={f"node{i}": 1},
-            node_ip_address="127.0.0.1",
-            temp_dir=os.path.join(args.temp_dir, f"n{i}"),
-        )
+        cache = Path(args.temp_dir, f"n{i}", "cache")
+        cache.mkdir(parents=True, exist_ok=True)
+        with environ(XDG_CACHE_HOME=str(cache)):  # the raylet (hence its workers) inherits it
+            node = cluster.add_node(
+                num_cpus=args.num_cpus,
+                resources={f"node{i}": 1},
+                node_ip_address="127.0.0.1",
+                temp_dir=os.path.join(args.temp_dir, f"n{i}"),
+            )
         workers.append(node)
-        nodes.append({"name": f"node{i}", "node_id": node.node_id, "head": False})
+        nodes.append({"name": f"node{i}", "node_id": node.node_id, "head": False, "cache_dir": str(cache)})
     for info, node in zip(nodes, [cluster.head_node, *workers], strict=True):
         info["raylet_pid"] = node.all_processes["raylet"][0].process.pid
     (args.state_dir / "nodes.json").write_text(json.dumps(nodes, indent=2))

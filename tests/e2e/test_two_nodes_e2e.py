@@ -2,7 +2,8 @@
 on loopback, one CPU each), then the second node lost mid-trial.
 
 ``ray job submit`` runs the smoke sweep (2 configurations x 2 seeds, ``--executor direct``,
-``--concurrency 2``): the rows name the node that ran each trial, and both nodes appear. While a
+``--concurrency 2``): the rows name the node that ran each trial, and both nodes appear; the second node,
+whose processes have a cache of their own, evaluated with the sweep's FID network fetched from S3. While a
 later trial trains on the second node, that node's raylet is killed by PID (SIGKILL, as a machine
 lost, and every process under it): the trial is retried on the head and resumes from its last
 checkpoint in S3. The sweep finishes with one row per trial, 0 lost.
@@ -13,13 +14,15 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from cluster import stack
-from radae.sweep import procfs, results
-from radae.sweep.settings import StorageSettings
+from radae.fid import file_sha256
+from radae.store import procfs, results
+from radae.store.settings import StorageSettings
 
 from .conftest import assert_stopped, live_env, mnist_dir, stack_descendants
 from .test_sweep_e2e import progress, raw_objects, submit, wait_for
@@ -60,6 +63,16 @@ def test_a_sweep_uses_both_nodes_and_survives_losing_one(tmp_path, measurements)
             timeout=900,
             interval=2,
         )
+        # The second node scored FID with the sweep's network fetched from S3 into its own cache (its processes
+        # do not see the head's): that cache holds exactly the file the rows' checksum names, and no network
+        # built there. Its data came from the job's working dir and the pinned data dir, not the driver's files.
+        on_second = [r for r in rows().values() if r.get("node_id") == second["node_id"]]
+        checksums = {r["fid_network_sha256"] for r in on_second}
+        assert len(checksums) == 1 and None not in checksums, checksums
+        features = Path(second["cache_dir"]) / "radae" / "features"
+        networks = sorted(p.relative_to(features).as_posix() for p in features.rglob("*.pt"))
+        assert networks == [f"sweeps/{next(iter(checksums))}.pt"], networks
+        assert file_sha256(features / networks[0]) == next(iter(checksums))
 
         # A later trial training on the second node (a worker process under its raylet), between two epochs.
         def training_on_second():
@@ -102,6 +115,7 @@ def test_a_sweep_uses_both_nodes_and_survives_losing_one(tmp_path, measurements)
             "rows_per_node": {
                 name: sum(r["node_id"] == n["node_id"] for r in final.values()) for name, n in nodes.items()
             },
+            "second_node_fid_network": networks[0],
             "lost_trial_killed_after_epoch": killed_after_epoch,
             "lost_trial_resumed_from_epoch": final[lost]["resumed_from_epoch"],
             "seconds_from_node_loss_to_sweep_end": round(time.time() - killed_at, 1),
