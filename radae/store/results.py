@@ -68,20 +68,12 @@ def images_path(settings: StorageSettings, sweep_id: str, trial_id: str) -> str:
     return f"{images_dir(settings, sweep_id)}/trial={check_id('trial id', trial_id)}.parquet"
 
 
-def write_images(
-    settings: StorageSettings,
-    sweep_id: str,
-    trial_id: str,
-    records: list[dict[str, Any]],
-    *,
-    policy: RetryPolicy = DEFAULT_POLICY,
-) -> str:
-    """Write one trial's per-image rows as one Parquet object (one PUT, replacing an earlier one; retried
-    like :func:`write_row`); returns its ``s3://`` URI."""
+def put_parquet(settings: StorageSettings, path: str, records: list[dict[str, Any]], policy: RetryPolicy) -> str:
+    """``records`` as one Parquet object at ``path`` in one PUT, retried (:func:`radae.store.s3fs.s3_call`);
+    readers see the old object or the new one, never half. Returns its ``s3://`` URI."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = images_path(settings, sweep_id, trial_id)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(records), buf)
     fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
@@ -92,6 +84,19 @@ def write_images(
 
     s3_call(settings, f"writing s3://{path}", put, error=ResultsError, policy=policy)
     return f"s3://{path}"
+
+
+def write_images(
+    settings: StorageSettings,
+    sweep_id: str,
+    trial_id: str,
+    records: list[dict[str, Any]],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> str:
+    """Write one trial's per-image rows as one Parquet object (one PUT, replacing an earlier one; retried
+    like :func:`write_row`); returns its ``s3://`` URI."""
+    return put_parquet(settings, images_path(settings, sweep_id, trial_id), records, policy)
 
 
 def read_images(
@@ -157,22 +162,8 @@ def write_row(settings: StorageSettings, row: Mapping[str, Any], *, policy: Retr
     and the recovery logged (:func:`radae.store.s3fs.s3_call`); :class:`ResultsError` naming the
     endpoint and the object once it gives up. The same key each time: a retry never duplicates the row.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     clean = scrub(dict(row), settings.secrets())
-    path = trial_path(settings, clean["sweep_id"], clean["trial_id"])
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([clean]), buf)
-    fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
-
-    def put() -> None:
-        # One PUT of the whole object: readers see the old row or the new one, never half.
-        with fs.open_output_stream(path) as out:
-            out.write(buf.getvalue())
-
-    s3_call(settings, f"writing s3://{path}", put, error=ResultsError, policy=policy)
-    return f"s3://{path}"
+    return put_parquet(settings, trial_path(settings, clean["sweep_id"], clean["trial_id"]), [clean], policy)
 
 
 def read_row(
