@@ -15,7 +15,9 @@ For each checkpoint, attack and lambda, on held-out test images (``radae.evaluat
 
 Variants (``--variants``): ``default`` (the evaluation's settings), ``one-start`` (the default
 steps, a single start), ``plain`` (a single start, no steps along the sphere: the attack before the
-strength gate). A gate passes where ``default``'s strength is >= 1 - 1% at every lambda.
+strength gate), and for comparing settings ``four-starts``, ``tangent`` and ``four-tangent``. A gate passes
+where ``default``'s strength and its strength against the best of the L-BFGS-B starts are both >= 1 - 1% at
+every lambda.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ VARIANTS = {
     "default": {},
     "one-start": {"restarts": 1},
     "plain": {"restarts": 1, "tangent_steps": False},
+    "four-starts": {"restarts": 4},
+    "tangent": {"tangent_steps": True},
+    "four-tangent": {"restarts": 4, "tangent_steps": True},
 }
 
 
@@ -76,7 +81,8 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[1.0, 3.0, 5.0])
     parser.add_argument("--seed", type=int, default=1234, help="image choice and starts (held out: not eval.seed 0)")
     parser.add_argument("--reference-starts", type=int, default=3, help="L-BFGS-B starts per row")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["default", "one-start", "plain"], choices=list(VARIANTS))
+    parser.add_argument("--attacks", nargs="+", default=["latent", "max_damage"], choices=["latent", "max_damage"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,7 +93,7 @@ def main() -> None:
         idx, tidx = pick_images(data.test.labels, args.images, args.seed, by_class=data.info.class_targets)
         x, xt = data.test.get(idx), data.test.get(tidx)
         with frozen(model):
-            for name in ("latent", "max_damage"):
+            for name in args.attacks:
                 sign = ATTACKS.get(name).sign
                 t0 = time.process_time()
                 ref = reference(build(name, "default"), model, x, xt, args.levels, args.seed, args.reference_starts)
@@ -113,11 +119,11 @@ def main() -> None:
                         cells.append(
                             f"l{level:g} strength {strength:.4f} vs best of {args.reference_starts} {vs_best:.4f}"
                         )
-                        if variant == "default" and strength < 0.99:
-                            failed.append(f"{ckpt} {name} lambda {level:g}: {strength:.4f}")
+                        if variant == "default" and min(strength, vs_best) < 0.99:
+                            failed.append(f"{ckpt} {name} lambda {level:g}: {strength:.4f}, vs best {vs_best:.4f}")
                     ratio = costs[variant] / costs["plain"]
                     print(f"  {variant:10s} cost {ratio:4.2f}x  " + " | ".join(cells), flush=True)
-    print("gate: " + ("FAILED " + "; ".join(failed) if failed else "passed (default strength >= 0.99 everywhere)"))
+    print("gate: " + ("FAILED " + "; ".join(failed) if failed else "passed (default strength >= 0.99 everywhere, also against the best start)"))
 
 
 if __name__ == "__main__":

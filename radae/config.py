@@ -219,7 +219,7 @@ class EvalConfig:
     attack_restarts: int | None = field(
         default=None,
         metadata=_help(
-            "starts per row of the batched attack, screened then the best refined (default: 1 latent, 4 max damage)"
+            "starts per row of the batched attack, screened then the best refined (default 4 for both attacks)"
         ),
     )
     fid: bool = field(default=True, metadata=_help("compute FID (fid_classifier, or fid_inception with weights)"))

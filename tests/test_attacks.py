@@ -156,43 +156,57 @@ def lbfgs_reference(attack, model, x, const, radius, start, maxcor):
 
 
 # The strength gate: per lambda, the batched attack's mean objective must be at least L-BFGS-B's
-# from the same starts, up to 1%. Measured on these images it is 0.2-2% stronger (docs/evaluation.md,
-# "Strength gate"), so the verdict does not hang on the last digits of a CPU's float kernels.
+# from the same starts, and on the held-out images at least the best of 3 L-BFGS-B starts per row, up
+# to 1%. Measured on these images it is 0.1-4% stronger (docs/evaluation.md, "Strength gate"), so the
+# verdict does not hang on the last digits of a CPU's float kernels.
 REL_TOL = 0.01
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,maxcor", [("latent", 25), ("max_damage", 100)])
-@pytest.mark.parametrize("first,count", [(0, 4), (500, 10)], ids=["tuned", "held-out"])
-def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, maxcor, first, count):
+@pytest.mark.parametrize("first,count,ref_starts", [(0, 4, 1), (500, 10, 3)], ids=["tuned", "held-out"])
+def test_batched_attack_as_strong_as_lbfgs_image_by_image(tiny_ae, mnist, name, maxcor, first, count, ref_starts):
     x = mnist.test.get(torch.arange(first, first + count))
     xt = mnist.test.get(torch.arange(first + count, first + 2 * count))
     attack = ATTACKS.create(name)  # the evaluation's default steps, schedule and restarts
     res = attack.run(tiny_ae, x, LEVELS, 1, targets=xt, generator=torch.Generator().manual_seed(0))
-    # L-BFGS-B starts where the batched attack's first start was (its further starts are drawn after).
-    starts = random_start(x[res.image_index], res.level, torch.Generator().manual_seed(0))
+    # L-BFGS-B's first start is where the batched attack's first start was (its further starts are drawn
+    # after); its further starts come from another generator.
+    gen = torch.Generator().manual_seed(0)
+    starts = [random_start(x[res.image_index], res.level, gen)]
+    extra = torch.Generator().manual_seed(1)
+    starts += [random_start(x[res.image_index], res.level, extra) for _ in range(ref_starts - 1)]
     const = attack.prepare(tiny_ae, x, xt)
     ref = torch.tensor(
         [
-            lbfgs_reference(attack, tiny_ae, x[i], const[i], float(r), s, maxcor)
-            for i, r, s in zip(res.image_index, res.level, starts, strict=True)
+            [
+                lbfgs_reference(attack, tiny_ae, x[i], const[i], float(r), s, maxcor)
+                for i, r, s in zip(res.image_index, res.level, run, strict=True)
+            ]
+            for run in starts
         ]
     )
     assert np.isfinite(ref.numpy()).all()
+    best = (attack.sign * ref).min(dim=0).values * attack.sign  # per row, the strongest L-BFGS-B start
     for li, level in enumerate(LEVELS):
         rows = res.level_index == li
-        ours, theirs = res.loss[rows].mean().item(), ref[rows].mean().item()
-        # strength > 1: the batched attack is the stronger (lower latent distance, more damage).
-        strength = theirs / ours if attack.sign > 0 else ours / theirs
-        print(f"{name} lambda={level}: batched {ours:.4f}  L-BFGS-B {theirs:.4f}  strength {strength:.4f}")
-        assert strength >= 1 - REL_TOL, f"{name} at lambda {level}: batched {ours:.4f} vs L-BFGS-B {theirs:.4f}"
+        ours = res.loss[rows].mean().item()
+        compared = [("same start", ref[0][rows].mean().item())]
+        compared += [(f"best of {ref_starts}", best[rows].mean().item())] if ref_starts > 1 else []
+        for what, theirs in compared:
+            # strength > 1: the batched attack is the stronger (lower latent distance, more damage).
+            strength = theirs / ours if attack.sign > 0 else ours / theirs
+            print(f"{name} lambda={level}: batched {ours:.4f}  L-BFGS-B ({what}) {theirs:.4f}  strength {strength:.4f}")
+            assert strength >= 1 - REL_TOL, (
+                f"{name} at lambda {level}: batched {ours:.4f} vs L-BFGS-B ({what}) {theirs:.4f}"
+            )
 
 
 def test_screened_restarts_are_feasible_exact_and_stronger_than_one_start(tiny_ae, mnist):
     x = mnist.test.get(torch.arange(10))
     one = MaxDamageAttack(restarts=1).run(tiny_ae, x, LEVELS, 1, generator=torch.Generator().manual_seed(3))
     four = MaxDamageAttack(restarts=4).run(tiny_ae, x, LEVELS, 1, generator=torch.Generator().manual_seed(3))
-    assert MaxDamageAttack().restarts == 4 and LatentAttack().restarts == 1
+    assert MaxDamageAttack().restarts == 4 and LatentAttack().restarts == 4
     delta = four.x_adv - x[four.image_index]
     assert (delta.flatten(1).norm(dim=1) <= four.level + 1e-4).all()
     assert four.x_adv.min() >= 0 and four.x_adv.max() <= 1

@@ -141,9 +141,9 @@ def test_every_model_is_attacked_on_the_same_images_from_the_same_starts(trained
     cfg = EvalConfig(images=4, trials=2, levels=(1.0, 3.0), attack_steps=2, fid=False, classifier_epochs=0)
     first = evaluate(model, data, cfg, progress=False)
     second = evaluate(other, data, cfg, progress=False)
-    # per evaluation: one start per row for the latent attack, eval.attack_restarts (4) for max damage
+    # per evaluation: eval.attack_restarts (4) starts per row for each attack
     half = len(starts) // 2
-    assert len(starts) == 2 * (1 + 4)
+    assert len(starts) == 2 * (4 + 4)
     assert all(torch.equal(starts[i], starts[half + i]) for i in range(half))
     assert first.images.keys() == second.images.keys()
     assert all(first.images[n].keys() == second.images[n].keys() for n in first.images)
