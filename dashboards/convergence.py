@@ -40,7 +40,7 @@ def groups_of(specs: list[str]) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for spec in specs:
         label, _, pattern = spec.rpartition("=") if "=" in spec else ("all", "", spec)
-        folders = sorted(Path(p) for p in glob.glob(pattern))
+        folders = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_dir())  # run folders, not their logs
         if not folders:
             raise ValueError(f"{spec}: no run folder matches")
         out.setdefault(label, []).extend(folders)
