@@ -123,7 +123,14 @@ def main() -> None:
                             failed.append(f"{ckpt} {name} lambda {level:g}: {strength:.4f}, vs best {vs_best:.4f}")
                     ratio = costs[variant] / costs["plain"]
                     print(f"  {variant:10s} cost {ratio:4.2f}x  " + " | ".join(cells), flush=True)
-    print("gate: " + ("FAILED " + "; ".join(failed) if failed else "passed (default strength >= 0.99 everywhere, also against the best start)"))
+    print(
+        "gate: "
+        + (
+            "FAILED " + "; ".join(failed)
+            if failed
+            else "passed (default strength >= 0.99 everywhere, also against the best start)"
+        )
+    )
 
 
 if __name__ == "__main__":
