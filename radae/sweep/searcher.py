@@ -109,9 +109,23 @@ class SeedGroups:
         except Exception as exc:  # e.g. a NaN value; GridSampler's study.stop() once the grid is covered
             # The grid's stop() raises outside study.optimize() after the state was stored: not a problem.
             stored = study.get_trials(deepcopy=False)[ot_trial.number].state
-            (log.info if stored == state else log.warning)(
-                "Optuna trial %d (%d seeds, %s): %s", ot_trial.number, self.seeds, stored.name, exc
-            )
+            if stored == state:
+                log.info(
+                    "Optuna trial %d (%d seeds) stored as %s; Optuna's tell then raised, harmlessly: %s",
+                    ot_trial.number,
+                    self.seeds,
+                    stored.name,
+                    exc,
+                )
+            else:
+                log.warning(
+                    "Optuna trial %d (%d seeds) is %s, not %s: %s",
+                    ot_trial.number,
+                    self.seeds,
+                    stored.name,
+                    state.name,
+                    exc,
+                )
 
 
 def _unit_params(ot_trial: Any, index: int, seeds: int) -> dict[str, Any]:
