@@ -34,17 +34,13 @@ from radae.attack_inputs import frozen, pick_images
 from radae.attacks import ATTACKS
 from radae.config import ProbeConfig
 from radae.metrics import ms_ssim, ms_ssim_paper
+from radae.objective import level_tag, robustness
 
 PREFIX = "probe_"
 # Per-image metric name -> function; both MS-SSIMs (the objective's R uses the standard one).
 METRICS = {"msssim_paper": ms_ssim_paper, "msssim": ms_ssim}
 # What each attack's MS-SSIM compares: (first image, second image) of its pair.
 PAIRS = {"latent": ("xt", "recxa"), "max_damage": ("recx", "recxa")}
-
-
-def level_tag(level: float) -> str:
-    """``3.0 -> "l3"``: how a lambda appears in metric names (as radae.evaluate writes them)."""
-    return f"l{level:g}"
 
 
 class RobustnessProbe:
@@ -82,19 +78,15 @@ class RobustnessProbe:
                 for li, level in enumerate(cfg.levels):
                     sel = (res.level_index == li).to(self.x.device)
                     for metric, fn in METRICS.items():
-                        key = f"{PREFIX}{name}_{metric}_{'_'.join(PAIRS[name])}_{level_tag(level)}"
+                        key = f"{PREFIX}{name}_{metric}_{'_'.join(PAIRS[name])}_l{level_tag(level)}"
                         out[key] = float(fn(first[sel], second[sel]).mean())
         for metric, suffix in (("msssim_paper", "_paper"), ("msssim", "")):
-            terms = [
-                (
-                    out[f"{PREFIX}max_damage_{metric}_recx_recxa_{level_tag(lv)}"]
-                    + 1.0
-                    - out[f"{PREFIX}latent_{metric}_xt_recxa_{level_tag(lv)}"]
-                )
-                / 2.0
-                for lv in cfg.levels
-            ]
-            out[f"{PREFIX}robustness{suffix}"] = sum(terms) / len(terms)
+            out[f"{PREFIX}robustness{suffix}"] = robustness(
+                out,
+                cfg.levels,
+                latent_key=f"{PREFIX}latent_{metric}_xt_recxa_l{{level}}",
+                maxdamage_key=f"{PREFIX}max_damage_{metric}_recx_recxa_l{{level}}",
+            )
         out[f"{PREFIX}seconds"] = time.perf_counter() - wall
         out[f"{PREFIX}cpu_seconds"] = time.process_time() - cpu
         return out
