@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from radae.attacks import ATTACKS, Attack, lbfgsb_one, random_start
+from radae.attacks import ATTACKS, Attack, lbfgsb_one, random_start, strength
 from radae.attacks.strength import reference_settings
 from radae.checkpoint import load_model
 from radae.data import load_dataset
@@ -114,13 +114,12 @@ def main() -> None:
                         rows = res.level_index == li
                         ours = float(res.loss[rows].double().mean())
                         one, best_k = float(ref[0][rows].mean()), float(best[rows].mean())
-                        strength = ours / one if sign < 0 else one / ours
-                        vs_best = ours / best_k if sign < 0 else best_k / ours
+                        vs_same, vs_best = strength(ours, one, sign), strength(ours, best_k, sign)
                         cells.append(
-                            f"l{level:g} strength {strength:.4f} vs best of {args.reference_starts} {vs_best:.4f}"
+                            f"l{level:g} strength {vs_same:.4f} vs best of {args.reference_starts} {vs_best:.4f}"
                         )
-                        if variant == "default" and min(strength, vs_best) < 0.99:
-                            failed.append(f"{ckpt} {name} lambda {level:g}: {strength:.4f}, vs best {vs_best:.4f}")
+                        if variant == "default" and min(vs_same, vs_best) < 0.99:
+                            failed.append(f"{ckpt} {name} lambda {level:g}: {vs_same:.4f}, vs best {vs_best:.4f}")
                     ratio = costs[variant] / costs["plain"]
                     print(f"  {variant:10s} cost {ratio:4.2f}x  " + " | ".join(cells), flush=True)
     print(

@@ -19,7 +19,7 @@ from radae.attacks.decode_noise import NoisyDecoding
 from radae.attacks.latent import LatentAttack
 from radae.attacks.lbfgsb import AUTHORS_SETTINGS, LBFGSBAttack, LBFGSBSettings, lbfgsb_one
 from radae.attacks.max_damage import MaxDamageAttack
-from radae.attacks.strength import strength_vs_lbfgsb
+from radae.attacks.strength import strength, strength_vs_lbfgsb
 from radae.registry import Registry
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -64,5 +64,6 @@ __all__ = [
     "lbfgsb_one",
     "project_l2_box",
     "random_start",
+    "strength",
     "strength_vs_lbfgsb",
 ]

@@ -30,6 +30,12 @@ def reference_settings(name: str) -> LBFGSBSettings:
     return LBFGSBSettings(maxcor=AUTHORS_SETTINGS[name].maxcor, factr=1e7, pgtol=1e-5)
 
 
+def strength(ours: float, theirs: float, sign: float) -> float:
+    """strength of the module docstring from the two mean objectives: ``ours / theirs`` for an attack that
+    maximises (``sign`` -1), ``theirs / ours`` for one that minimises (+1); > 1 means ours is the stronger."""
+    return theirs / max(ours, 1e-12) if sign > 0 else ours / max(theirs, 1e-12)
+
+
 def strength_vs_lbfgsb(
     attack: Attack,
     model: Any,
@@ -49,5 +55,5 @@ def strength_vs_lbfgsb(
             for r, i in zip(rows.tolist(), res.image_index[rows].tolist(), strict=True)
         ]
         ours, theirs = float(res.loss[rows].mean()), sum(ref) / len(ref)
-        out[float(res.level[rows[0]])] = theirs / max(ours, 1e-12) if attack.sign > 0 else ours / max(theirs, 1e-12)
+        out[float(res.level[rows[0]])] = strength(ours, theirs, attack.sign)
     return out
