@@ -104,20 +104,11 @@ def read_images(
 ):
     """Every per-image row of ``sweep_id`` as one table (empty when the sweep stored none, e.g. an older sweep)."""
     import pyarrow as pa
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
     fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
-    base = images_dir(settings, sweep_id)
-
-    def ls() -> list[str]:
-        if fs.get_file_info(base).type == pafs.FileType.NotFound:
-            return []
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
-        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
-
     tables = []
-    for path in s3_call(settings, f"listing s3://{base}/", ls, error=ResultsError, policy=policy):
+    for path in list_parquet(settings, images_dir(settings, sweep_id), policy):
         data = s3_call(
             settings, f"reading s3://{path}", lambda p=path: _fetch(fs, p), error=ResultsError, policy=policy
         )
@@ -205,10 +196,15 @@ def _parse(path: str, data: bytes):
 
 def list_rows(settings: StorageSettings, sweep_id: str, *, policy: RetryPolicy = DEFAULT_POLICY) -> list[str]:
     """Paths of the sweep's trial objects, sorted (retried like :func:`write_row`)."""
+    return list_parquet(settings, sweep_dir(settings, sweep_id), policy)
+
+
+def list_parquet(settings: StorageSettings, base: str, policy: RetryPolicy = DEFAULT_POLICY) -> list[str]:
+    """Paths of the Parquet objects directly under ``base`` (pyarrow path), sorted; none when it does not exist.
+    Retried like :func:`write_row`."""
     import pyarrow.fs as pafs
 
     fs = settings.pyarrow_fs(S3_OWN_ATTEMPTS)
-    base = sweep_dir(settings, sweep_id)
 
     def ls() -> list[str]:
         if fs.get_file_info(base).type == pafs.FileType.NotFound:
