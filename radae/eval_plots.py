@@ -16,14 +16,15 @@ import numpy as np
 import torch
 
 from radae.checkpoint import write_atomic
+from radae.objective import level_tag
 
 # Row labels of an attack grid, top to bottom, as in the paper's figures.
 GRID_ROWS = ("source x", "clean recon", "adversarial x_a", "adversarial recon", "target x_t")
 
 
-def level_tag(level: float) -> str:
-    """The lambda part of metric and file names: 1.0 -> ``l1``, 0.5 -> ``l0.5``."""
-    return f"l{level:g}"
+def level_suffix(level: float) -> str:
+    """The lambda part of metric and file names: 1.0 -> ``l1``, 0.5 -> ``l0.5`` (``l`` + objective.level_tag)."""
+    return f"l{level_tag(level)}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -131,7 +132,7 @@ def summary(metrics: dict[str, float], levels) -> str:
         return (f"{mean:.3f} +- {std:.3f}" if mean is not None else "-").ljust(width)
 
     for lv in levels:
-        t = level_tag(lv)
+        t = level_suffix(lv)
         latent = f"{cell(f'latent_msssim_xt_recxa_{t}')} / {cell(f'latent_msssim_paper_xt_recxa_{t}')}"
         damage = f"{cell(f'max_damage_msssim_recx_recxa_{t}')} / {cell(f'max_damage_msssim_paper_recx_recxa_{t}')}"
         lines.append(

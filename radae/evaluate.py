@@ -48,7 +48,7 @@ from radae.checkpoint import CheckpointError, load_model
 from radae.cli import Parser, add_section_arguments
 from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
 from radae.data import DataError, load_dataset
-from radae.eval_plots import level_tag
+from radae.eval_plots import level_suffix
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 from radae.names import check_section
 from radae.precision import check_precision, network_precision
@@ -144,7 +144,7 @@ def _add(
     values = values.double().cpu()
     mean, std = float(values.mean()), float(values.std(unbiased=False))
     if name is None:
-        name = f"{attack}_{metric}_{compared}" + ("" if level is None else f"_{level_tag(level)}")
+        name = f"{attack}_{metric}_{compared}" + ("" if level is None else f"_{level_suffix(level)}")
     metrics[f"{name}_mean"], metrics[f"{name}_std"] = mean, std
     if images is not None and per_image is not None:
         per_image[name] = per_image_means(values, images)
@@ -351,8 +351,8 @@ def _attack(
         correct = (pred == src_labels[res.image_index]).double()  # the source label, for both attacks
     with _timed(metrics, f"metrics_{name}"):
         _measure(name, res, images, correct, cfg, rows, metrics, files, out, (row_image, per_image))
-    means = [metrics[f"{name}_loss_objective_{level_tag(lv)}_mean"] for lv in cfg.levels]
-    stds = [metrics[f"{name}_loss_objective_{level_tag(lv)}_std"] for lv in cfg.levels]
+    means = [metrics[f"{name}_loss_objective_{level_suffix(lv)}_mean"] for lv in cfg.levels]
+    stds = [metrics[f"{name}_loss_objective_{level_suffix(lv)}_std"] for lv in cfg.levels]
     return list(cfg.levels), means, stds
 
 
@@ -381,7 +381,7 @@ def _grid(out: Path, name: str, level: float, images: dict, sel: torch.Tensor, k
     keys = ("x", "recx", "xa", "recxa", "xt") if name == "latent" else ("x", "recx", "xa", "recxa")
     pick = {key: images[key][sel][:k] for key in keys}
     title = f"{name} attack, lambda = {level:g}"
-    path = out / f"grid_{name}_{level_tag(level)}.png"
+    path = out / f"grid_{name}_{level_suffix(level)}.png"
     return str(eval_plots.attack_grid(path, [pick[key] for key in keys], title=title))
 
 
