@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +102,26 @@ def _atomic_file(path: Path, write: Callable[[Path], None]) -> str:
     return str(write_atomic(path, write))
 
 
-def write_tables(out: Path, metrics: dict, rows: list[dict], eval_config: dict, wall: float) -> list[str]:
-    """``eval.parquet`` (long format) then ``eval.json`` (last: its presence means the run finished)."""
+def write_tables(
+    out: Path,
+    metrics: dict,
+    rows: list[dict],
+    eval_config: dict,
+    wall: float,
+    per_image: Mapping[str, Mapping[int, float]] | None = None,
+) -> list[str]:
+    """``eval.parquet`` (long format), ``images.parquet`` (per image: image, name, value) when ``per_image``
+    is given, then ``eval.json`` (last: its presence means the run finished)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = ["name", "metric", "compared", "attack", "lambda", "mean", "std", "n"]
     table = pa.table({c: [r[c] for r in rows] for c in columns})
     written = [_atomic_file(out / "eval.parquet", lambda p: pq.write_table(table, p))]
+    if per_image:
+        flat = [(int(i), name, float(v)) for name, values in per_image.items() for i, v in values.items()]
+        images = pa.table({"image": [r[0] for r in flat], "name": [r[1] for r in flat], "value": [r[2] for r in flat]})
+        written.append(_atomic_file(out / "images.parquet", lambda p: pq.write_table(images, p)))
     doc = {"metrics": metrics, "rows": rows, "eval_config": eval_config, "wall_s": wall}
     written.append(_atomic_file(out / "eval.json", lambda p: p.write_text(json.dumps(doc, indent=1))))  # last
     return written

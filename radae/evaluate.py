@@ -11,7 +11,9 @@ batch; MS-SSIM and L2 of every named pair; the downstream latent MLP's accuracy,
 attack; FID of ``fid_samples`` prior samples against the validation images, ``fid_runs`` times.
 
 Outputs in ``--out`` (default: ``eval/`` beside the checkpoint): ``eval.parquet`` (long format:
-name, metric, compared, attack, lambda, mean, std, n), ``eval.json`` (the same plus the flat
+name, metric, compared, attack, lambda, mean, std, n), ``images.parquet`` (per attacked image: image,
+name, value; each image's mean over its random starts, plus its R, :func:`radae.objective.with_robustness`;
+what the intervals of :mod:`radae.analysis.intervals` resample), ``eval.json`` (the same plus the flat
 metrics and settings; written last, so its presence means the run finished), attack grids
 ``grid_<attack>_l<lambda>.png`` and ``attack_loss.png``. Every file is written atomically.
 
@@ -51,6 +53,7 @@ from radae.data import DataError, load_dataset
 from radae.eval_plots import level_suffix
 from radae.metrics import batched, l2_distance, ms_ssim, ms_ssim_paper
 from radae.names import check_section
+from radae.objective import with_robustness
 from radae.precision import check_precision, network_precision
 from radae.trainer import resolve_device
 
@@ -68,7 +71,8 @@ IMAGE_METRICS = {"msssim": ms_ssim, "msssim_paper": ms_ssim_paper, "l2": l2_dist
 class EvalResult:
     """``metrics``: flat name -> float; ``rows``: long-format records; ``files``: outputs written;
     ``images``: per attacked image, ``{name: {test index: value}}`` for every per-image metric (``name``
-    as in ``metrics`` without ``_mean``; attack metrics averaged over the image's random starts)."""
+    as in ``metrics`` without ``_mean``; attack metrics averaged over the image's random starts), plus
+    ``robustness`` and ``robustness_paper`` per image (:func:`radae.objective.with_robustness`)."""
 
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
@@ -261,8 +265,9 @@ def evaluate(
     metrics["eval_cpu_s"] = time.process_time() - cpu_start
     if plots:
         files.append(str(eval_plots.loss_vs_lambda(out / "attack_loss.png", curves)))
+    per_image = with_robustness(per_image, cfg.levels)
     if out is not None:
-        files += eval_plots.write_tables(out, metrics, rows, dataclasses.asdict(cfg), wall)
+        files += eval_plots.write_tables(out, metrics, rows, dataclasses.asdict(cfg), wall, per_image)
     log(f"done in {wall:.1f} s")
     return EvalResult(metrics, rows, files, per_image)
 

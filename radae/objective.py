@@ -95,6 +95,22 @@ def robustness_paper(metrics: Mapping[str, float], levels: Sequence[float]) -> f
     return robustness(metrics, levels, LATENT_PAPER_KEY, MAXDAMAGE_PAPER_KEY)
 
 
+def with_robustness(
+    per_image: Mapping[str, Mapping[int, float]], levels: Sequence[float]
+) -> dict[str, dict[int, float]]:
+    """``per_image`` (metric name without ``_mean`` -> image -> value) plus ``robustness`` and ``robustness_paper``
+    per image: R of the module docstring on each image's values (left out when a term is missing). R is linear
+    in the MS-SSIMs, so the mean of the per-image R over images is the evaluation's R."""
+    out = {name: dict(values) for name, values in per_image.items()}
+    images = sorted({i for values in per_image.values() for i in values})
+    for name, fn in (("robustness", robustness), ("robustness_paper", robustness_paper)):
+        try:
+            out[name] = {i: fn({f"{n}_mean": v[i] for n, v in per_image.items() if i in v}, levels) for i in images}
+        except ObjectiveError:
+            continue
+    return out
+
+
 def fid(metrics: Mapping[str, float]) -> float:
     """The first FID of :data:`FID_KEYS` the evaluation reported."""
     for key in FID_KEYS:

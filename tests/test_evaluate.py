@@ -10,6 +10,7 @@ import torch
 
 from radae.config import ConfigError, EvalConfig, RunConfig, apply_overrides
 from radae.evaluate import PAIRS, evaluate, main, pick_images
+from radae.objective import robustness, robustness_paper
 from radae.precision import bf16_supported
 
 MNIST_DIR = "/work/shared/data/mnist"
@@ -100,7 +101,7 @@ def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path)
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        ["eval.json", "eval.parquet", "attack_loss.png"]
+        ["eval.json", "eval.parquet", "images.parquet", "attack_loss.png"]
         + [f"grid_{a}_l{lv}.png" for a in ("latent", "max_damage") for lv in (1, 3, 5)]
     )
     table = pq.read_table(out / "eval.parquet").to_pylist()
@@ -119,8 +120,15 @@ def test_evaluate_reports_every_named_metric_and_writes_files(trained, tmp_path)
     assert set(res.images) >= {"latent_msssim_xt_recxa_l3", "clean_msssim_paper_x_recx", "max_damage_acc_source_l5"}
     ids = {frozenset(v) for v in res.images.values()}
     assert len(ids) == 1 and len(next(iter(ids))) == 6
+    derived = {"robustness": robustness(m, cfg.levels), "robustness_paper": robustness_paper(m, cfg.levels)}
     for name, values in res.images.items():
-        assert sum(values.values()) / 6 == pytest.approx(m[f"{name}_mean"]), name
+        assert sum(values.values()) / 6 == pytest.approx(derived.get(name, m.get(f"{name}_mean"))), name
+    # ... and the same values on disk, one row per image and metric, for the intervals of radae.analysis.
+    on_disk = pq.read_table(out / "images.parquet").to_pandas()
+    assert list(on_disk.columns) == ["image", "name", "value"]
+    assert len(on_disk) == 6 * len(res.images) and set(on_disk["name"]) == set(res.images)
+    r3 = on_disk[on_disk["name"] == "robustness_paper"].set_index("image")["value"]
+    assert r3.to_dict() == pytest.approx(res.images["robustness_paper"])
 
 
 def test_every_model_is_attacked_on_the_same_images_from_the_same_starts(trained, monkeypatch):

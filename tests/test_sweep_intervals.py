@@ -9,7 +9,8 @@ import pytest
 from radae.analysis import intervals
 from radae.analysis.intervals import Samples, difference_interval, mean_interval, metric_range
 from radae.analysis.samples import samples
-from radae.store.images import records, with_robustness
+from radae.objective import with_robustness
+from radae.store.images import records
 
 
 def crossed(rng, seeds, images, *, mean=0.5, seed_sd=0.05, image_sd=0.2, noise_sd=0.05, image_effect=None):

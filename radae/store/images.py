@@ -9,34 +9,18 @@ image and metric::
 with the same random starts: both come from ``eval.seed``, never from ``train.seed``); ``name`` is
 the flat metric name without ``_mean`` (``max_damage_msssim_paper_recx_recxa_l3``,
 ``clean_msssim_x_recx``, ``latent_acc_source_l5``, ...), plus ``robustness`` and ``robustness_paper``
-per image (R of radae/objective.py on the image's values: R is linear, so their mean over
-images is the trial's R); ``value`` is the image's mean over its random starts.
+per image (:func:`radae.objective.with_robustness`: R is linear, so their mean over images is the
+trial's R); ``value`` is the image's mean over its random starts.
 :mod:`radae.analysis.samples` reads it back for the intervals of :mod:`radae.analysis.intervals`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from radae.objective import ObjectiveError, robustness, robustness_paper
-
 COLUMNS = ("sweep_id", "trial_id", "image", "name", "value")
-
-
-def with_robustness(
-    per_image: Mapping[str, Mapping[int, float]], levels: Sequence[float]
-) -> dict[str, dict[int, float]]:
-    """``per_image`` plus ``robustness`` and ``robustness_paper`` per image (left out when a term is missing)."""
-    out = {name: dict(values) for name, values in per_image.items()}
-    images = sorted({i for values in per_image.values() for i in values})
-    for name, fn in (("robustness", robustness), ("robustness_paper", robustness_paper)):
-        try:
-            out[name] = {i: fn({f"{n}_mean": v[i] for n, v in per_image.items() if i in v}, levels) for i in images}
-        except ObjectiveError:
-            continue
-    return out
 
 
 def records(

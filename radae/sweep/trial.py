@@ -29,7 +29,6 @@ from radae.config import RunConfig
 from radae.evaluate import evaluate
 from radae.objective import FINAL_KEY, Objective, level_tag
 from radae.registry import Registry
-from radae.store.images import with_robustness
 from radae.store.results import make_row
 from radae.store.settings import StorageSettings
 
@@ -289,7 +288,7 @@ def train_and_evaluate(
             "data_seconds": startup.data_seconds,
             FINAL_KEY: 1.0,
         }
-        outcomes.append(Outcome(final, None, result.checkpoint, with_robustness(evaluation.images, cfg.eval.levels)))
+        outcomes.append(Outcome(final, None, result.checkpoint, evaluation.images))
     return outcomes
 
 
