@@ -5,6 +5,8 @@ the bucket of ``$RADAE_S3_*`` or from copied Parquet files), its MLflow runs, an
     load_images(sweep_ids, parquet)            the per-image tables (:mod:`radae.store.images`), or None
     open_tracker(mlflow_uri, experiment)       an MLflow client for run links and attack grids, or None
     study_link(dashboard, study_db, sweep_id)  optuna-dashboard's page of the sweep's study
+    load_runs(folders, sweep_id, eval_dir)     rows and per-image table of ``python -m radae.train`` runs
+                                               evaluated with ``python -m radae.evaluate``, in a sweep's format
 
 ``dashboards/`` read through this module only; it names the stores' defaults (:data:`DEFAULT_EXPERIMENT`,
 :data:`DEFAULT_STUDY_DB`) so their options show the same defaults as a sweep's.
@@ -12,19 +14,32 @@ the bucket of ``$RADAE_S3_*`` or from copied Parquet files), its MLflow runs, an
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from radae.store.images import COLUMNS
-from radae.store.results import read_images, read_sweep
+from radae.config import ConfigError, RunConfig
+from radae.objective import ObjectiveError, make_objective
+from radae.store.images import COLUMNS, records
+from radae.store.results import make_row, read_images, read_sweep
 from radae.store.settings import StorageSettings
 from radae.store.studies import DEFAULT_STUDY_DB, study_page
 from radae.store.tracking import DEFAULT_EXPERIMENT, Tracker
 
-__all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_STUDY_DB", "load_images", "load_table", "open_tracker", "study_link"]
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_STUDY_DB",
+    "load_images",
+    "load_runs",
+    "load_table",
+    "open_tracker",
+    "study_link",
+]
+# Settings that differ between runs without making them different configurations.
+NOT_PARAMS = ("train.seed", "train.out_dir", "data.data_dir", "train.device", "data.download")
 
 
 def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
@@ -79,3 +94,65 @@ def open_tracker(mlflow_uri: str | None, experiment: str = DEFAULT_EXPERIMENT) -
 def study_link(dashboard: str | None, study_db: str | Path, sweep_id: str) -> str | None:
     """optuna-dashboard's page of the sweep's study (its list when the file lacks it); None without a dashboard."""
     return study_page(dashboard, study_db, sweep_id) if dashboard else None
+
+
+def _read_run(folder: Path, eval_dir: str) -> tuple[RunConfig, dict, pd.DataFrame | None]:
+    """(config, eval.json, images.parquet or None) of one evaluated run folder; ValueError naming what is missing."""
+    evaluated = folder / eval_dir / "eval.json"
+    for need in (folder / "config.json", evaluated):
+        if not need.is_file():
+            raise ValueError(f"{folder}: no {need.relative_to(folder)} (train with radae.train, then radae.evaluate)")
+    try:
+        cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        doc = json.loads(evaluated.read_text())
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise ValueError(f"{folder}: unreadable config.json or {eval_dir}/eval.json ({exc})") from exc
+    images = folder / eval_dir / "images.parquet"
+    return cfg, doc, pd.read_parquet(images) if images.is_file() else None
+
+
+def load_runs(
+    folders: Sequence[str | Path], sweep_id: str, eval_dir: str = "eval"
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(rows, per-image table) of training runs in a sweep's format, for the tables and intervals of
+    :mod:`radae.analysis`: one completed row per folder (trial id = the folder's name, ``seed`` = its
+    ``train.seed``, ``param.*`` = the settings that differ between the folders, the seed and paths aside,
+    metrics = its ``<eval_dir>/eval.json`` plus R, FID and score of :mod:`radae.objective`), and the
+    folders' ``<eval_dir>/images.parquet`` under the same ids (None when any folder lacks one: the
+    intervals then fall back to the rows' means and stds). ValueError naming the folder that is not an
+    evaluated run."""
+    if not folders:
+        raise ValueError("no run folders given")
+    runs = [(Path(f), *_read_run(Path(f), eval_dir)) for f in folders]
+    names = [f.name for f, *_ in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run folders must have distinct names (they become trial ids): {sorted(names)}")
+    flats = [cfg.flat() for _, cfg, _, _ in runs]
+    varying = sorted(k for k in flats[0] if k not in NOT_PARAMS and len({json.dumps(f[k]) for f in flats}) > 1)
+    objective = make_objective("scalar")
+    rows, tables = [], []
+    for (folder, cfg, doc, images), flat in zip(runs, flats, strict=True):
+        metrics = dict(doc["metrics"])
+        try:
+            metrics.update(objective.derive(metrics, cfg.eval.levels))
+        except ObjectiveError as exc:
+            raise ValueError(f"{folder}: {exc}") from exc
+        wall = float(doc.get("wall_s", float("nan")))
+        rows.append(
+            make_row(
+                sweep_id=sweep_id,
+                trial_id=folder.name,
+                status="completed",
+                # the evaluation's own settings (radae.evaluate's overrides) over the training run's defaults
+                config={**flat, **{f"eval.{k}": v for k, v in doc["eval_config"].items()}},
+                params={k: flat[k] for k in varying},
+                metrics=metrics,
+                timings={"eval_seconds": wall},
+                extra={"seed": cfg.train.seed, "run_folder": str(folder)},
+            )
+        )
+        if images is not None:
+            per_image = {n: dict(zip(g["image"], g["value"], strict=True)) for n, g in images.groupby("name")}
+            tables.append(pd.DataFrame.from_records(records(per_image, sweep_id=sweep_id, trial_id=folder.name)))
+    images = pd.concat(tables, ignore_index=True) if len(tables) == len(runs) else None
+    return pd.DataFrame.from_records(rows), images
