@@ -9,7 +9,12 @@ Sweep ids read their per-image tables from the bucket too (radae.store.results.r
 per-image values the intervals are the parametric fallback of radae.analysis.intervals.
 
 The block between ``<!-- factor-table:start -->`` and ``<!-- factor-table:end -->`` is replaced
-(radae.analysis.factors.factor_markdown); the rest of the page is prose and stays. Rows of several sweeps
+(radae.analysis.factors.factor_markdown); the rest of the page is prose and stays. ``--block NAME`` picks
+another block, ``<!-- NAME:start -->`` ... ``<!-- NAME:end -->``, so one page can hold factor tables of
+different budgets (which never share a table)::
+
+    python dashboards/robustness_gap.py --block factor-table-60 --parquet docs/results/train60-20261203.parquet \
+        --images docs/results/train60-20261203-images.parquet --plot docs/robustness-gap-factors-60.png Rows of several sweeps
 share the table only when their budget, protocol and FID network agree; otherwise it exits 2 naming
 the column.
 """
@@ -25,7 +30,7 @@ import pandas as pd
 from radae.analysis.factors import differences, factor_markdown
 from radae.analysis.sources import load_images, load_table
 
-START, END = "<!-- factor-table:start -->", "<!-- factor-table:end -->"
+BLOCK = "factor-table"
 # Panels of the forest plot: columns of radae.analysis.factors.DIFFERENCES.
 PANELS = ("R paper formula", "MD paper λ=3", "MD paper λ=5")
 
@@ -54,13 +59,15 @@ def forest_plot(df: pd.DataFrame, path: Path, images: pd.DataFrame | None = None
     plt.close(fig)
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the part between the START and END markers replaced by ``block``."""
-    head, sep, rest = text.partition(START)
-    _, sep2, tail = rest.partition(END)
+def replace_block(text: str, block: str, name: str = BLOCK) -> str:
+    """``text`` with the part between the ``<!-- name:start -->`` and ``<!-- name:end -->`` markers replaced by
+    ``block``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    head, sep, rest = text.partition(start)
+    _, sep2, tail = rest.partition(end)
     if not sep or not sep2:
-        raise ValueError(f"the page has no {START} ... {END} block to replace")
-    return f"{head}{START}\n{block}\n{END}{tail}"
+        raise ValueError(f"the page has no {start} ... {end} block to replace")
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def main(argv=None) -> int:
@@ -71,6 +78,7 @@ def main(argv=None) -> int:
         "--images", action="append", default=[], help="per-image values (Parquet, radae.store.images) (repeatable)"
     )
     p.add_argument("--page", default="docs/robustness-gap.md", help="page whose factor-table block is rewritten")
+    p.add_argument("--block", default=BLOCK, help=f"name of the page's block to rewrite (default {BLOCK})")
     p.add_argument(
         "--plot", help="also draw the forest plot here (PNG; linked from the block, path relative to the page)"
     )
@@ -88,14 +96,14 @@ def main(argv=None) -> int:
         df = pd.concat(frames, ignore_index=True)
         images = load_images(args.sweep_id, args.images)
         figure = os.path.relpath(args.plot, page.parent) if args.plot else None
-        text = replace_block(page.read_text(), factor_markdown(df, command, figure, images))
+        text = replace_block(page.read_text(), factor_markdown(df, command, figure, images), args.block)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.plot:
         forest_plot(df, Path(args.plot), images)
     page.write_text(text)
-    print(f"wrote the factor table of {page} ({len(df)} rows)" + (f" and {args.plot}" if args.plot else ""))
+    print(f"wrote the {args.block} block of {page} ({len(df)} rows)" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
 

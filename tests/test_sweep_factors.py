@@ -118,6 +118,20 @@ def test_dashboard_rewrites_only_the_generated_block(tmp_path):
     assert text.endswith("<!-- factor-table:end -->\nmore prose\n")
 
 
+def test_dashboard_rewrites_a_named_block_and_leaves_the_other(tmp_path):
+    rows = tmp_path / "rows.parquet"
+    pd.concat([make_rows(), factor_rows("gap-lr", {"train.lr": 0.0002}, -0.1)], ignore_index=True).to_parquet(rows)
+    page = tmp_path / "gap.md"
+    first = "<!-- factor-table:start -->\nten epochs\n<!-- factor-table:end -->\n"
+    page.write_text(f"{first}<!-- factor-table-60:start -->\nold\n<!-- factor-table-60:end -->\n")
+    proc = run_dashboard("--parquet", str(rows), "--page", str(page), "--block", "factor-table-60")
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert text.startswith(first) and "old" not in text and "| lr 2e-4 (authors) vs 2e-3 | 2 / 2 | -0.100 [" in text
+    proc = run_dashboard("--parquet", str(rows), "--page", str(page), "--block", "factor-table-100")
+    assert proc.returncode == 2 and "factor-table-100:start" in proc.stderr
+
+
 def test_dashboard_refuses_a_page_without_the_block(tmp_path):
     rows = tmp_path / "rows.parquet"
     make_rows().to_parquet(rows)
