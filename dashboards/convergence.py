@@ -2,6 +2,7 @@
 
     python dashboards/convergence.py runs/k10-s0 runs/k10-s1 runs/k10-s2 --md conv.md --plot conv.png
     python dashboards/convergence.py 'K 10=runs/k10-s*' 'K 25=runs/k25-s*' --plot conv.png   # groups
+    python dashboards/convergence.py 'K 10=runs/k10-s*' 'K 25=runs/k25-s*' --epochs 12 30 60 --compare 12 60
 
 Reads each run folder's ``metrics.jsonl`` (the robustness probe's ``probe_*`` metrics every
 ``probe.every`` epochs, :mod:`radae.probe`: fixed test images and starts, both attacks, the paper's
@@ -9,7 +10,10 @@ MS-SSIM) and prints, per group and probed epoch, the mean over the group's runs 
 Student-t interval over those seeds. The probe's images and starts are the same for every seed and
 epoch, so the interval is over training seeds only; image-to-image spread is not in it. Also prints the
 epoch where clean MS-SSIM(x, rec x) stops improving (the last epoch whose mean exceeds the best before it
-by more than ``--plateau``) and the epoch of the highest probe R.
+by more than ``--plateau``) and the epoch of the highest probe R. ``--epochs`` shows only those epochs' rows;
+``--compare A B`` adds one table over the groups: each column's change from epoch A to B, mean over seeds
+with a 95% t-interval of the per-seed differences (paired by seed: the same run at both epochs). Pick A
+before looking (a peak epoch found in the same data makes the change look larger than it is).
 """
 
 from __future__ import annotations
@@ -83,7 +87,32 @@ def plateau_epoch(traj: dict[int, dict[str, list[float]]], tolerance: float) -> 
     return last
 
 
-def markdown(label: str, traj: dict[int, dict[str, list[float]]], tolerance: float) -> str:
+def paired_change(folders_values: dict[int, dict[str, list[float]]], a: int, b: int, column: str) -> str:
+    """``mean [t-interval]`` of the per-seed change of ``column`` from epoch ``a`` to ``b`` (runs with both)."""
+    va, vb = folders_values[a][column], folders_values[b][column]
+    if len(va) != len(vb) or not va:
+        return "—"
+    m, h = mean_ci([y - x for x, y in zip(va, vb, strict=True)])
+    return f"{m:+.3f}" if math.isnan(h) else f"{m:+.3f} [{m - h:+.3f}, {m + h:+.3f}]"
+
+
+def compare_markdown(groups: dict[str, dict[int, dict[str, list[float]]]], a: int, b: int) -> str:
+    """One row per group: each column's value at ``b`` and its change from ``a`` to ``b``, paired by seed."""
+    missing = [label for label, traj in groups.items() if a not in traj or b not in traj]
+    if missing:
+        raise ValueError(f"--compare {a} {b}: the runs of {missing} did not probe both epochs")
+    head = ["group", "seeds", *(f"{h} at {b}" for c, (_, h) in COLUMNS.items() if c in ("clean", "R"))]
+    head += [f"{h}: {b} - {a}" for _, h in COLUMNS.values()]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for label, traj in groups.items():
+        at_b = [mean_ci(traj[b][c]) for c in ("clean", "R")]
+        cells = [label, str(len(traj[b]["R"]))] + [f"{m:.3f} [{m - h:.3f}, {m + h:.3f}]" for m, h in at_b]
+        cells += [paired_change(traj, a, b, c) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(label: str, traj: dict[int, dict[str, list[float]]], tolerance: float, epochs=None) -> str:
     seeds = max(len(c["R"]) for c in traj.values())
     head = "| epoch | " + " | ".join(h for _, h in COLUMNS.values()) + " |"
     lines = [
@@ -93,6 +122,8 @@ def markdown(label: str, traj: dict[int, dict[str, list[float]]], tolerance: flo
         "|---" * (len(COLUMNS) + 1) + "|",
     ]
     for epoch, cell in traj.items():
+        if epochs and epoch not in epochs:
+            continue
         cells = []
         for column in COLUMNS:
             m, h = mean_ci(cell[column])
@@ -153,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md", help="write the tables here as well (Markdown)")
     p.add_argument("--plot", help="write the figure here (PNG)")
     p.add_argument("--plateau", type=float, default=0.002, help="clean MS-SSIM gain that still counts as improving")
+    p.add_argument("--epochs", type=int, nargs="+", help="show only these probed epochs in the tables")
+    p.add_argument("--compare", type=int, nargs=2, metavar=("A", "B"), help="change from epoch A to B, paired by seed")
     args = p.parse_args(argv)
     try:
         groups = {label: trajectories(folders) for label, folders in groups_of(args.runs).items()}
@@ -163,7 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     if empty:
         print(f"error: no probe metrics in the runs of {empty} (trained with probe.every 0?)", file=sys.stderr)
         return 2
-    text = "\n\n".join(markdown(label, traj, args.plateau) for label, traj in groups.items())
+    text = "\n\n".join(markdown(label, traj, args.plateau, args.epochs) for label, traj in groups.items())
+    if args.compare:
+        try:
+            table = compare_markdown(groups, *args.compare)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        text += f"\n\n**From epoch {args.compare[0]} to {args.compare[1]}** (mean over seeds [95% t-interval of the per-seed changes])\n\n{table}"
     print(text)
     if args.md:
         Path(args.md).write_text(text + "\n")

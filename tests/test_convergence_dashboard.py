@@ -51,6 +51,22 @@ def test_means_intervals_plateau_and_peak(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("**K 10**")
 
 
+def test_selected_epochs_and_the_change_between_two_epochs_paired_by_seed(tmp_path, capsys):
+    write_runs(tmp_path)
+    assert conv["main"]([f"K 10={tmp_path}/k10-s*", "--epochs", "6", "12", "--compare", "6", "12"]) == 0
+    text = capsys.readouterr().out
+    epochs = [line.split(" | ")[0] for line in text.splitlines() if line[2:3].isdigit()]
+    assert epochs == ["| 6", "| 12"]
+    row = next(line for line in text.splitlines() if line.startswith("| K 10 | 3 |"))
+    # R per seed: 0.50 -> 0.41, 0.52 -> 0.40, 0.51 -> 0.42; changes -0.09, -0.12, -0.09.
+    changes = [-0.09, -0.12, -0.09]
+    m, half = sum(changes) / 3, stats.t.ppf(0.975, 2) * stats.tstd(changes) / math.sqrt(3)
+    assert f"{m:+.3f} [{m - half:+.3f}, {m + half:+.3f}]" in row
+    assert "+0.000" in row  # max damage is constant in these runs: no change, and a zero-width interval
+    assert conv["main"]([f"K 10={tmp_path}/k10-s*", "--compare", "6", "60"]) == 2
+    assert "did not probe both epochs" in capsys.readouterr().err
+
+
 def test_errors_name_what_is_wrong(tmp_path, capsys):
     assert conv["main"]([str(tmp_path / "none*")]) == 2
     assert "no run folder matches" in capsys.readouterr().err
