@@ -148,7 +148,7 @@ def load_runs(
                 params={k: flat[k] for k in varying},
                 metrics=metrics,
                 timings={"eval_seconds": wall},
-                extra={"seed": cfg.train.seed, "run_folder": str(folder)},
+                extra={"seed": cfg.train.seed},
             )
         )
         if images is not None:
