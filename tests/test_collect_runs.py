@@ -1,5 +1,6 @@
 """dashboards/collect_runs.py and analysis.sources.load_runs: evaluated training runs as a sweep's rows and
-per-image table, which the reproduction page then reads with seeds x images intervals."""
+per-image table, which the reproduction page then reads with seeds x images intervals; dashboards/compare_sets.py:
+two such sets of different budgets, configuration by configuration."""
 
 import json
 import runpy
@@ -16,6 +17,7 @@ from radae.objective import robustness_paper, with_robustness
 
 ROOT = Path(__file__).resolve().parents[1]
 collect = runpy.run_path(str(ROOT / "dashboards" / "collect_runs.py"), run_name="collect_runs")
+compare_sets = runpy.run_path(str(ROOT / "dashboards" / "compare_sets.py"), run_name="compare_sets")
 LEVELS = (1.0, 3.0, 5.0)
 IMAGES = (7, 11, 42, 99)
 ATTACK_NAMES = (
@@ -26,12 +28,14 @@ ATTACK_NAMES = (
 )
 
 
-def write_run(root: Path, name: str, k: int, seed: int, base: float, *, images: bool = True) -> Path:
+def write_run(
+    root: Path, name: str, k: int, seed: int, base: float, *, images: bool = True, epochs: int = 60, trials: int = 2
+) -> Path:
     """A run folder as radae.train + radae.evaluate leave it: config.json, eval/eval.json, eval/images.parquet."""
     folder = root / name
     (folder / "eval").mkdir(parents=True)
     cfg = apply_overrides(
-        RunConfig(), {"prior.num_modes": k, "train.seed": seed, "train.epochs": 60, "train.out_dir": str(folder)}
+        RunConfig(), {"prior.num_modes": k, "train.seed": seed, "train.epochs": epochs, "train.out_dir": str(folder)}
     )
     (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
     rng = np.random.default_rng(seed + 10 * k)
@@ -42,7 +46,7 @@ def write_run(root: Path, name: str, k: int, seed: int, base: float, *, images: 
     }
     metrics = {f"{n}_mean": float(np.mean(list(v.values()))) for n, v in per_image.items()}
     metrics |= {f"{n}_std": 0.05 for n in per_image} | {"fid_classifier_mean": 40.0 + k, "fid_classifier_std": 0.3}
-    eval_config = {**cfg.to_dict()["eval"], "trials": 2, "images": len(IMAGES)}
+    eval_config = {**cfg.to_dict()["eval"], "trials": trials, "images": len(IMAGES)}
     doc = {"metrics": metrics, "rows": [], "eval_config": eval_config, "wall_s": 90.0}
     (folder / "eval" / "eval.json").write_text(json.dumps(doc))
     if images:
@@ -103,3 +107,32 @@ def test_without_per_image_values_the_rows_still_load_but_asking_for_them_is_an_
     args = [str(tmp_path / "a-s*"), "--sweep-id", "t", "--rows", str(tmp_path / "r.parquet")]
     assert collect["main"]([*args, "--images", str(tmp_path / "i.parquet")]) == 2
     assert "images.parquet" in capsys.readouterr().err
+
+
+def test_two_budgets_compared_configuration_by_configuration_and_only_under_one_protocol(tmp_path, capsys):
+    short = [write_run(tmp_path / "10", f"k{k}-s{s}", k, s, 0.6, epochs=10) for k in (1, 10) for s in (0, 1, 2)]
+    long = [write_run(tmp_path / "60", f"k{k}-s{s}", k, s, 0.5, epochs=60) for k in (1, 10) for s in (0, 1, 2)]
+    files = {}
+    for name, runs in (("a", short), ("b", long)):
+        rows, images = load_runs(runs, f"train-{name}")
+        rows.to_parquet(tmp_path / f"{name}.parquet")
+        images.to_parquet(tmp_path / f"{name}-images.parquet")
+        files[name] = [f"--{name}", str(tmp_path / f"{name}.parquet")]
+        files[name] += [f"--{name}-images", str(tmp_path / f"{name}-images.parquet")]
+    assert compare_sets["main"]([*files["a"], *files["b"], "--by", "prior.num_modes"]) == 0
+    out = capsys.readouterr().out
+    assert "paired by image" in out
+    k1 = next(line for line in out.splitlines() if line.startswith("| prior.num_modes=1 |"))
+    # Every MS-SSIM is about 0.1 lower after 60 epochs in these runs (0.6 -> 0.5 plus noise), with an interval.
+    md3 = k1.split(" | ")[3]
+    before, after = (float(v) for v in md3.split(",")[0].split(" → "))
+    assert before - after == pytest.approx(0.1, abs=0.03) and "[-0.1" in md3
+    assert "| 3 / 3 |" in k1
+    # Another evaluation protocol (10 starts instead of 2): not the same attacked values, refused by name.
+    other = [write_run(tmp_path / "o", f"k1-s{s}", 1, s, 0.5, trials=10) for s in (0, 1)]
+    rows, _ = load_runs(other, "other")
+    rows.to_parquet(tmp_path / "o.parquet")
+    assert compare_sets["main"]([*files["a"], "--b", str(tmp_path / "o.parquet"), "--by", "prior.num_modes"]) == 2
+    assert "differ in config.eval.trials (2 vs 10)" in capsys.readouterr().err
+    assert compare_sets["main"]([*files["a"], *files["b"], "--by", "prior.nonsense"]) == 2
+    assert "not a setting of both sets" in capsys.readouterr().err
