@@ -8,7 +8,8 @@ configuration: each metric in A, in B, and B - A with a 95% interval over seeds 
 The tables of radae.analysis refuse rows of different budgets in one table (like with like); this is the one
 place they meet, and only as a difference of the same configuration: the rows of A and B must agree in every
 evaluation setting (images, starts, attack steps, FID samples and eval seed, so the attacked images are the
-same and the difference is paired by image), and configurations are matched on the ``--by`` settings.
+same and the difference is paired by image), and configurations are matched on the ``--by`` settings, which must
+name every setting that differs within a set (else it stops: a group would average several configurations).
 Intervals: radae.analysis.intervals.difference_interval (seeds of each side resampled apart, images
 resampled once per replicate for both sides when both have per-image values).
 """
@@ -19,7 +20,7 @@ import sys
 import pandas as pd
 
 from radae.analysis import intervals
-from radae.analysis.aggregate import completed, value_text
+from radae.analysis.aggregate import completed, searched_params, value_text
 from radae.analysis.samples import samples
 from radae.analysis.sources import load_images, load_table
 from radae.analysis.tables import LIKE_WITH_LIKE, markdown
@@ -46,6 +47,20 @@ def check_same_protocol(a: pd.DataFrame, b: pd.DataFrame) -> None:
             raise ValueError(f"A and B differ in {col} ({', '.join(sorted(va))} vs {', '.join(sorted(vb))})")
 
 
+def check_one_configuration(rows: pd.DataFrame, cols: list[str], name: str) -> None:
+    """ValueError when a ``--by`` group of ``rows`` holds runs whose searched settings (``param.*``) differ: they
+    are different configurations, and averaging them would compare a mixture."""
+    others = [
+        c for c in searched_params(rows) if c.removeprefix("param.") not in {x.removeprefix("config.") for x in cols}
+    ]
+    for key, group in rows.groupby(cols, sort=True):
+        mixed = [c.removeprefix("param.") for c in others if group[c].astype(str).nunique() > 1]
+        if mixed:
+            raise ValueError(
+                f"set {name} has several configurations at {key}: they differ in {', '.join(mixed)} (add to --by)"
+            )
+
+
 def compare(
     a: pd.DataFrame, b: pd.DataFrame, by: list[str], a_images=None, b_images=None, digits: int = 3
 ) -> pd.DataFrame:
@@ -57,6 +72,8 @@ def compare(
     missing = [c for c in cols if c not in a or c not in b]
     if missing:
         raise ValueError(f"--by {missing[0].removeprefix('config.')}: not a setting of both sets")
+    check_one_configuration(a, cols, "A")
+    check_one_configuration(b, cols, "B")
     records = []
     for key, rows_b in b.groupby(cols, sort=True):
         key = key if isinstance(key, tuple) else (key,)

@@ -136,3 +136,9 @@ def test_two_budgets_compared_configuration_by_configuration_and_only_under_one_
     assert "differ in config.eval.trials (2 vs 10)" in capsys.readouterr().err
     assert compare_sets["main"]([*files["a"], *files["b"], "--by", "prior.nonsense"]) == 2
     assert "not a setting of both sets" in capsys.readouterr().err
+    # Grouping by a setting that does not name one configuration (both K here) would average K 1 with K 10.
+    assert compare_sets["main"]([*files["a"], *files["b"], "--by", "loss.alpha"]) == 2
+    assert (
+        "several configurations at loss.alpha=0.95: they differ in prior.num_modes (add to --by)"
+        in capsys.readouterr().err
+    )
