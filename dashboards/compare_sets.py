@@ -56,8 +56,9 @@ def check_one_configuration(rows: pd.DataFrame, cols: list[str], name: str) -> N
     for key, group in rows.groupby(cols, sort=True):
         mixed = [c.removeprefix("param.") for c in others if group[c].astype(str).nunique() > 1]
         if mixed:
+            at = " ".join(f"{c.removeprefix('config.')}={value_text(v)}" for c, v in zip(cols, key, strict=True))
             raise ValueError(
-                f"set {name} has several configurations at {key}: they differ in {', '.join(mixed)} (add to --by)"
+                f"set {name} has several configurations at {at}: they differ in {', '.join(mixed)} (add to --by)"
             )
 
 

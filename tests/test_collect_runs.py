@@ -35,7 +35,14 @@ def write_run(
     folder = root / name
     (folder / "eval").mkdir(parents=True)
     cfg = apply_overrides(
-        RunConfig(), {"prior.num_modes": k, "train.seed": seed, "train.epochs": epochs, "train.out_dir": str(folder)}
+        RunConfig(),
+        {
+            "prior.num_modes": k,
+            "train.seed": seed,
+            "train.epochs": epochs,
+            "train.out_dir": str(folder),
+            "probe.every": 1 + seed,  # monitoring only: not a different configuration
+        },
     )
     (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
     rng = np.random.default_rng(seed + 10 * k)
@@ -63,7 +70,8 @@ def runs(tmp_path):
 def test_runs_become_completed_rows_with_their_differences_as_params_and_per_image_values(runs):
     rows, images = load_runs(runs, "train60-test")
     assert len(rows) == 6 and set(rows["status"]) == {"completed"} and set(rows["sweep_id"]) == {"train60-test"}
-    assert sorted(c for c in rows if c.startswith("param.")) == ["param.prior.num_modes"]  # seeds and paths aside
+    # seeds, paths and probe settings aside
+    assert sorted(c for c in rows if c.startswith("param.")) == ["param.prior.num_modes"]
     assert rows["seed"].tolist() == [0, 1, 2, 0, 1, 2]
     assert rows["config.eval.trials"].tolist() == [2] * 6  # the evaluation's settings, not the run's defaults
     first = json.loads((runs[0] / "eval" / "eval.json").read_text())["metrics"]

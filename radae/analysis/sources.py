@@ -38,8 +38,9 @@ __all__ = [
     "open_tracker",
     "study_link",
 ]
-# Settings that differ between runs without making them different configurations.
-NOT_PARAMS = ("train.seed", "train.out_dir", "data.data_dir", "train.device", "data.download")
+# Settings that differ between runs without making them different configurations: the seed, paths, the
+# device, and the probe (it measures along training without touching the model or the training RNG).
+NOT_PARAMS = ("train.seed", "train.out_dir", "data.data_dir", "train.device", "data.download", "probe.")
 
 
 def load_table(sweep_id: str | None = None, parquet: str | Path | None = None):
@@ -128,7 +129,7 @@ def load_runs(
     if len(set(names)) != len(names):
         raise ValueError(f"run folders must have distinct names (they become trial ids): {sorted(names)}")
     flats = [cfg.flat() for _, cfg, _, _ in runs]
-    varying = sorted(k for k in flats[0] if k not in NOT_PARAMS and len({json.dumps(f[k]) for f in flats}) > 1)
+    varying = sorted(k for k in flats[0] if not k.startswith(NOT_PARAMS) and len({json.dumps(f[k]) for f in flats}) > 1)
     objective = make_objective("scalar")
     rows, tables = [], []
     for (folder, cfg, doc, images), flat in zip(runs, flats, strict=True):
