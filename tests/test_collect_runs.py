@@ -56,6 +56,7 @@ def write_run(
     eval_config = {**cfg.to_dict()["eval"], "trials": trials, "images": len(IMAGES)}
     doc = {"metrics": metrics, "rows": [], "eval_config": eval_config, "wall_s": 90.0}
     (folder / "eval" / "eval.json").write_text(json.dumps(doc))
+    (folder / "summary.json").write_text(json.dumps({"wall_seconds": 600.0, "device": "cpu", "epochs": epochs}))
     if images:
         flat = [(i, n, v) for n, vals in with_robustness(per_image, LEVELS).items() for i, v in vals.items()]
         pd.DataFrame(flat, columns=["image", "name", "value"]).to_parquet(folder / "eval" / "images.parquet")
@@ -74,6 +75,7 @@ def test_runs_become_completed_rows_with_their_differences_as_params_and_per_ima
     assert sorted(c for c in rows if c.startswith("param.")) == ["param.prior.num_modes"]
     assert rows["seed"].tolist() == [0, 1, 2, 0, 1, 2]
     assert rows["config.eval.trials"].tolist() == [2] * 6  # the evaluation's settings, not the run's defaults
+    assert rows["wall_seconds"].tolist() == [690.0] * 6 and set(rows["device"]) == {"cpu"}  # training + evaluation
     first = json.loads((runs[0] / "eval" / "eval.json").read_text())["metrics"]
     assert rows["metric.robustness_paper"].iloc[0] == pytest.approx(robustness_paper(first, LEVELS))
     # The per-image table has the runs' trial ids, and each run's image mean of R is its row's R.
@@ -90,6 +92,7 @@ def test_the_reproduction_page_reads_them_with_seeds_x_images_intervals(runs):
     assert ours["source"].str.contains(r"\(n=3\)").all()
     page = reproduction_markdown(rows, "python dashboards/collect_runs.py ...", images)
     assert "train60-test" in page and "from the sweeps' per-image values" in page
+    assert "| wall time | 69.0 min summed over trials |" in page
 
 
 def test_cli_writes_both_tables_and_rejects_what_is_not_an_evaluated_run(runs, tmp_path, capsys):

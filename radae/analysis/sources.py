@@ -109,6 +109,9 @@ def _read_run(folder: Path, eval_dir: str) -> tuple[RunConfig, dict, pd.DataFram
     except (json.JSONDecodeError, ConfigError) as exc:
         raise ValueError(f"{folder}: unreadable config.json or {eval_dir}/eval.json ({exc})") from exc
     images = folder / eval_dir / "images.parquet"
+    summary = folder / "summary.json"  # radae.train's: training wall time and device (absent: not recorded)
+    if summary.is_file():
+        doc["train_summary"] = json.loads(summary.read_text())
     return cfg, doc, pd.read_parquet(images) if images.is_file() else None
 
 
@@ -118,7 +121,8 @@ def load_runs(
     """(rows, per-image table) of training runs in a sweep's format, for the tables and intervals of
     :mod:`radae.analysis`: one completed row per folder (trial id = the folder's name, ``seed`` = its
     ``train.seed``, ``param.*`` = the settings that differ between the folders, the seed and paths aside,
-    metrics = its ``<eval_dir>/eval.json`` plus R, FID and score of :mod:`radae.objective`), and the
+    metrics = its ``<eval_dir>/eval.json`` plus R, FID and score of :mod:`radae.objective`; ``wall_seconds`` =
+    training (its ``summary.json``) + evaluation), and the
     folders' ``<eval_dir>/images.parquet`` under the same ids (None when any folder lacks one: the
     intervals then fall back to the rows' means and stds). ValueError naming the folder that is not an
     evaluated run."""
@@ -138,7 +142,8 @@ def load_runs(
             metrics.update(objective.derive(metrics, cfg.eval.levels))
         except ObjectiveError as exc:
             raise ValueError(f"{folder}: {exc}") from exc
-        wall = float(doc.get("wall_s", float("nan")))
+        trained = doc.get("train_summary", {})
+        train_s, eval_s = float(trained.get("wall_seconds", "nan")), float(doc.get("wall_s", "nan"))
         rows.append(
             make_row(
                 sweep_id=sweep_id,
@@ -148,8 +153,8 @@ def load_runs(
                 config={**flat, **{f"eval.{k}": v for k, v in doc["eval_config"].items()}},
                 params={k: flat[k] for k in varying},
                 metrics=metrics,
-                timings={"eval_seconds": wall},
-                extra={"seed": cfg.train.seed},
+                timings={"train_seconds": train_s, "eval_seconds": eval_s, "wall_seconds": train_s + eval_s},
+                extra={"seed": cfg.train.seed, "executor": "radae.train", "device": trained.get("device")},
             )
         )
         if images is not None:
