@@ -106,6 +106,10 @@ def test_cli_writes_both_tables_and_rejects_what_is_not_an_evaluated_run(runs, t
     (tmp_path / "k25-s0" / "config.json").write_text(json.dumps(RunConfig().to_dict()))
     assert collect["main"](args) == 2
     assert "k25-s0: no eval/eval.json" in capsys.readouterr().err
+    (tmp_path / "k25-s0" / "eval").mkdir()
+    (tmp_path / "k25-s0" / "eval" / "eval.json").write_text("{truncated")
+    assert collect["main"](args) == 2
+    assert "k25-s0: unreadable config.json, summary.json or eval/eval.json" in capsys.readouterr().err
     assert collect["main"]([str(tmp_path / "nothing*"), *args[1:]]) == 2
     assert "no run folder matches" in capsys.readouterr().err
 

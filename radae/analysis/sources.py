@@ -103,15 +103,15 @@ def _read_run(folder: Path, eval_dir: str) -> tuple[RunConfig, dict, pd.DataFram
     for need in (folder / "config.json", evaluated):
         if not need.is_file():
             raise ValueError(f"{folder}: no {need.relative_to(folder)} (train with radae.train, then radae.evaluate)")
+    summary = folder / "summary.json"  # radae.train's: training wall time and device (absent: not recorded)
     try:
         cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
         doc = json.loads(evaluated.read_text())
+        if summary.is_file():
+            doc["train_summary"] = json.loads(summary.read_text())
     except (json.JSONDecodeError, ConfigError) as exc:
-        raise ValueError(f"{folder}: unreadable config.json or {eval_dir}/eval.json ({exc})") from exc
+        raise ValueError(f"{folder}: unreadable config.json, summary.json or {eval_dir}/eval.json ({exc})") from exc
     images = folder / eval_dir / "images.parquet"
-    summary = folder / "summary.json"  # radae.train's: training wall time and device (absent: not recorded)
-    if summary.is_file():
-        doc["train_summary"] = json.loads(summary.read_text())
     return cfg, doc, pd.read_parquet(images) if images.is_file() else None
 
 
