@@ -7,8 +7,9 @@
 Reads each run folder's ``metrics.jsonl`` (the robustness probe's ``probe_*`` metrics every
 ``probe.every`` epochs, :mod:`radae.probe`: fixed test images and starts, both attacks, the paper's
 MS-SSIM) and prints, per group and probed epoch, the mean over the group's runs (seeds) with a 95%
-Student-t interval over those seeds. The probe's images and starts are the same for every seed and
-epoch, so the interval is over training seeds only; image-to-image spread is not in it. Also prints the
+Student-t interval over those seeds (clipped to [0, 1], every column's range). The probe's images and
+starts are the same for every seed and epoch, so the interval is over training seeds only; image-to-image
+spread is not in it. Also prints the
 epoch where clean MS-SSIM(x, rec x) stops improving (the last epoch whose mean exceeds the best before it
 by more than ``--plateau``) and the epoch of the highest probe R. ``--epochs`` shows only those epochs' rows;
 ``--compare A B`` adds one table over the groups: each column's change from epoch A to B, mean over seeds
@@ -87,6 +88,13 @@ def plateau_epoch(traj: dict[int, dict[str, list[float]]], tolerance: float) -> 
     return last
 
 
+def interval_text(m: float, h: float) -> str:
+    """``mean [low, high]``, the t-interval clipped to [0, 1] (every column is an MS-SSIM or R)."""
+    if math.isnan(h):
+        return f"{m:.3f}"
+    return f"{m:.3f} [{max(m - h, 0.0):.3f}, {min(m + h, 1.0):.3f}]"
+
+
 def paired_change(folders_values: dict[int, dict[str, list[float]]], a: int, b: int, column: str) -> str:
     """``mean [t-interval]`` of the per-seed change of ``column`` from epoch ``a`` to ``b`` (runs with both)."""
     va, vb = folders_values[a][column], folders_values[b][column]
@@ -106,7 +114,7 @@ def compare_markdown(groups: dict[str, dict[int, dict[str, list[float]]]], a: in
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for label, traj in groups.items():
         at_b = [mean_ci(traj[b][c]) for c in ("clean", "R")]
-        cells = [label, str(len(traj[b]["R"]))] + [f"{m:.3f} [{m - h:.3f}, {m + h:.3f}]" for m, h in at_b]
+        cells = [label, str(len(traj[b]["R"]))] + [interval_text(m, h) for m, h in at_b]
         cells += [paired_change(traj, a, b, c) for c in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -127,7 +135,7 @@ def markdown(label: str, traj: dict[int, dict[str, list[float]]], tolerance: flo
         cells = []
         for column in COLUMNS:
             m, h = mean_ci(cell[column])
-            cells.append(f"{m:.3f}" if math.isnan(h) else f"{m:.3f} [{m - h:.3f}, {m + h:.3f}]")
+            cells.append(interval_text(m, h))
         lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
     peak = max(traj, key=lambda e: statistics.fmean(traj[e]["R"]))
     lines += [

@@ -67,6 +67,12 @@ def test_selected_epochs_and_the_change_between_two_epochs_paired_by_seed(tmp_pa
     assert "did not probe both epochs" in capsys.readouterr().err
 
 
+def test_intervals_stay_inside_the_metrics_range():
+    assert conv["interval_text"](0.02, 0.05) == "0.020 [0.000, 0.070]"
+    assert conv["interval_text"](0.98, 0.05) == "0.980 [0.930, 1.000]"
+    assert conv["interval_text"](0.5, math.nan) == "0.500"
+
+
 def test_errors_name_what_is_wrong(tmp_path, capsys):
     assert conv["main"]([str(tmp_path / "none*")]) == 2
     assert "no run folder matches" in capsys.readouterr().err
