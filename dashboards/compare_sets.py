@@ -88,11 +88,10 @@ def compare(
                 record[column] = "—"
                 continue
             sa, sb = samples(rows_a, metric, a_images), samples(rows_b, metric, b_images)
-            ia, ib = intervals.mean_interval(sa, metric), intervals.mean_interval(sb, metric)
             diff = intervals.difference_interval(sa, sb, metric)
             places = 1 if "fid" in metric else digits
             record[column] = (
-                f"{ia.estimate:.{places}f} → {ib.estimate:.{places}f}, {intervals.fmt(diff, places, signed=True)}"
+                f"{sa.seed_means.mean():.{places}f} → {sb.seed_means.mean():.{places}f}, {intervals.fmt(diff, places, signed=True)}"
             )
         records.append(record)
     if not records:

@@ -15,6 +15,7 @@ the bucket of ``$RADAE_S3_*`` or from copied Parquet files), its MLflow runs, an
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 
 from radae.config import ConfigError, RunConfig
 from radae.objective import ObjectiveError, make_objective
-from radae.store.images import COLUMNS, records
+from radae.store.images import COLUMNS
 from radae.store.results import make_row, read_images, read_sweep
 from radae.store.settings import StorageSettings
 from radae.store.studies import DEFAULT_STUDY_DB, study_page
@@ -157,8 +158,8 @@ def load_runs(
                 extra={"seed": cfg.train.seed, "executor": "radae.train", "device": trained.get("device")},
             )
         )
-        if images is not None:
-            per_image = {n: dict(zip(g["image"], g["value"], strict=True)) for n, g in images.groupby("name")}
-            tables.append(pd.DataFrame.from_records(records(per_image, sweep_id=sweep_id, trial_id=folder.name)))
+        if images is not None:  # the per-image table's columns (radae.store.images), finite values only
+            finite = images[images["value"].astype(float).map(math.isfinite)]
+            tables.append(finite.assign(sweep_id=sweep_id, trial_id=folder.name)[list(COLUMNS)])
     images = pd.concat(tables, ignore_index=True) if len(tables) == len(runs) else None
     return pd.DataFrame.from_records(rows), images
