@@ -95,9 +95,11 @@ def interval_text(m: float, h: float) -> str:
     return f"{m:.3f} [{max(m - h, 0.0):.3f}, {min(m + h, 1.0):.3f}]"
 
 
-def paired_change(folders_values: dict[int, dict[str, list[float]]], a: int, b: int, column: str) -> str:
-    """``mean [t-interval]`` of the per-seed change of ``column`` from epoch ``a`` to ``b`` (runs with both)."""
-    va, vb = folders_values[a][column], folders_values[b][column]
+def paired_change(traj: dict[int, dict[str, list[float]]], a: int, b: int, column: str) -> str:
+    """``mean [t-interval]`` of the per-seed change of ``column`` from epoch ``a`` to ``b``. Runs are paired by
+    their order in ``traj``, so every run of the group must have probed both epochs (same ``probe.every``);
+    unequal counts give "—"."""
+    va, vb = traj[a][column], traj[b][column]
     if len(va) != len(vb) or not va:
         return "—"
     m, h = mean_ci([y - x for x, y in zip(va, vb, strict=True)])
